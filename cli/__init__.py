@@ -1,0 +1,1 @@
+"""Command line of geometry-probe, installed as ``geometry_probe.cli`` (``geoprobe``)."""

@@ -1,0 +1,23 @@
+"""Option definitions written once and reused by the commands."""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+EmbeddingsArg = Annotated[Path, typer.Argument(
+    help="Embeddings file: .npy .npz .pt/.pth .safetensors .csv/.tsv/.parquet .h5.", show_default=False)]
+LabelsOpt = Annotated[Optional[str], typer.Option(
+    "--labels", "-l", help="Labels: a .npy/.txt/.csv file, or the name of an array inside the embeddings file.")]
+KeyOpt = Annotated[Optional[str], typer.Option(
+    "--key", "-k", help="Which array of a container file (.npz/.pt/.safetensors/.h5) holds the embeddings.")]
+AnalyzersOpt = Annotated[Optional[str], typer.Option(
+    "--analyzers", "-a", help="Comma-separated analyzers (default: all that apply). See `geoprobe list`.")]
+DeviceOpt = Annotated[str, typer.Option(help="'auto', 'cpu', 'cuda' or 'cuda:N'.")]
+BatchSizeOpt = Annotated[Optional[int], typer.Option(
+    min=1, help="Rows per batch sent to the device (default: from a 128 MB budget).")]
+PrecisionOpt = Annotated[str, typer.Option(
+    help="GEMM precision: float32 (fast) or float64 (resolves singular values below ~2e-4 of the largest).")]
+SeedOpt = Annotated[int, typer.Option(help="Seed for every subsample.")]
+JsonOpt = Annotated[Optional[Path], typer.Option("--json", help="Write the results as JSON to this file.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Do not print the summary table.")]

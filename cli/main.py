@@ -1,0 +1,30 @@
+"""Console entry point: registers the commands and turns library errors into exit codes."""
+
+import sys
+
+import click
+
+import geometry_probe as gp
+
+from . import analyze as _analyze  # noqa: F401  (registers commands)
+from .app import app
+
+
+def main() -> None:
+    """Run ``geoprobe``: 2 with one line on stderr for bad input or usage, 130 on Ctrl-C."""
+    try:
+        code = app(standalone_mode=False)
+    except gp.GeometryProbeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except click.ClickException as err:
+        err.show()
+        raise SystemExit(err.exit_code) from None
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""geometry-probe: measure and show the geometry of learned embeddings.
+
+>>> import geometry_probe as gp
+>>> res = gp.analyze(gp.datasets.make_isotropic(200, 8), "spectrum")
+>>> sorted(res)
+['spectrum']
+"""
+
+__version__ = "0.1.0"
+
+from geometry_probe import datasets
+from geometry_probe.analysis import analyze
+from geometry_probe.analyzers import ANALYZERS, Analyzer, PairwiseAnalyzer, get_analyzer
+from geometry_probe.embeddings import Embeddings
+from geometry_probe.exceptions import (
+    AmbiguousKeyError,
+    EmptyAnalyzerError,
+    GeometryProbeError,
+    InputFileError,
+    InvalidEmbeddingsError,
+    InvalidInputError,
+    InvalidLabelsError,
+    MissingDependencyError,
+    MissingLabelsError,
+    OutputError,
+    UnknownAnalyzerError,
+    UnsafeFileError,
+)
+from geometry_probe._atomic import check_output_path
+from geometry_probe.io import load
+from geometry_probe.result import Result, Results
+from geometry_probe.stats import ClassMoments, ClassScatter, Moments
+
+__all__ = [
+    "ANALYZERS", "AmbiguousKeyError", "Analyzer", "ClassMoments", "ClassScatter", "Embeddings",
+    "EmptyAnalyzerError", "GeometryProbeError", "InputFileError", "InvalidEmbeddingsError",
+    "InvalidInputError", "InvalidLabelsError", "MissingDependencyError", "MissingLabelsError",
+    "Moments", "OutputError", "PairwiseAnalyzer", "Result", "Results", "UnknownAnalyzerError",
+    "UnsafeFileError", "__version__", "analyze", "check_output_path", "datasets", "get_analyzer", "load",
+]

@@ -1,0 +1,116 @@
+"""Analyzer base classes: thin streaming shells over the functional kernels."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from geometry_probe.batch import Batch
+from geometry_probe.embeddings import Embeddings
+from geometry_probe.exceptions import EmptyAnalyzerError, MissingLabelsError
+from geometry_probe.result import Result
+from geometry_probe.stats import SumStats
+
+
+class Analyzer(ABC):
+    """Accumulates additive statistics batch by batch, then computes a :class:`Result`.
+
+    Subclasses set the class metadata and implement ``_stats`` (statistics of one batch,
+    usually a cached property of :class:`~geometry_probe.batch.Batch`) and ``_compute``
+    (the functional kernel applied to the summed state). ``update``/``merge``/``reset``/
+    ``compute`` are shared, so every analyzer streams, merges and syncs the same way.
+
+    Parameters
+    ----------
+    n_classes : int, optional
+        Number of label codes; needed only by analyzers that use labels.
+    """
+
+    name: ClassVar[str]
+    requires_labels: ClassVar[bool] = False
+    uses_labels: ClassVar[bool] = False
+    streamable: ClassVar[bool] = True
+    invariances: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, *, n_classes: int | None = None) -> None:
+        self.n_classes = n_classes
+        self._state: SumStats | None = None
+
+    def update(self, X: Tensor, labels: Tensor | None = None) -> None:
+        """Add one batch of rows (shape (batch_size, n_features)) and optional label codes."""
+        n_classes = self.n_classes or 0
+        if labels is not None and self.n_classes is None and labels.numel():
+            n_classes = int(labels.max()) + 1    # one host sync; pass n_classes to avoid it
+        self.update_batch(Batch(X.detach(), labels, n_classes=n_classes))
+
+    def update_batch(self, batch: Batch) -> None:
+        """Add a shared :class:`Batch` (used by :func:`geometry_probe.analyze` for one pass)."""
+        if self.requires_labels and batch.labels is None:
+            raise MissingLabelsError(
+                f"{self.name!r} needs labels: pass labels=... (library) or --labels (CLI).")
+        stats = self._stats(batch)
+        self._state = stats if self._state is None else self._state + stats
+
+    def wants_class_scatter(self, batch: Batch) -> bool:
+        """Whether this analyzer will ask ``batch`` for per-class covariances (see :class:`Batch`)."""
+        return False
+
+    def needs_second_pass(self) -> bool:
+        """Whether :meth:`update_second_pass` must see every batch again after the first pass."""
+        return False
+
+    def update_second_pass(self, batch: Batch) -> None:
+        """Second look at a batch, for statistics that need first-pass results (e.g. class means)."""
+
+    def merge(self, other: Analyzer) -> Analyzer:
+        """Add the state of ``other`` (same class) into this analyzer; returns ``self``."""
+        if type(other) is not type(self):
+            raise TypeError(f"cannot merge {type(other).__name__} into {type(self).__name__}")
+        if other._state is not None:
+            self._state = other._state if self._state is None else self._state + other._state
+        return self
+
+    def reset(self) -> None:
+        """Forget all statistics."""
+        self._state = None
+
+    @property
+    def state(self) -> SumStats | None:
+        """The accumulated statistics (``None`` before the first update)."""
+        return self._state
+
+    def compute(self) -> Result:
+        """Result from the statistics summed over all processes of ``torch.distributed``."""
+        if self._state is None:
+            raise EmptyAnalyzerError(f"{type(self).__name__}.compute() was called before update().")
+        return self._compute(self._state.all_reduced())
+
+    @abstractmethod
+    def _stats(self, batch: Batch) -> SumStats: ...
+
+    @abstractmethod
+    def _compute(self, state: Any) -> Result: ...
+
+
+class PairwiseAnalyzer(ABC):
+    """An analyzer over pairs of rows (O(N²) work), run on the whole :class:`Embeddings`.
+
+    It is not streamable: :func:`geometry_probe.analyze` calls :meth:`run` once, after the
+    streaming pass, with the device and batch size it was given.
+    """
+
+    name: ClassVar[str]
+    requires_labels: ClassVar[bool] = False
+    uses_labels: ClassVar[bool] = False
+    streamable: ClassVar[bool] = False
+    invariances: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, **params: Any) -> None:
+        self.params = params
+
+    @abstractmethod
+    def run(self, emb: Embeddings, *, device: torch.device, batch_size: int) -> Result:
+        """Compute the result on all of ``emb``."""

@@ -1,0 +1,181 @@
+"""Plain-data results: floats and small arrays, JSON round-trip, flat scalars for loggers."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geometry_probe._atomic import atomic_write_text
+from geometry_probe.exceptions import InputFileError
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one analyzer found. Plain Python/NumPy only: no tensors, no figures.
+
+    Attributes
+    ----------
+    analyzer : str
+        Registry name; also the family prefix of its scalars (``spectrum/effective_rank``).
+    scalars : mapping of str to float
+        Headline numbers. NaN means "undefined for this input" and comes with a note.
+    arrays : mapping of str to ndarray
+        Small arrays for figures: O(D) or O(C²), never O(N).
+    params : mapping
+        The options and conventions used (centring, ε, estimator, ...).
+    notes : tuple of str
+        Warnings and explanations (e.g. why a value is NaN).
+    tables : mapping of str to list of dict
+        Small tables (e.g. one row per class).
+    """
+
+    analyzer: str
+    scalars: Mapping[str, float]
+    arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    tables: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (NaN/inf become ``null``)."""
+        return {
+            "analyzer": self.analyzer,
+            "scalars": {k: _clean(v) for k, v in self.scalars.items()},
+            "arrays": {k: _clean(np.asarray(v).tolist()) for k, v in self.arrays.items()},
+            "params": _clean(dict(self.params)),
+            "notes": list(self.notes),
+            "tables": _clean({k: list(v) for k, v in self.tables.items()}),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Result:
+        """Inverse of :meth:`to_dict` (``null`` becomes NaN)."""
+        return cls(
+            analyzer=data["analyzer"],
+            scalars={k: _float(v) for k, v in data.get("scalars", {}).items()},
+            arrays={k: np.asarray(_unnull(v), dtype=float) for k, v in data.get("arrays", {}).items()},
+            params=dict(data.get("params", {})),
+            notes=tuple(data.get("notes", ())),
+            tables={k: list(v) for k, v in data.get("tables", {}).items()},
+        )
+
+
+class Results(Mapping[str, Result]):
+    """Results of several analyzers on the same embeddings, with run metadata and findings.
+
+    Behaves as a read-only mapping from analyzer name to :class:`Result`.
+
+    Examples
+    --------
+    >>> res = Results([Result("spectrum", {"effective_rank": 2.0})], meta={"n_samples": 3})
+    >>> res.scalars()
+    {'spectrum/effective_rank': 2.0}
+    """
+
+    def __init__(self, results: Iterable[Result], *, meta: Mapping[str, Any] | None = None,
+                 findings: Iterable[Mapping[str, Any]] = ()) -> None:
+        self._results = {r.analyzer: r for r in results}
+        self.meta: dict[str, Any] = dict(meta or {})
+        self.findings: list[dict[str, Any]] = [dict(f) for f in findings]
+
+    def __getitem__(self, name: str) -> Result:
+        return self._results[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._results)
+
+    def __len__(self) -> int:
+        return len(self._results)
+
+    def scalars(self, prefix: str = "") -> dict[str, float]:
+        """Flat ``{"<prefix><family>/<metric>": value}`` for loggers and tables."""
+        return {f"{prefix}{name}/{key}": float(value)
+                for name, result in self._results.items() for key, value in result.scalars.items()}
+
+    def notes(self) -> list[str]:
+        """All notes, each prefixed with its analyzer name."""
+        return [f"{name}: {note}" for name, result in self._results.items() for note in result.notes]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: ``schema``, ``meta``, ``scalars``, ``findings``, ``results``."""
+        return {
+            "schema": SCHEMA_VERSION,
+            "meta": _clean(self.meta),
+            "scalars": {k: _clean(v) for k, v in self.scalars().items()},
+            "findings": _clean(self.findings),
+            "results": {name: r.to_dict() for name, r in self._results.items()},
+        }
+
+    def to_json(self, path: str | os.PathLike[str] | None = None, *, indent: int = 2) -> str:
+        """Serialise to JSON text; with ``path``, also write it atomically. Returns the text."""
+        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False) + "\n"
+        if path is not None:
+            atomic_write_text(path, text)
+        return text
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Results:
+        """Inverse of :meth:`to_dict`."""
+        return cls((Result.from_dict(r) for r in data.get("results", {}).values()),
+                   meta=data.get("meta", {}), findings=data.get("findings", ()))
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike[str]) -> Results:
+        """Read results written by :meth:`to_json`."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InputFileError(f"{path}: no such file.") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise InputFileError(f"{path}: not a geometry-probe results JSON ({err}).") from None
+        if not isinstance(data, dict) or "results" not in data:
+            raise InputFileError(f"{path}: not a geometry-probe results JSON (no 'results' key).")
+        return cls.from_dict(data)
+
+    def __repr__(self) -> str:
+        return f"Results({list(self._results)}, n_findings={len(self.findings)})"
+
+    def _repr_html_(self) -> str:
+        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.6g}</td></tr>" for k, v in self.scalars().items())
+        return f"<table><tr><th>metric</th><th>value</th></tr>{rows}</table>"
+
+
+def _float(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _unnull(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_unnull(v) for v in value]
+    return math.nan if value is None else value
+
+
+def _clean(value: Any) -> Any:
+    """Recursively turn NumPy scalars/arrays into Python values and non-finite floats into None."""
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _clean(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, Path):
+        return str(value)
+    return value

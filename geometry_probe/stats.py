@@ -1,0 +1,230 @@
+"""Additive float64 sufficient statistics: the only state an analyzer keeps.
+
+Every field is a sum over samples, so statistics of a union are the elementwise sum of
+statistics of its parts: merging is ``+``, a multi-process sync is one ``all_reduce`` per
+field, and streaming in batches equals one shot.
+
+Precision. Each batch is first centred on its own mean; its scatter
+:math:`\\sum_b (x_b-\\bar x)(x_b-\\bar x)^\\top` is one GEMM in the batch's precision (float32
+for float32/float16/bfloat16 input unless float64 is asked for, float64 for float64 input) and the raw second moment is
+rebuilt exactly in float64, :math:`S_2 = C + \\bar x s_c^\\top + s_c \\bar x^\\top + n \\bar x \\bar x^\\top`
+with :math:`s_c = \\sum_b (x_b-\\bar x)` summed in float64. Centring per batch keeps the float32
+GEMM free of the cancellation a large common offset causes, while the sums themselves live in
+float64 (metrics-reference §1.2: statistics in float64).
+
+The float32 GEMM puts a noise floor under small eigenvalues of about
+``eps32 * sqrt(D / B) * λ_max``, i.e. singular values below roughly ``2e-4 * σ_max`` are not
+resolved. Pass float64 rows (``analyze(..., precision="float64")``) when such tiny directions
+matter, e.g. to see an exact rank-1 collapse as effective rank 1.000 instead of about 1.1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import TypeVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+STATE_DTYPE = torch.float64
+
+S = TypeVar("S", bound="SumStats")
+
+
+def compute_dtype(X: Tensor) -> torch.dtype:
+    """GEMM precision for a batch: float64 stays float64, everything else runs in float32."""
+    return torch.float64 if X.dtype == torch.float64 else torch.float32
+
+
+def gram(A: Tensor) -> Tensor:
+    """``Aᵀ A`` for a (B, D) tensor; on CPU through NumPy, whose BLAS call (syrk) halves the work."""
+    if A.device.type == "cpu":
+        a = A.contiguous().numpy()
+        return torch.from_numpy(a.T @ a)
+    return A.T @ A
+
+
+def _centred_sums(X: Tensor) -> tuple[Tensor, Tensor]:
+    """Return ``(s1, s2)`` = (Σ x, Σ x xᵀ) in float64 for the rows of ``X``, via a centred GEMM."""
+    X = X.to(compute_dtype(X))
+    shift = X.mean(dim=0)                                     # (D,) in the compute dtype
+    Xc = X - shift                                            # (B, D)
+    scatter = gram(Xc).to(STATE_DTYPE)                        # (D, D)
+    shift64 = shift.to(STATE_DTYPE)
+    sc = Xc.sum(dim=0, dtype=STATE_DTYPE)                     # (D,) ≈ 0, kept for exactness
+    n = X.shape[0]
+    cross = torch.outer(shift64, sc)
+    s2 = scatter + cross + cross.T + n * torch.outer(shift64, shift64)
+    s1 = sc + n * shift64
+    return s1, s2
+
+
+@dataclass(frozen=True)
+class SumStats:
+    """Statistics that combine by elementwise addition (a commutative monoid)."""
+
+    def __add__(self: S, other: S) -> S:
+        if type(other) is not type(self):
+            return NotImplemented
+        return type(self)(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+    def to(self: S, device: torch.device | str) -> S:
+        """Copy of the statistics on ``device``."""
+        return type(self)(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+    def all_reduced(self: S) -> S:
+        """Copy summed over all ranks of ``torch.distributed``; the local state is untouched.
+
+        Without an initialised process group this returns ``self``. Under a process group
+        every rank must call it (it is a collective), with states of the same shapes.
+        """
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return self
+        copy = type(self)(**{f.name: getattr(self, f.name).clone() for f in fields(self)})
+        for f in fields(copy):
+            torch.distributed.all_reduce(getattr(copy, f.name))
+        return copy
+
+
+@dataclass(frozen=True)
+class Moments(SumStats):
+    """Count, sum and raw second moment of a set of rows.
+
+    Attributes
+    ----------
+    n : Tensor of shape ()
+    s1 : Tensor of shape (n_features,)
+        :math:`\\sum_i x_i`.
+    s2 : Tensor of shape (n_features, n_features)
+        :math:`\\sum_i x_i x_i^\\top`.
+    """
+
+    n: Tensor
+    s1: Tensor
+    s2: Tensor
+
+    @classmethod
+    def of(cls, X: Tensor) -> Moments:
+        """Statistics of the rows of ``X`` (shape (n_samples, n_features))."""
+        s1, s2 = _centred_sums(X)
+        return cls(n=s1.new_tensor(float(X.shape[0])), s1=s1, s2=s2)
+
+    @property
+    def mean(self) -> Tensor:
+        """Mean row, shape (n_features,)."""
+        return self.s1 / self.n
+
+    def scatter(self, *, center: bool = True) -> Tensor:
+        """:math:`\\sum_i (x_i-\\bar x)(x_i-\\bar x)^\\top` (or the raw second moment), shape (D, D)."""
+        if not center:
+            return self.s2
+        scatter = self.s2 - torch.outer(self.s1, self.mean)
+        return (scatter + scatter.T) / 2
+
+
+@dataclass(frozen=True)
+class ClassMoments(SumStats):
+    """Per-class counts and sums, with the second moment pooled over all rows.
+
+    Attributes
+    ----------
+    n : Tensor of shape (n_classes,)
+    s1 : Tensor of shape (n_classes, n_features)
+    s2 : Tensor of shape (n_features, n_features)
+        :math:`\\sum_i x_i x_i^\\top` over all rows.
+
+    Adding statistics with different ``n_classes`` pads the smaller one with empty
+    classes, so a stream whose later batches show new classes still merges.
+    """
+
+    n: Tensor
+    s1: Tensor
+    s2: Tensor
+
+    @classmethod
+    def of(cls, X: Tensor, labels: Tensor, n_classes: int) -> ClassMoments:
+        """Statistics of the rows of ``X`` grouped by integer ``labels`` in ``[0, n_classes)``."""
+        _, s2 = _centred_sums(X)
+        onehot = F.one_hot(labels.long(), n_classes).to(compute_dtype(X))       # (B, K)
+        s1 = (onehot.T @ X.to(onehot.dtype)).to(STATE_DTYPE)                     # (K, D)
+        n = onehot.sum(dim=0, dtype=STATE_DTYPE)                                 # (K,)
+        return cls(n=n, s1=s1, s2=s2)
+
+    def __add__(self, other: ClassMoments) -> ClassMoments:
+        if type(other) is not type(self):
+            return NotImplemented
+        a, b = _pad_classes(self, other), _pad_classes(other, self)
+        return ClassMoments(n=a.n + b.n, s1=a.s1 + b.s1, s2=a.s2 + b.s2)
+
+    @property
+    def n_classes(self) -> int:
+        """Number of class slots (some may be empty)."""
+        return int(self.n.shape[0])
+
+    @property
+    def means(self) -> Tensor:
+        """Class means, shape (n_classes, n_features); empty classes give zero rows."""
+        return self.s1 / self.n.clamp_min(1)[:, None]
+
+    def total(self) -> Moments:
+        """The class-blind :class:`Moments` of the same rows."""
+        return Moments(n=self.n.sum(), s1=self.s1.sum(dim=0), s2=self.s2)
+
+    def within_scatter(self) -> Tensor:
+        """:math:`\\sum_k \\sum_{i: y_i=k} (x_i-\\mu_k)(x_i-\\mu_k)^\\top`, shape (D, D)."""
+        scatter = self.s2 - (self.means * self.n[:, None]).T @ self.means
+        return (scatter + scatter.T) / 2
+
+
+def _pad_classes(a: ClassMoments, b: ClassMoments) -> ClassMoments:
+    extra = b.n_classes - a.n_classes
+    if extra <= 0:
+        return a
+    return ClassMoments(n=F.pad(a.n, (0, extra)), s1=F.pad(a.s1, (0, 0, 0, extra)), s2=a.s2)
+
+
+@dataclass(frozen=True)
+class ClassScatter(SumStats):
+    """Per-class counts, sums and second moments: what per-class spectra need.
+
+    Memory is ``n_classes * n_features**2`` float64 numbers, so analyzers ask for it only
+    when that fits their budget.
+
+    Attributes
+    ----------
+    n : Tensor of shape (n_classes,)
+    s1 : Tensor of shape (n_classes, n_features)
+    s2 : Tensor of shape (n_classes, n_features, n_features)
+    """
+
+    n: Tensor
+    s1: Tensor
+    s2: Tensor
+
+    @classmethod
+    def of(cls, X: Tensor, labels: Tensor, n_classes: int) -> ClassScatter:
+        """Per-class statistics of the rows of ``X`` grouped by integer ``labels``."""
+        D = X.shape[1]
+        n = torch.zeros(n_classes, dtype=STATE_DTYPE, device=X.device)
+        s1 = torch.zeros(n_classes, D, dtype=STATE_DTYPE, device=X.device)
+        s2 = torch.zeros(n_classes, D, D, dtype=STATE_DTYPE, device=X.device)
+        order = torch.argsort(labels)
+        present, counts = torch.unique_consecutive(labels[order], return_counts=True)
+        for k, rows in zip(present.tolist(), torch.split(order, counts.tolist())):
+            s1[k], s2[k] = _centred_sums(X[rows])
+            n[k] = float(rows.numel())
+        return cls(n=n, s1=s1, s2=s2)
+
+    @property
+    def n_classes(self) -> int:
+        """Number of class slots (some may be empty)."""
+        return int(self.n.shape[0])
+
+    def pooled(self) -> ClassMoments:
+        """The same rows as :class:`ClassMoments` (second moment summed over classes)."""
+        return ClassMoments(n=self.n, s1=self.s1, s2=self.s2.sum(dim=0))
+
+    def class_scatter(self, k: int) -> Tensor:
+        """Centred scatter of class ``k``, shape (D, D)."""
+        return Moments(n=self.n[k].clamp_min(1), s1=self.s1[k], s2=self.s2[k]).scatter()
