@@ -133,6 +133,9 @@ class ClassMoments(SumStats):
     s1 : Tensor of shape (n_classes, n_features)
     s2 : Tensor of shape (n_features, n_features)
         :math:`\\sum_i x_i x_i^\\top` over all rows.
+    sq : Tensor of shape (n_classes,)
+        :math:`\\sum_{i: y_i = k} \\lVert x_i \\rVert^2`: per-class total variance without a
+        per-class D×D matrix (CDNV needs it).
 
     Adding statistics with different ``n_classes`` pads the smaller one with empty
     classes, so a stream whose later batches show new classes still merges.
@@ -141,6 +144,7 @@ class ClassMoments(SumStats):
     n: Tensor
     s1: Tensor
     s2: Tensor
+    sq: Tensor
 
     @classmethod
     def of(cls, X: Tensor, labels: Tensor, n_classes: int) -> ClassMoments:
@@ -149,13 +153,15 @@ class ClassMoments(SumStats):
         onehot = F.one_hot(labels.long(), n_classes).to(compute_dtype(X))       # (B, K)
         s1 = (onehot.T @ X.to(onehot.dtype)).to(STATE_DTYPE)                     # (K, D)
         n = onehot.sum(dim=0, dtype=STATE_DTYPE)                                 # (K,)
-        return cls(n=n, s1=s1, s2=s2)
+        row_sq = X.to(STATE_DTYPE).square().sum(dim=1)                           # (B,)
+        sq = torch.zeros(n_classes, dtype=STATE_DTYPE, device=X.device).index_add_(0, labels.long(), row_sq)
+        return cls(n=n, s1=s1, s2=s2, sq=sq)
 
     def __add__(self, other: ClassMoments) -> ClassMoments:
         if type(other) is not type(self):
             return NotImplemented
         a, b = _pad_classes(self, other), _pad_classes(other, self)
-        return ClassMoments(n=a.n + b.n, s1=a.s1 + b.s1, s2=a.s2 + b.s2)
+        return ClassMoments(n=a.n + b.n, s1=a.s1 + b.s1, s2=a.s2 + b.s2, sq=a.sq + b.sq)
 
     @property
     def n_classes(self) -> int:
@@ -171,6 +177,10 @@ class ClassMoments(SumStats):
         """The class-blind :class:`Moments` of the same rows."""
         return Moments(n=self.n.sum(), s1=self.s1.sum(dim=0), s2=self.s2)
 
+    def class_variances(self) -> Tensor:
+        """Per-class total variance :math:`\\frac{1}{n_k}\\sum_{i:y_i=k}\\lVert x_i-\\mu_k\\rVert^2`, shape (K,)."""
+        return self.sq / self.n.clamp_min(1) - self.means.square().sum(dim=1)
+
     def within_scatter(self) -> Tensor:
         """:math:`\\sum_k \\sum_{i: y_i=k} (x_i-\\mu_k)(x_i-\\mu_k)^\\top`, shape (D, D)."""
         scatter = self.s2 - (self.means * self.n[:, None]).T @ self.means
@@ -181,7 +191,8 @@ def _pad_classes(a: ClassMoments, b: ClassMoments) -> ClassMoments:
     extra = b.n_classes - a.n_classes
     if extra <= 0:
         return a
-    return ClassMoments(n=F.pad(a.n, (0, extra)), s1=F.pad(a.s1, (0, 0, 0, extra)), s2=a.s2)
+    return ClassMoments(n=F.pad(a.n, (0, extra)), s1=F.pad(a.s1, (0, 0, 0, extra)), s2=a.s2,
+                        sq=F.pad(a.sq, (0, extra)))
 
 
 @dataclass(frozen=True)
@@ -223,7 +234,8 @@ class ClassScatter(SumStats):
 
     def pooled(self) -> ClassMoments:
         """The same rows as :class:`ClassMoments` (second moment summed over classes)."""
-        return ClassMoments(n=self.n, s1=self.s1, s2=self.s2.sum(dim=0))
+        sq = torch.diagonal(self.s2, dim1=1, dim2=2).sum(dim=1)
+        return ClassMoments(n=self.n, s1=self.s1, s2=self.s2.sum(dim=0), sq=sq)
 
     def class_scatter(self, k: int) -> Tensor:
         """Centred scatter of class ``k``, shape (D, D)."""
