@@ -109,7 +109,10 @@ class Embeddings:
             X = self.X[torch.as_tensor(index) if isinstance(index, np.ndarray) else index]
             X = X.to(device) if device is not None else X
         else:
-            X = torch.from_numpy(np.ascontiguousarray(self.X[index]))
+            rows = np.ascontiguousarray(self.X[index])
+            if not rows.flags.writeable:          # read-only memory map: copy this batch only
+                rows = rows.copy()
+            X = torch.from_numpy(rows)
             X = X.to(device) if device is not None else X
         if dtype is None:
             dtype = torch.float64 if X.dtype == torch.float64 else torch.float32

@@ -175,9 +175,10 @@ def _read_torch(path: Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        culprit = next((line.strip() for line in str(err).splitlines() if "Unsupported global" in line), "")
         raise UnsafeFileError(
-            f"{path}: refused: loading it would run pickled code (only tensors and plain "
-            f"containers are allowed with weights_only=True). Detail: {str(err).splitlines()[0]}"
+            f"{path}: refused: it contains pickled Python objects whose loading could run code; only "
+            f"tensors and plain containers are read (weights_only=True). {culprit}".rstrip()
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
         raise InputFileError(f"{path}: not a readable PyTorch file (truncated or corrupt?): {err}") from None
