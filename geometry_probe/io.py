@@ -175,7 +175,7 @@ def _read_torch(path: Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        culprit = next((line.strip() for line in str(err).splitlines() if "Unsupported global" in line), "")
+        culprit = next((line.strip() for line in str(err).splitlines() if "GLOBAL" in line or "Unsupported global" in line), "")
         raise UnsafeFileError(
             f"{path}: refused: it contains pickled Python objects whose loading could run code; only "
             f"tensors and plain containers are read (weights_only=True). {culprit}".rstrip()
