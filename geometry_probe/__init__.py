@@ -12,6 +12,8 @@ from geometry_probe import datasets
 from geometry_probe.analysis import analyze
 from geometry_probe.analyzers import ANALYZERS, Analyzer, PairwiseAnalyzer, get_analyzer
 from geometry_probe.embeddings import Embeddings
+from geometry_probe.extraction import extract
+from geometry_probe.layer_sweep import layer_sweep
 from geometry_probe.exceptions import (
     AmbiguousKeyError,
     EmptyAnalyzerError,
@@ -36,5 +38,6 @@ __all__ = [
     "EmptyAnalyzerError", "GeometryProbeError", "InputFileError", "InvalidEmbeddingsError",
     "InvalidInputError", "InvalidLabelsError", "MissingDependencyError", "MissingLabelsError",
     "Moments", "OutputError", "PairwiseAnalyzer", "Result", "Results", "UnknownAnalyzerError",
-    "UnsafeFileError", "__version__", "analyze", "check_output_path", "datasets", "get_analyzer", "load",
+    "UnsafeFileError", "__version__", "analyze", "check_output_path", "datasets", "extract", "get_analyzer",
+    "layer_sweep", "load",
 ]
