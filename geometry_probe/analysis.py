@@ -100,6 +100,8 @@ def _stream(emb: Embeddings, analyzers: list[Analyzer], *, batch_size: int, devi
         batch = Batch(X, y, n_classes=emb.n_classes, offset=offset)
         if any(a.wants_class_scatter(batch) for a in analyzers):
             _ = batch.class_scatter                  # compute once; the rest derives from it
+        elif any(a.wants_class_moments(batch) for a in analyzers):
+            _ = batch.class_moments                  # one GEMM also serves batch.moments
         for a in analyzers:
             a.update_batch(batch)
     second = [a for a in analyzers if a.needs_second_pass()]

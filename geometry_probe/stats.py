@@ -150,12 +150,10 @@ class ClassMoments(SumStats):
     def of(cls, X: Tensor, labels: Tensor, n_classes: int) -> ClassMoments:
         """Statistics of the rows of ``X`` grouped by integer ``labels`` in ``[0, n_classes)``."""
         _, s2 = _centred_sums(X)
-        onehot = F.one_hot(labels.long(), n_classes).to(compute_dtype(X))       # (B, K)
-        s1 = (onehot.T @ X.to(onehot.dtype)).to(STATE_DTYPE)                     # (K, D)
-        n = onehot.sum(dim=0, dtype=STATE_DTYPE)                                 # (K,)
+        sums = ClassSums.of(X, labels, n_classes)
         row_sq = X.to(STATE_DTYPE).square().sum(dim=1)                           # (B,)
         sq = torch.zeros(n_classes, dtype=STATE_DTYPE, device=X.device).index_add_(0, labels.long(), row_sq)
-        return cls(n=n, s1=s1, s2=s2, sq=sq)
+        return cls(n=sums.n, s1=sums.s1, s2=s2, sq=sq)
 
     def __add__(self, other: ClassMoments) -> ClassMoments:
         if type(other) is not type(self):
@@ -185,6 +183,51 @@ class ClassMoments(SumStats):
         """:math:`\\sum_k \\sum_{i: y_i=k} (x_i-\\mu_k)(x_i-\\mu_k)^\\top`, shape (D, D)."""
         scatter = self.s2 - (self.means * self.n[:, None]).T @ self.means
         return (scatter + scatter.T) / 2
+
+
+@dataclass(frozen=True)
+class ClassSums(SumStats):
+    """Per-class counts and sums only: class means without any D×D matrix.
+
+    Attributes
+    ----------
+    n : Tensor of shape (n_classes,)
+    s1 : Tensor of shape (n_classes, n_features)
+
+    The sums are scattered row by row (``index_add_``, O(B·D) work) instead of a one-hot
+    GEMM (O(B·K·D)), so many classes cost nothing extra. Adding statistics with different
+    ``n_classes`` pads the smaller one with empty classes, as :class:`ClassMoments` does.
+    """
+
+    n: Tensor
+    s1: Tensor
+
+    @classmethod
+    def of(cls, X: Tensor, labels: Tensor, n_classes: int) -> ClassSums:
+        """Counts and sums of the rows of ``X`` grouped by integer ``labels`` in ``[0, n_classes)``."""
+        X = X.to(compute_dtype(X))
+        index = labels.long()
+        s1 = torch.zeros(n_classes, X.shape[1], dtype=X.dtype, device=X.device).index_add_(0, index, X)
+        n = torch.bincount(index, minlength=n_classes).to(STATE_DTYPE)
+        return cls(n=n, s1=s1.to(STATE_DTYPE))
+
+    def __add__(self, other: ClassSums) -> ClassSums:
+        if type(other) is not type(self):
+            return NotImplemented
+        extra = other.n_classes - self.n_classes
+        a_n, a_s1 = F.pad(self.n, (0, max(extra, 0))), F.pad(self.s1, (0, 0, 0, max(extra, 0)))
+        b_n, b_s1 = F.pad(other.n, (0, max(-extra, 0))), F.pad(other.s1, (0, 0, 0, max(-extra, 0)))
+        return ClassSums(n=a_n + b_n, s1=a_s1 + b_s1)
+
+    @property
+    def n_classes(self) -> int:
+        """Number of class slots (some may be empty)."""
+        return int(self.n.shape[0])
+
+    @property
+    def means(self) -> Tensor:
+        """Class means, shape (n_classes, n_features); empty classes give zero rows."""
+        return self.s1 / self.n.clamp_min(1)[:, None]
 
 
 def _pad_classes(a: ClassMoments, b: ClassMoments) -> ClassMoments:

@@ -58,6 +58,14 @@ class Analyzer(ABC):
         """Whether this analyzer will ask ``batch`` for per-class covariances (see :class:`Batch`)."""
         return False
 
+    def wants_class_moments(self, batch: Batch) -> bool:
+        """Whether this analyzer will ask ``batch`` for :class:`~geometry_probe.stats.ClassMoments`.
+
+        :func:`geometry_probe.analyze` then computes them before any analyzer runs, so the
+        class-blind moments other analyzers ask for derive from them: one GEMM per batch.
+        """
+        return False
+
     def needs_second_pass(self) -> bool:
         """Whether :meth:`update_second_pass` must see every batch again after the first pass."""
         return False
