@@ -1,0 +1,274 @@
+"""Streaming neural-collapse analyzer: NC1–NC4 and variants from shared per-class statistics."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+
+from geometry_probe._validation import check_choice
+from geometry_probe.analyzers.base import Analyzer
+from geometry_probe.batch import Batch
+from geometry_probe.classifier import LinearClassifier, load_classifier
+from geometry_probe.exceptions import EmptyAnalyzerError, InvalidInputError
+from geometry_probe.functional import class_geometry as G
+from geometry_probe.functional import neural_collapse as F
+from geometry_probe.result import Result
+from geometry_probe.stats import ClassMoments
+
+
+class NeuralCollapse(Analyzer):
+    """Neural collapse NC1–NC4 (Papyan et al. 2020), CDNV, GNC2 and the orthogonal-frame variant.
+
+    One streaming pass accumulates :class:`~geometry_probe.stats.ClassMoments` (shared
+    with other analyzers through :attr:`Batch.class_moments`: one GEMM per batch). NC1,
+    CDNV, the trace ratio, NC2 and NC3 come from them. ``ncc_accuracy`` and
+    ``nc4_agreement`` need the final class means, so they take a **second pass** over the
+    batches (:meth:`update_second_pass`; :func:`geometry_probe.analyze` runs it): one GEMM
+    of the rows against the C class means (and the K classifier rows) per batch, no
+    rows kept in memory.
+
+    Scalars (family ``neural_collapse/``):
+
+    * ``nc1`` = Tr(Σ_W Σ_B†)/C, pseudo-inverse cut at rank
+      r = min(C−1, D, #{λ > ``pinv_rtol``·λ_max}) (``nc1_pinv_rank`` = r);
+    * ``cdnv`` (Galanti et al.), mean over class pairs, biased per-class variance;
+    * ``trace_ratio`` = Tr Σ_W / Tr Σ_B;
+    * ``nc2_equinorm`` (CoV of centred-mean norms, unbiased std), ``nc2_equiangular``
+      (population std of off-diagonal cosines of centred means),
+      ``nc2_equiangular_mean_abs`` (mean |cos + 1/(C−1)|), ``nc2_etf_error``
+      (normalised-Gram distance of centred means to the simplex ETF);
+    * ``gnc2`` (variance of the log inverse distance of the normalised centred means,
+      Liu et al. 2023), only when C > D + 1, where an exact ETF cannot exist;
+    * ``nc2_of_error`` (Kini et al. 2024): normalised-Gram distance of the *uncentred* class
+      means to an orthogonal frame; their setting has unit-norm embeddings (SupCon), so
+      pass normalised embeddings for their reading (the ``orthogonality`` analyzer does
+      that by default);
+    * with ``classifier``: ``nc3`` (Papyan's squared distance between W/‖W‖_F and
+      M̃/‖M̃‖_F) and ``nc3_w_etf_error`` (ETF error of the rows of W as given);
+    * second pass: ``ncc_accuracy``, and with ``classifier`` ``nc4_agreement`` (share of
+      samples where argmax(W h + b) equals the nearest class centre).
+
+    Conventions (also in ``Result.params``): features as given; classes without samples
+    dropped (C counts classes with samples); μ_G = mean of class means (``global_mean=
+    "class"``) or the sample mean (``"sample"``); Σ_W averaged over all N samples
+    (biased); Σ_B averaged over the C classes (divide by C); float64 throughout. The
+    ``per_class`` table lists code, count, within-class variance (Var_c) and the norm of
+    the centred mean.
+
+    Parameters
+    ----------
+    n_classes : int, optional
+        Number of label codes.
+    classifier : array, tuple, mapping, nn.Linear or path, optional
+        Linear classifier (C × D weight, optional bias) for NC3/NC4; rows in label-code
+        order. See :func:`geometry_probe.classifier.load_classifier`.
+    global_mean : {"class", "sample"}, default="class"
+    pinv_rtol : float, default=1e-10
+        Relative eigenvalue cutoff of Σ_B's pseudo-inverse in NC1.
+    ncc : bool, default=True
+        Compute ``ncc_accuracy``/``nc4_agreement`` (asks for the second pass).
+
+    Notes
+    -----
+    Streaming and merging add the per-class statistics exactly. Second-pass counts refer
+    to the class means frozen at the first :meth:`update_second_pass` call (summed over
+    all ``torch.distributed`` ranks, so every rank must make that call); a later
+    :meth:`update` or :meth:`merge` changes the means and discards them.
+
+    The float32 per-batch GEMM leaves an error of about 1e-7 of the total scatter in
+    Σ_W, i.e. NC1 values below about 1e-5 are not resolved from float32 input; pass
+    ``precision="float64"`` for those.
+    """
+
+    name: ClassVar[str] = "neural_collapse"
+    requires_labels: ClassVar[bool] = True
+    uses_labels: ClassVar[bool] = True
+    invariances: ClassVar[frozenset[str]] = frozenset({"rotation", "scale", "permutation", "relabel"})
+
+    def __init__(self, *, n_classes: int | None = None, classifier: Any = None, global_mean: str = "class",
+                 pinv_rtol: float = F.PINV_RTOL, ncc: bool = True) -> None:
+        super().__init__(n_classes=n_classes)
+        self.classifier: LinearClassifier | None = None if classifier is None else load_classifier(classifier)
+        if self.classifier is not None and n_classes:
+            self.classifier.check_shape(n_classes=n_classes)
+        self.global_mean = check_choice(global_mean, F.GLOBAL_MEANS, name="global_mean")
+        self.pinv_rtol = pinv_rtol
+        self.ncc = ncc
+        self._rule: F.DecisionRule | None = None
+        self._decisions: F.DecisionCounts | None = None
+
+    def wants_class_moments(self, batch: Batch) -> bool:
+        """Always: the per-class statistics are this analyzer's whole state."""
+        return True
+
+    def _stats(self, batch: Batch) -> ClassMoments:
+        if self.classifier is not None and self._state is None:
+            self.classifier.check_shape(n_features=batch.X.shape[1])
+        return batch.class_moments
+
+    def update_batch(self, batch: Batch) -> None:
+        """Add a batch to the first pass; second-pass counts (if any) no longer apply."""
+        super().update_batch(batch)
+        self._forget_second_pass()
+
+    def needs_second_pass(self) -> bool:
+        """True when ``ncc`` is on and the second pass has not run on the current means."""
+        return self.ncc and self._state is not None and self._decisions is None
+
+    def update_second_pass(self, batch: Batch) -> None:
+        """Count nearest-centre hits and classifier agreement for a batch, against the final class means."""
+        if self._state is None:
+            raise EmptyAnalyzerError("NeuralCollapse.update_second_pass() was called before any update().")
+        if self._rule is None:
+            stats = F.ClassStatistics.of(self._state.all_reduced(), global_mean=self.global_mean)
+            if self.classifier is not None:
+                _check_label_range(self.classifier, stats.n_slots)
+            self._rule = F.DecisionRule.of(stats, self.classifier, device=batch.X.device)
+        counts = self._rule.counts(batch.X, batch._labels())
+        self._decisions = counts if self._decisions is None else self._decisions + counts
+
+    def merge(self, other: Analyzer) -> Analyzer:
+        """Add the first-pass state of ``other``; second-pass counts are discarded (the means changed)."""
+        super().merge(other)
+        self._forget_second_pass()
+        return self
+
+    def reset(self) -> None:
+        """Forget all statistics, including second-pass counts."""
+        super().reset()
+        self._forget_second_pass()
+
+    def _forget_second_pass(self) -> None:
+        self._rule = None
+        self._decisions = None
+
+    def _compute(self, state: ClassMoments) -> Result:
+        stats = F.ClassStatistics.of(state, global_mean=self.global_mean)
+        C, D = stats.n_classes, stats.n_features
+        M = stats.centred_means
+        cosines = G.cosine_matrix(M)
+        nc1, rank = F.nc1_from_stats(stats, rtol=self.pinv_rtol)
+        cdnv, coincident = F.cdnv_from_stats(stats)
+        scalars: dict[str, float] = {
+            "nc1": nc1,
+            "nc1_pinv_rank": float(rank),
+            "cdnv": cdnv,
+            "trace_ratio": F.trace_ratio_from_stats(stats),
+            "nc2_equinorm": G.equinorm(M),
+            "nc2_equiangular": G.equiangularity(cosines),
+            "nc2_equiangular_mean_abs": G.max_angle_deviation(cosines),
+            "nc2_etf_error": G.etf_error(M),
+            "nc2_of_error": G.orthogonal_frame_error(stats.means),
+        }
+        if C > D + 1:
+            scalars["gnc2"] = G.hyperspherical_uniformity(M)
+        if self.classifier is not None:
+            _check_label_range(self.classifier, stats.n_slots)
+            W = self.classifier.weight[stats.classes]
+            scalars["nc3"] = F.nc3_from_stats(stats, W)
+            scalars["nc3_w_etf_error"] = G.etf_error(W)
+        notes = _notes(stats, scalars, coincident)
+        if self.ncc:
+            decisions = self._decisions.all_reduced() if self._decisions is not None else None
+            scalars.update(_decision_scalars(decisions, with_classifier=self.classifier is not None))
+            if decisions is None:
+                notes.append("ncc_accuracy/nc4_agreement need a second pass over the data with the final class "
+                             "means: call update_second_pass(batch) for every batch after the first pass "
+                             "(geometry_probe.analyze does this); they are NaN here.")
+        return Result(self.name, scalars, params=self._params(stats), notes=tuple(notes),
+                      tables={"per_class": _per_class_rows(stats)})
+
+    def _params(self, stats: F.ClassStatistics) -> dict[str, Any]:
+        return {
+            "global_mean": self.global_mean,
+            "features": "as given (not centred, not normalised)",
+            "sigma_w": "sum over all N samples of (h - mu_class)(h - mu_class)^T, divided by N (biased)",
+            "sigma_b": "sum over classes of (mu_c - mu_G)(mu_c - mu_G)^T, divided by C",
+            "n_classes_used": stats.n_classes,
+            "empty_classes": "dropped",
+            "nc1": "Tr(Sigma_W Sigma_B^+) / C, float64",
+            "nc1_pinv": "rank-r truncation, r = min(C-1, D, #{lambda > pinv_rtol * lambda_max})",
+            "pinv_rtol": self.pinv_rtol,
+            "cdnv": "mean over class pairs of (Var_i + Var_j) / (2 ||mu_i - mu_j||^2), Var_c biased (1/n_c)",
+            "trace_ratio": "Tr(Sigma_W) / Tr(Sigma_B)",
+            "nc2_equinorm": "std(ddof=1) / mean of ||mu_c - mu_G||",
+            "nc2_equiangular": "population std of cos(mu_c - mu_G, mu_c' - mu_G) over pairs c < c'",
+            "nc2_equiangular_mean_abs": "mean over c != c' of |cos + 1/(C-1)|",
+            "nc2_etf_error": "|| G/||G||_F - (I - 11^T/C)/sqrt(C-1) ||_F, G = Gram of centred means",
+            "nc2_of_error": "|| G/||G||_F - I/sqrt(C) ||_F, G = Gram of uncentred class means",
+            "gnc2": "population variance over pairs of log(1/||u_c - u_c'||), u = normalised centred means; "
+                    "reported when C > D+1",
+            "nc3_variant": "papyan_squared: || W/||W||_F - M~/||M~||_F ||_F^2, rows of classes with samples",
+            "nc3_w_etf_error": "ETF error of the classifier rows as given (not centred)",
+            "nc4": "agreement (1 - Papyan's mismatch): argmax(W h + b) over all K rows, bias included, vs "
+                   "argmin ||h - mu_c|| over classes with samples; ties to the lowest code; on the data given",
+            "ncc_pass": "second pass over the data (one GEMM per batch against the class means)" if self.ncc
+                        else "off",
+            "classifier": None if self.classifier is None else self.classifier.describe(),
+        }
+
+
+def _check_label_range(classifier: LinearClassifier, n_slots: int) -> None:
+    """Label codes must index classifier rows (the exact count is checked when ``n_classes`` is known)."""
+    if n_slots > classifier.n_classes:
+        raise InvalidInputError(
+            f"classifier ({classifier.source}): {classifier.n_classes} rows, but label codes go up to "
+            f"{n_slots - 1}; NC3/NC4 need one row per class, in label-code order.")
+
+
+def _decision_scalars(decisions: F.DecisionCounts | None, *, with_classifier: bool) -> dict[str, float]:
+    n = float(decisions.n) if decisions is not None else 0.0
+    scalars = {"ncc_accuracy": float(decisions.ncc_hits) / n if n else math.nan}
+    if with_classifier:
+        scalars["nc4_agreement"] = float(decisions.agreements) / n if n else math.nan
+    return scalars
+
+
+def _per_class_rows(stats: F.ClassStatistics) -> list[dict[str, Any]]:
+    present = {int(k): i for i, k in enumerate(stats.classes)}
+    norms = np.linalg.norm(stats.centred_means, axis=1)
+    rows = []
+    for k in range(stats.n_slots):
+        i = present.get(k)
+        rows.append({
+            "class": k,
+            "count": 0 if i is None else int(stats.counts[i]),
+            "within_class_variance": math.nan if i is None else float(stats.class_variances[i]),
+            "centred_mean_norm": math.nan if i is None else float(norms[i]),
+        })
+    return rows
+
+
+def _notes(stats: F.ClassStatistics, scalars: dict[str, float], coincident: int) -> list[str]:
+    C, D, K = stats.n_classes, stats.n_features, stats.n_slots
+    notes = []
+    empty = sorted(set(range(K)) - {int(k) for k in stats.classes})
+    if empty:
+        notes.append(f"{len(empty)} of {K} classes have no samples and were dropped "
+                     f"(codes {_preview(empty)}); C = {C}.")
+    single = [int(k) for k, n in zip(stats.classes, stats.counts) if n < 2]
+    if single:
+        notes.append(f"{len(single)} classes have a single sample (codes {_preview(single)}): their "
+                     "within-class variance is 0 by construction, which pulls NC1/CDNV toward collapse.")
+    if C < 2:
+        notes.append(f"only {C} class with samples: between-class quantities need two, so NC1, CDNV, the "
+                     "trace ratio, NC2 and NC3 are NaN.")
+        return notes
+    if not np.any(np.linalg.norm(stats.centred_means, axis=1) > 0):
+        notes.append("all class means coincide (Sigma_B = 0): NC1, the trace ratio and NC2 are undefined (NaN).")
+    elif math.isnan(scalars["nc2_equiangular"]):
+        notes.append("a class mean equals the global mean, so its direction (cosine) is undefined: "
+                     "nc2_equiangular and nc2_equiangular_mean_abs are NaN.")
+    if coincident:
+        notes.append(f"{coincident} pairs of classes have coincident means: their CDNV is infinite, so cdnv is NaN.")
+    if C > D + 1:
+        notes.append(f"C = {C} classes in D = {D} dimensions: an exact simplex ETF needs D >= C-1, so "
+                     "nc2_etf_error cannot reach 0; gnc2 (hyperspherical uniformity) is reported instead.")
+    return notes
+
+
+def _preview(codes: list[int], limit: int = 10) -> str:
+    shown = ", ".join(str(c) for c in codes[:limit])
+    return shown + (", ..." if len(codes) > limit else "")

@@ -1,0 +1,521 @@
+r"""Neural collapse NC1–NC4 (Papyan, Han & Donoho 2020) and variants, from streamed class statistics.
+
+Conventions (metrics-reference §4.1, §4.9), the same everywhere in this module:
+
+* features are used as given (not centred, not normalised);
+* classes without samples are dropped; C below is the number of classes *with* samples;
+* global mean :math:`\mu_G` = mean of the class means (``global_mean="class"``, Papyan
+  et al.'s code) or the sample mean (``"sample"``); identical for balanced classes;
+* within-class covariance :math:`\Sigma_W = \frac1N \sum_i (h_i-\mu_{y_i})(h_i-\mu_{y_i})^\top`,
+  averaged over all N samples (sample-weighted, biased, as all three reference codes);
+* between-class covariance :math:`\Sigma_B = \frac1C \sum_c (\mu_c-\mu_G)(\mu_c-\mu_G)^\top`
+  (divide by C, not C−1);
+* per-class variance :math:`\mathrm{Var}_c = \frac{1}{n_c}\sum_{i: y_i=c}\lVert h_i-\mu_c\rVert^2`
+  (biased, the trace of the class covariance), used by CDNV.
+
+Everything is float64. The statistics come from
+:class:`~geometry_probe.stats.ClassMoments` (one streaming pass); NC4 and the
+nearest-class-centre accuracy need the final class means, so they take a second look at
+the rows (:class:`DecisionRule`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from geometry_probe._validation import check_choice, check_embeddings, encode_labels
+from geometry_probe.classifier import LinearClassifier, load_classifier
+from geometry_probe.functional import class_geometry as G
+from geometry_probe.stats import STATE_DTYPE, ClassMoments, SumStats, compute_dtype
+
+GLOBAL_MEANS = ("class", "sample")
+PINV_RTOL = 1e-10
+COINCIDENT_RTOL = 1e-12
+DECISION_CHUNK_BYTES = 32 * 2**20
+
+
+@dataclass(frozen=True)
+class ClassStatistics:
+    """Class means, global mean and covariances of the classes that have samples (float64 NumPy).
+
+    Attributes
+    ----------
+    classes : ndarray of shape (C,)
+        Label codes of the classes with at least one sample, ascending.
+    counts : ndarray of shape (C,)
+    means : ndarray of shape (C, D)
+        :math:`\\mu_c`.
+    global_mean : ndarray of shape (D,)
+        :math:`\\mu_G` under the chosen convention.
+    within_cov : ndarray of shape (D, D)
+        :math:`\\Sigma_W`, averaged over all N samples.
+    class_variances : ndarray of shape (C,)
+        :math:`\\mathrm{Var}_c` (biased), clipped at 0 against round-off.
+    n_slots : int
+        Number of label codes, including classes without samples.
+    global_mean_kind : {"class", "sample"}
+    """
+
+    classes: np.ndarray
+    counts: np.ndarray
+    means: np.ndarray
+    global_mean: np.ndarray
+    within_cov: np.ndarray
+    class_variances: np.ndarray
+    n_slots: int
+    global_mean_kind: str
+
+    @classmethod
+    def of(cls, moments: ClassMoments, *, global_mean: str = "class") -> ClassStatistics:
+        """Statistics from summed :class:`~geometry_probe.stats.ClassMoments`."""
+        check_choice(global_mean, GLOBAL_MEANS, name="global_mean")
+        n = moments.n.detach().cpu().numpy()
+        present = np.flatnonzero(n > 0)
+        means = moments.means.detach().cpu().numpy()[present]
+        counts = n[present]
+        N = float(counts.sum())
+        if global_mean == "class" or not present.size:
+            mu_G = means.mean(axis=0) if present.size else np.zeros(means.shape[1])
+        else:
+            mu_G = (counts[:, None] * means).sum(axis=0) / N
+        within = moments.within_scatter().detach().cpu().numpy() / max(N, 1.0)
+        variances = np.clip(moments.class_variances().detach().cpu().numpy()[present], 0.0, None)
+        return cls(classes=present, counts=counts, means=means, global_mean=mu_G, within_cov=within,
+                   class_variances=variances, n_slots=moments.n_classes, global_mean_kind=global_mean)
+
+    @property
+    def n_classes(self) -> int:
+        """C: classes with samples."""
+        return int(self.classes.size)
+
+    @property
+    def n_samples(self) -> int:
+        """N."""
+        return int(self.counts.sum())
+
+    @property
+    def n_features(self) -> int:
+        """D."""
+        return int(self.means.shape[1])
+
+    @property
+    def centred_means(self) -> np.ndarray:
+        """:math:`\\tilde M = [\\mu_c - \\mu_G]`, shape (C, D)."""
+        return self.means - self.global_mean
+
+
+# --- NC1 ------------------------------------------------------------------------------------------
+
+
+def nc1_from_stats(stats: ClassStatistics, *, rtol: float = PINV_RTOL) -> tuple[float, int]:
+    """NC1 and the rank r kept in the pseudo-inverse of Σ_B (see :func:`nc1`)."""
+    C = stats.n_classes
+    if C < 2:
+        return math.nan, 0
+    M = stats.centred_means                                            # (C, D)
+    _, s, Vt = np.linalg.svd(M, full_matrices=False)                   # Σ_B = V diag(s²/C) Vᵀ
+    lam = s**2 / C
+    if not lam[0] > 0:
+        return math.nan, 0
+    r = int(min(C - 1, stats.n_features, np.sum(lam > rtol * lam[0])))
+    V = Vt[:r]                                                         # (r, D)
+    projected = np.einsum("kd,de,ke->k", V, stats.within_cov, V)       # v_kᵀ Σ_W v_k
+    return float(np.sum(projected / lam[:r]) / C), r
+
+
+def nc1(X: Any, labels: Any, *, global_mean: str = "class", rtol: float = PINV_RTOL) -> float:
+    r"""NC1, within-class variability collapse (Papyan et al., 2020), with the /C.
+
+    .. math::
+
+        \mathrm{NC1} = \frac{1}{C}\operatorname{Tr}\left(\Sigma_W \Sigma_B^{\dagger}\right),
+        \qquad \Sigma_B^{\dagger} = \sum_{k \le r} \lambda_k^{-1} v_k v_k^\top
+
+    in float64, with :math:`(\lambda_k, v_k)` the eigenpairs of :math:`\Sigma_B` and the
+    rank cutoff :math:`r = \min(C-1, D, \#\{k: \lambda_k > \texttt{rtol}\cdot\lambda_1\})`.
+    :math:`\Sigma_B` has rank at most C−1, so cutting at C−1 drops its round-off
+    directions (what makes a float32 ``pinv`` blow up); the relative cutoff also drops
+    directions that vanish because two class means coincide. Papyan et al.'s notebook
+    omits the 1/C (its numbers are C times larger); see the module docstring for the
+    covariance conventions.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    labels : array-like of shape (n_samples,)
+        Any type (ints, sparse ints, strings).
+    global_mean : {"class", "sample"}, default="class"
+        :math:`\mu_G` = mean of class means, or the sample mean.
+    rtol : float, default=1e-10
+        Relative eigenvalue cutoff of the pseudo-inverse.
+
+    Returns
+    -------
+    float
+        In [0, ∞); 0 when every class has collapsed to its mean. NaN for fewer than two
+        classes or when all class means coincide (:math:`\Sigma_B = 0`).
+
+    References
+    ----------
+    .. [1] V. Papyan, X. Y. Han, D. L. Donoho, "Prevalence of neural collapse during the
+       terminal phase of deep learning training", PNAS 117(40), 2020, Fig. 6.
+
+    Examples
+    --------
+    >>> from geometry_probe.datasets import make_simplex_etf
+    >>> X, y = make_simplex_etf(n_classes=4, n_features=6, noise=0.0)
+    >>> round(nc1(X, y), 12)
+    0.0
+    """
+    return nc1_from_stats(_statistics(X, labels, global_mean=global_mean), rtol=rtol)[0]
+
+
+# --- CDNV and trace ratio -------------------------------------------------------------------------
+
+
+def cdnv_from_stats(stats: ClassStatistics) -> tuple[float, int]:
+    """Mean CDNV over class pairs and the number of pairs with coincident means (see :func:`cdnv`)."""
+    C = stats.n_classes
+    if C < 2:
+        return math.nan, 0
+    M = stats.centred_means
+    sq = np.einsum("ij,ij->i", M, M)
+    distances = G.off_diagonal(G.squared_distances(M))
+    scale = G.off_diagonal(sq[:, None] + sq[None, :])
+    coincident = int(np.sum(distances <= COINCIDENT_RTOL * scale))
+    if coincident:
+        return math.nan, coincident
+    v = stats.class_variances
+    return float(np.mean(G.off_diagonal(v[:, None] + v[None, :]) / (2.0 * distances))), 0
+
+
+def cdnv(X: Any, labels: Any) -> float:
+    r"""Class-distance normalised variance (Galanti, György & Hutter, 2022), mean over class pairs.
+
+    .. math::
+
+        \mathrm{CDNV} = \frac{2}{C(C-1)} \sum_{i<j}
+        \frac{\mathrm{Var}_i + \mathrm{Var}_j}{2\,\lVert \mu_i - \mu_j \rVert^2},
+        \qquad \mathrm{Var}_c = \frac{1}{n_c}\sum_{y_k=c}\lVert h_k-\mu_c\rVert^2
+
+    The variance is biased (divide by :math:`n_c`) and summed over dimensions, the
+    distance squared and summed over dimensions, as in the authors' definition.
+    Centring does not matter (differences of means).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    labels : array-like of shape (n_samples,)
+
+    Returns
+    -------
+    float
+        In [0, ∞); 0 at collapse. NaN for fewer than two classes, or when two class means
+        coincide (the pair's CDNV would be infinite).
+
+    References
+    ----------
+    .. [1] T. Galanti, A. György, M. Hutter, "On the role of neural collapse in transfer
+       learning", ICLR 2022 (arXiv:2112.15121).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[0.0, 1.0], [0.0, -1.0], [4.0, 1.0], [4.0, -1.0]])
+    >>> cdnv(X, [0, 0, 1, 1])   # Var = 1 each, distance² = 16: (1 + 1) / 32
+    0.0625
+    """
+    return cdnv_from_stats(_statistics(X, labels))[0]
+
+
+def trace_ratio_from_stats(stats: ClassStatistics) -> float:
+    """Tr Σ_W / Tr Σ_B (see :func:`trace_ratio`)."""
+    if stats.n_classes < 2:
+        return math.nan
+    within = float(np.sum(stats.counts * stats.class_variances) / stats.n_samples)
+    between = float(np.sum(stats.centred_means**2) / stats.n_classes)
+    return within / between if between > 0 else math.nan
+
+
+def trace_ratio(X: Any, labels: Any, *, global_mean: str = "class") -> float:
+    r"""Ratio of the within- to the between-class total variance (Tirer et al.'s NC1 "quotient").
+
+    .. math::
+
+        \frac{\operatorname{Tr}\Sigma_W}{\operatorname{Tr}\Sigma_B}
+
+    with :math:`\operatorname{Tr}\Sigma_W = \frac1N\sum_c n_c \mathrm{Var}_c` and
+    :math:`\operatorname{Tr}\Sigma_B = \frac1C\sum_c\lVert\mu_c-\mu_G\rVert^2`. For balanced
+    classes it equals :math:`(N-C)/((C-1)\,\mathrm{CH})` with CH the Calinski–Harabasz score.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    labels : array-like of shape (n_samples,)
+    global_mean : {"class", "sample"}, default="class"
+
+    Returns
+    -------
+    float
+        In [0, ∞); 0 at collapse. NaN for fewer than two classes or coincident class means.
+
+    References
+    ----------
+    .. [1] T. Tirer, H. Huang, J. Niles-Weed, "Perturbation analysis of neural collapse",
+       ICML 2023.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[0.0, 1.0], [0.0, -1.0], [4.0, 1.0], [4.0, -1.0]])
+    >>> trace_ratio(X, [0, 0, 1, 1])   # Tr Σ_W = 1, Tr Σ_B = 4
+    0.25
+    """
+    return trace_ratio_from_stats(_statistics(X, labels, global_mean=global_mean))
+
+
+# --- NC3 ------------------------------------------------------------------------------------------
+
+
+def nc3_from_stats(stats: ClassStatistics, weight: np.ndarray) -> float:
+    """Papyan's squared self-duality distance; ``weight`` has one row per class *with samples*."""
+    M = stats.centred_means
+    w_norm, m_norm = np.linalg.norm(weight), np.linalg.norm(M)
+    if stats.n_classes < 2 or not (w_norm > 0 and m_norm > 0):
+        return math.nan
+    return float(np.sum((weight / w_norm - M / m_norm) ** 2))
+
+
+def nc3(X: Any, labels: Any, classifier: Any, *, global_mean: str = "class") -> float:
+    r"""NC3, self-duality of classifier and centred class means, Papyan et al.'s squared form.
+
+    .. math::
+
+        \mathrm{NC3} = \left\lVert \frac{W}{\lVert W \rVert_F}
+        - \frac{\tilde M}{\lVert \tilde M \rVert_F} \right\rVert_F^2,
+        \qquad \tilde M = [\mu_c - \mu_G]_c
+
+    Squared, and a direct matrix distance (variant ``papyan_squared``). Zhu et al.'s
+    cross-Gram-to-ETF error and nc_toolbox's unsquared distance are different numbers.
+    Rows of classes without samples are left out of both matrices.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    labels : array-like of shape (n_samples,)
+    classifier : array-like of shape (n_classes, n_features), tuple, mapping or path
+        Anything :func:`geometry_probe.classifier.load_classifier` reads; rows in the order
+        of the sorted distinct labels.
+    global_mean : {"class", "sample"}, default="class"
+
+    Returns
+    -------
+    float
+        In [0, 4]; 0 when W is a positive multiple of :math:`\tilde M`. NaN for fewer
+        than two classes or a zero W or :math:`\tilde M`.
+
+    References
+    ----------
+    .. [1] V. Papyan, X. Y. Han, D. L. Donoho, PNAS 2020, Fig. 5.
+
+    Examples
+    --------
+    >>> from geometry_probe.datasets import make_simplex_etf
+    >>> X, y = make_simplex_etf(n_classes=4, n_features=6, noise=0.1)
+    >>> M = np.stack([X[y == c].mean(0) for c in range(4)])
+    >>> round(nc3(X, y, 2.0 * (M - M.mean(0))), 12)   # W ∝ centred means
+    0.0
+    """
+    stats = _statistics(X, labels, global_mean=global_mean)
+    clf = _checked(classifier, stats)
+    return nc3_from_stats(stats, clf.weight[stats.classes])
+
+
+# --- NC4 and nearest class centre (second pass) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DecisionCounts(SumStats):
+    """Second-pass counts, additive over batches and ranks.
+
+    Attributes
+    ----------
+    n : Tensor of shape ()
+        Samples seen.
+    ncc_hits : Tensor of shape ()
+        Samples whose nearest class centre is their own class.
+    agreements : Tensor of shape ()
+        Samples where the linear classifier and the nearest class centre agree (0 without
+        a classifier).
+    """
+
+    n: Tensor
+    ncc_hits: Tensor
+    agreements: Tensor
+
+
+@dataclass(frozen=True)
+class DecisionRule:
+    """Frozen class centres (and optional classifier) that the second pass compares rows with.
+
+    Nearest centre: :math:`\\arg\\min_c \\lVert h - \\mu_c \\rVert_2` over classes with
+    samples, computed as :math:`\\arg\\max_c\\, \\tilde h^\\top\\tilde\\mu_c - \\lVert\\tilde\\mu_c\\rVert^2/2`
+    with :math:`\\tilde h = h-\\mu_G` (one GEMM, no large common offset). Linear prediction:
+    :math:`\\arg\\max_c\\, w_c^\\top h + b_c` over all rows of W, bias included. Ties go to
+    the lowest class code. The GEMM runs in the batch's precision (float32 unless the rows
+    are float64).
+
+    Attributes
+    ----------
+    classes : Tensor of shape (C,)
+        Codes of the classes with samples.
+    centred_means : Tensor of shape (C, D)
+    global_mean : Tensor of shape (D,)
+    weight : Tensor of shape (K, D) or None
+    bias : Tensor of shape (K,) or None
+    """
+
+    classes: Tensor
+    centred_means: Tensor
+    global_mean: Tensor
+    weight: Tensor | None = None
+    bias: Tensor | None = None
+
+    @classmethod
+    def of(cls, stats: ClassStatistics, classifier: LinearClassifier | None = None,
+           *, device: torch.device | str = "cpu") -> DecisionRule:
+        """The rule for the class means in ``stats`` (float64 tensors on ``device``)."""
+        def tensor(a: np.ndarray) -> Tensor:
+            return torch.as_tensor(a, dtype=STATE_DTYPE, device=device)
+        weight = bias = None
+        if classifier is not None:
+            weight = tensor(classifier.weight)
+            bias = tensor(classifier.bias) if classifier.bias is not None else torch.zeros_like(weight[:, 0])
+        return cls(classes=torch.as_tensor(stats.classes, device=device), centred_means=tensor(stats.centred_means),
+                   global_mean=tensor(stats.global_mean), weight=weight, bias=bias)
+
+    def counts(self, X: Tensor, labels: Tensor) -> DecisionCounts:
+        """Counts for the rows of ``X`` (shape (B, D)) with label codes ``labels``."""
+        dtype = compute_dtype(X)
+        M = self.centred_means.to(dtype)
+        A = M if self.weight is None else torch.cat([M, self.weight.to(dtype)])      # (C [+ K], D)
+        offset = -0.5 * self.centred_means.square().sum(dim=1).to(dtype)              # (C,)
+        if self.weight is not None:
+            offset = torch.cat([offset, (self.weight @ self.global_mean + self.bias).to(dtype)])
+        C = M.shape[0]
+        rows = max(1, DECISION_CHUNK_BYTES // (A.shape[0] * torch.finfo(dtype).bits // 8))
+        hits = agree = X.new_zeros((), dtype=STATE_DTYPE)
+        for start in range(0, X.shape[0], rows):
+            Xc = X[start:start + rows].to(dtype) - self.global_mean.to(dtype)
+            scores = torch.addmm(offset, Xc, A.T)                                     # (b, C [+ K])
+            nearest = self.classes[scores[:, :C].argmax(dim=1)]
+            y = labels[start:start + rows].long()
+            hits = hits + (nearest == y).sum(dtype=STATE_DTYPE)
+            if self.weight is not None:
+                agree = agree + (scores[:, C:].argmax(dim=1) == nearest).sum(dtype=STATE_DTYPE)
+        return DecisionCounts(n=X.new_tensor(float(X.shape[0]), dtype=STATE_DTYPE), ncc_hits=hits, agreements=agree)
+
+
+def ncc_accuracy(X: Any, labels: Any) -> float:
+    r"""Nearest-class-centre accuracy: share of samples closest to their own class mean.
+
+    .. math::
+
+        \frac1N \sum_i \mathbb{1}\left[\arg\min_c \lVert h_i - \mu_c \rVert_2 = y_i\right]
+
+    Needs no classifier. Ties go to the lowest class code.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    labels : array-like of shape (n_samples,)
+
+    Returns
+    -------
+    float
+        In [0, 1]; 1 at full collapse.
+
+    References
+    ----------
+    .. [1] V. Papyan, X. Y. Han, D. L. Donoho, PNAS 2020 (NC4, Fig. 7).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[0.0], [1.0], [2.5], [3.0], [4.0]])
+    >>> ncc_accuracy(X, [0, 0, 0, 1, 1])   # means 7/6 and 3.5: 2.5 lies nearer class 1
+    0.8
+    """
+    T, y, stats = _prepared(X, labels)
+    counts = DecisionRule.of(stats).counts(T, y)
+    return float(counts.ncc_hits / counts.n)
+
+
+def nc4_agreement(X: Any, labels: Any, classifier: Any) -> float:
+    r"""NC4: share of samples where the linear classifier and the nearest class centre agree.
+
+    .. math::
+
+        \frac1N \sum_i \mathbb{1}\left[\arg\max_c (w_c^\top h_i + b_c)
+        = \arg\min_c \lVert h_i - \mu_c \rVert_2\right]
+
+    Agreement (→ 1 at collapse), i.e. one minus Papyan et al.'s mismatch; the bias is
+    included when the classifier has one (rhubarbwu's code leaves it out). Measured on
+    the data given (train or test). Ties go to the lowest class code.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    labels : array-like of shape (n_samples,)
+    classifier : array-like of shape (n_classes, n_features), tuple, mapping or path
+        Anything :func:`geometry_probe.classifier.load_classifier` reads.
+
+    Returns
+    -------
+    float
+        In [0, 1].
+
+    References
+    ----------
+    .. [1] V. Papyan, X. Y. Han, D. L. Donoho, PNAS 2020 (NC4, Fig. 7).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[0.0], [1.0], [3.0], [4.0]])
+    >>> W, b = np.array([[-1.0], [1.0]]), np.array([3.0, -3.0])   # boundary at 3, ties to class 0
+    >>> nc4_agreement(X, [0, 0, 1, 1], (W, b))                    # NCC boundary at 2: x = 3 disagrees
+    0.75
+    """
+    T, y, stats = _prepared(X, labels)
+    counts = DecisionRule.of(stats, _checked(classifier, stats)).counts(T, y)
+    return float(counts.agreements / counts.n)
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def _prepared(X: Any, labels: Any, *, global_mean: str = "class") -> tuple[Tensor, Tensor, ClassStatistics]:
+    X = check_embeddings(X)
+    T = torch.as_tensor(X).detach()
+    T = T if T.dtype == torch.float64 else T.to(torch.float32)
+    codes, names = encode_labels(labels, n_samples=T.shape[0])
+    y = torch.as_tensor(codes, device=T.device)
+    stats = ClassStatistics.of(ClassMoments.of(T, y, len(names)), global_mean=global_mean)
+    return T, y, stats
+
+
+def _statistics(X: Any, labels: Any, *, global_mean: str = "class") -> ClassStatistics:
+    return _prepared(X, labels, global_mean=global_mean)[2]
+
+
+def _checked(classifier: Any, stats: ClassStatistics) -> LinearClassifier:
+    clf = load_classifier(classifier)
+    clf.check_shape(n_classes=stats.n_slots, n_features=stats.n_features)
+    return clf
