@@ -21,3 +21,8 @@ PrecisionOpt = Annotated[str, typer.Option(
 SeedOpt = Annotated[int, typer.Option(help="Seed for every subsample.")]
 JsonOpt = Annotated[Optional[Path], typer.Option("--json", help="Write the results as JSON to this file.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Do not print the summary table.")]
+ClassifierOpt = Annotated[Optional[Path], typer.Option(
+    "--classifier", help="Linear classifier for NC3/NC4 (neural_collapse): a (C, D) .npy, or a .npz/.pt/.safetensors "
+    "with 'weight' and optional 'bias' (e.g. a saved nn.Linear state dict); rows in sorted-label order.")]
+ClassifierKeyOpt = Annotated[Optional[str], typer.Option(
+    "--classifier-key", help="Which weight of a --classifier file with several, e.g. 'fc' for fc.weight/fc.bias.")]

@@ -7,10 +7,13 @@ import typer
 
 import geometry_probe as gp
 from geometry_probe.analyzers import describe
+from geometry_probe.classifier import load_classifier
 
 from ._options import (
     AnalyzersOpt,
     BatchSizeOpt,
+    ClassifierKeyOpt,
+    ClassifierOpt,
     DeviceOpt,
     EmbeddingsArg,
     JsonOpt,
@@ -36,12 +39,16 @@ def analyze(
     seed: SeedOpt = 0,
     json_out: JsonOpt = None,
     quiet: QuietOpt = False,
+    classifier: ClassifierOpt = None,
+    classifier_key: ClassifierKeyOpt = None,
 ) -> None:
     """Analyse an embeddings file: print a table of metrics and optionally write JSON."""
     if json_out is not None:
-        gp.check_output_path(json_out, inputs=[path] + ([labels] if labels else []))
+        gp.check_output_path(json_out, inputs=[path] + ([labels] if labels else []) + ([classifier] if classifier else []))
+    params = {"neural_collapse": {"classifier": load_classifier(classifier, key=classifier_key)}} if classifier else None
     emb = gp.load(path, labels=labels, key=key)
-    results = gp.analyze(emb, analyzers, device=device, batch_size=batch_size, precision=precision, seed=seed)
+    results = gp.analyze(emb, analyzers, device=device, batch_size=batch_size, precision=precision, seed=seed,
+                         params=params)
     if not quiet:
         print_results(results)
     if json_out is not None:
