@@ -7,6 +7,7 @@ import click
 import geometry_probe as gp
 
 from . import analyze as _analyze  # noqa: F401  (registers commands)
+from . import extract as _extract  # noqa: F401  (registers commands)
 from .app import app
 
 

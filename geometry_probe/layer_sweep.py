@@ -93,7 +93,7 @@ def layer_sweep(model: nn.Module, data: Any, layers: Sequence[str] | None = None
                 all_layers: str | None = None, pool: Pool = None, max_samples: int | None = None,
                 device: str | torch.device | None = "auto", batch_size: int = 256,
                 memmap_dir: str | Path | None = None, memory_bytes: int = MEMORY_BYTES,
-                seed: int = 0) -> LayerSweep:
+                precision: str = "float32", seed: int = 0) -> LayerSweep:
     """Extract several layers in one pass over ``data`` and measure each one.
 
     Each layer gets effective rank and RankMe (``spectrum``), and, when the batches carry
@@ -114,6 +114,9 @@ def layer_sweep(model: nn.Module, data: Any, layers: Sequence[str] | None = None
         (or a subclass) is swept.
     pool, max_samples, device, batch_size, memmap_dir, memory_bytes
         As in :func:`geometry_probe.extract`.
+    precision : {"float32", "float64"}, default="float32"
+        GEMM precision of :func:`geometry_probe.analyze`; float64 resolves singular values
+        below ~2e-4 of the largest (layers whose output has lower rank than width).
     seed : int, default=0
         Passed to :func:`geometry_probe.analyze`.
 
@@ -128,10 +131,10 @@ def layer_sweep(model: nn.Module, data: Any, layers: Sequence[str] | None = None
     >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
     <torch._C.Generator object at ...>
     >>> model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 4))
-    >>> sweep = layer_sweep(model, torch.randn(500, 8), all_layers="Linear", device="cpu")
+    >>> sweep = layer_sweep(model, torch.randn(500, 8), all_layers="Linear", device="cpu", precision="float64")
     >>> [(row["layer"], row["depth"], row["n_features"]) for row in sweep.rows]
     [('0', 0, 32), ('2', 1, 4)]
-    >>> 3.9 < sweep.rows[1]["spectrum/effective_rank"] <= 4
+    >>> sweep.rows[0]["spectrum/effective_rank"] <= 8  # 32 features, but a linear map of 8 inputs
     True
     """
     names = list(layers or [])
@@ -147,7 +150,7 @@ def layer_sweep(model: nn.Module, data: Any, layers: Sequence[str] | None = None
     diagnose = _diagnosis()
     rows, results = [], {}
     for depth, emb in enumerate(ordered):
-        res = analyze(emb, analyzers, device=device, seed=seed)
+        res = analyze(emb, analyzers, device=device, precision=precision, seed=seed)
         if diagnose is not None:
             res = Results(res.values(), meta=res.meta, findings=diagnose(res))
         results[emb.name] = res
@@ -165,7 +168,8 @@ def layer_sweep(model: nn.Module, data: Any, layers: Sequence[str] | None = None
         notes.append("over-fusion verdict unavailable: geometry_probe.diagnose is not installed.")
     meta = {"geometry_probe_version": __version__, "torch_version": torch.__version__, "analyzers": analyzers,
             "layers": [emb.name for emb in ordered], "n_samples": ordered[0].n_samples, "pool": pool if
-            isinstance(pool, str) or pool is None else getattr(pool, "__name__", "callable"), "seed": seed,
+            isinstance(pool, str) or pool is None else getattr(pool, "__name__", "callable"),
+            "precision": precision, "seed": seed,
             "notes": notes}
     return LayerSweep(rows, results, meta)
 

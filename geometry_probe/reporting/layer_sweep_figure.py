@@ -11,6 +11,7 @@ from geometry_probe._atomic import atomic_open
 from geometry_probe.exceptions import OutputError
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+_RANKS = ("spectrum/effective_rank", "spectrum/rankme")
 _TITLES = {"spectrum/effective_rank": "effective rank", "spectrum/rankme": "RankMe",
            "neural_collapse/nc1": "NC1 (lower = more collapsed)", "neural_collapse/ncc_accuracy": "NCC accuracy"}
 
@@ -44,6 +45,10 @@ def plot_layer_sweep(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> 
     for ax, key in zip(axes, keys):
         values = [float(row.get(key, float("nan"))) for row in rows]
         ax.plot(positions, values, marker="o")
+        if key in _RANKS and all("n_features" in row and "n_samples" in row for row in rows):
+            ceiling = [min(row["n_features"], row["n_samples"]) for row in rows]
+            ax.plot(positions, ceiling, ls="--", color="grey", lw=1, label="min(N, D)")
+            ax.legend(fontsize=7, loc="best")
         ax.set_ylabel(_TITLES.get(key, key), fontsize=8)
         ax.grid(alpha=0.3)
     axes[-1].set_xticks(positions, [str(row["layer"]) for row in rows], rotation=45, ha="right", fontsize=8)
