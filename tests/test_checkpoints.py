@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import geometry_probe as gp
+from geometry_probe.checkpoint_sweep import iter_checkpoint_embeddings
 from geometry_probe.checkpoints import load_checkpoint
 from geometry_probe.exceptions import InputFileError, InvalidInputError, UnsafeFileError
 
@@ -185,3 +186,39 @@ def test_unreadable_files(tmp_path):
     torch.save([torch.zeros(2)], tmp_path / "list.pt")
     with pytest.raises(InvalidInputError, match="holds a list"):
         load_checkpoint(_models.make_model(), tmp_path / "list.pt")
+
+
+def eval_head(state):
+    model = _models.make_model()
+    model.load_state_dict(state)
+    model.eval()
+    with torch.no_grad():
+        return model.head(model.encoder(_models.make_tensors()[0]))
+
+
+def test_checkpoint_sweep_in_natural_order_with_exact_embeddings(saved):
+    folder = saved[0].parent
+    seen = list(iter_checkpoint_embeddings(_models.make_model(), _models.make_data(), str(folder / "step_*.pt"),
+                                           "head", device="cpu"))
+    assert [(path.name, step) for path, step, _ in seen] == [("step_0.pt", 0), ("step_5.pt", 5), ("step_10.pt", 10)]
+    for _, step, emb in seen:
+        assert torch.equal(torch.from_numpy(np.array(emb.X)), eval_head(trained_state(step)))
+        assert emb.meta["step"] == step and emb.labels.tolist() == _models.make_tensors()[1].tolist()
+
+
+def test_checkpoint_sweep_prefers_the_stored_global_step(tmp_path):
+    for epoch, step in ((1, 5), (0, 0)):
+        state = {f"model.{k}": v for k, v in trained_state(step).items()}
+        torch.save({"state_dict": state, "global_step": 100 * step}, tmp_path / f"epoch={epoch}.ckpt")
+    seen = list(iter_checkpoint_embeddings(_models.make_model(), _models.make_data(), [tmp_path / "epoch=*.ckpt"],
+                                           "head", device="cpu"))
+    assert [(path.name, step) for path, step, _ in seen] == [("epoch=0.ckpt", 0), ("epoch=1.ckpt", 500)]
+    assert torch.equal(torch.from_numpy(np.array(seen[1][2].X)), eval_head(trained_state(5)))
+
+
+def test_checkpoint_sweep_errors(saved, tmp_path):
+    with pytest.raises(InputFileError, match="no file matches"):
+        list(iter_checkpoint_embeddings(_models.make_model(), _models.make_data(), str(tmp_path / "*.pt"), "head"))
+    one_shot = iter(list(_models.make_data()))
+    with pytest.raises(InvalidInputError, match="one-shot iterator"):
+        list(iter_checkpoint_embeddings(_models.make_model(), one_shot, str(saved[0]), "head"))
