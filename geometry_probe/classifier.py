@@ -82,8 +82,9 @@ class LinearClassifier:
     def check_shape(self, *, n_classes: int | None = None, n_features: int | None = None) -> None:
         """Raise :class:`~geometry_probe.exceptions.InvalidInputError` if the shape does not match the data."""
         C, D = self.weight.shape
+        transposed = D == n_classes and n_features in (None, C)
+        hint = " It looks transposed (n_features, n_classes): pass weight.T." if transposed else ""
         if n_features is not None and D != n_features:
-            hint = " It looks transposed: pass weight.T." if (D, C) == (n_classes, n_features) else ""
             raise InvalidInputError(
                 f"classifier ({self.source}): weight has shape ({C}, {D}) but the embeddings have "
                 f"{n_features} features; expected ({n_classes or 'n_classes'}, {n_features}).{hint}")
@@ -91,7 +92,7 @@ class LinearClassifier:
             raise InvalidInputError(
                 f"classifier ({self.source}): weight has {C} rows (classes) but the labels have {n_classes} "
                 "distinct classes. NC3/NC4 need one row per class, in the order of the sorted distinct "
-                "labels; if some classes are absent from these data, select the matching rows of the weight.")
+                f"labels; if some classes are absent from these data, select the matching rows.{hint}")
 
     def describe(self) -> dict[str, Any]:
         """Plain-data summary for ``Result.params``."""
