@@ -52,7 +52,8 @@ def extract(
         raise InvalidInputError(f"--output: {output} must end in .npz.")
     gp.check_output_path(output, inputs=[checkpoint] if checkpoint else [])
     if not layer:
-        raise InvalidInputError("--layer: give at least one module name (list them with `geoprobe layers --model ...`).")
+        raise InvalidInputError("--layer: give at least one module name "
+                                "(list them with `geoprobe layers --model ...`).")
     if LABELS_KEY in layer:
         raise InvalidInputError(f"--layer: {LABELS_KEY!r} is reserved for the labels array of the .npz.")
     if data is None:

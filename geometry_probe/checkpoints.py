@@ -144,7 +144,8 @@ def _torch_load(path: Path) -> Any:
         culprit = next((line for line in lines if "GLOBAL" in line or "Unsupported global" in line), "")
         if not culprit:
             detail = next((line for line in lines if line.startswith("Unsupported")), lines[-1] if lines else "")
-            raise InputFileError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {detail}") from None
+            raise InputFileError(
+                f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {detail}") from None
         raise UnsafeFileError(
             f"{path}: refused: it contains pickled Python objects whose loading could run code (e.g. a whole "
             "model saved with torch.save(model)); only tensors and plain containers are read (weights_only=True). "

@@ -64,7 +64,8 @@ def resolve_factory(spec: str, *, what: str = "factory") -> Callable[..., Any]:
             raise InvalidInputError(f"{what}: {where} has no attribute {part!r}; {hint}.")
         target = getattr(target, part)
     if not callable(target):
-        raise InvalidInputError(f"{what}: {spec} is not callable (got {type(target).__name__}); name a factory function or class.")
+        raise InvalidInputError(f"{what}: {spec} is not callable (got {type(target).__name__}); "
+                                "name a factory function or class.")
     return target
 
 
