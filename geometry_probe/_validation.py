@@ -71,8 +71,14 @@ def check_embeddings(X: ArrayLike, *, name: str = "embeddings") -> np.ndarray | 
 
 
 def check_finite_batch(X: torch.Tensor, *, offset: int, name: str = "embeddings") -> None:
-    """Raise if a batch holds NaN or inf, naming the first bad rows (global indices)."""
-    if X.dtype.is_floating_point and not bool(torch.isfinite(X).all()):
+    """Raise if a batch holds NaN or inf, naming the first bad rows (global indices).
+
+    Fast path: a finite sum proves every entry finite (NaN and inf propagate); only when the
+    sum is not finite (bad entries, or an overflowing sum) is the batch scanned entry by entry.
+    """
+    if not X.dtype.is_floating_point or bool(torch.isfinite(X.sum())):
+        return
+    if not bool(torch.isfinite(X).all()):
         bad = (~torch.isfinite(X)).any(dim=1).nonzero().flatten()[:5].cpu().tolist()
         rows = ", ".join(str(offset + i) for i in bad)
         raise InvalidEmbeddingsError(

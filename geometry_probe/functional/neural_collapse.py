@@ -56,7 +56,8 @@ class ClassStatistics:
     within_cov : ndarray of shape (D, D)
         :math:`\\Sigma_W`, averaged over all N samples.
     class_variances : ndarray of shape (C,)
-        :math:`\\mathrm{Var}_c` (biased), clipped at 0 against round-off.
+        :math:`\\mathrm{Var}_c` (biased), clipped at 0 against round-off; exactly 0 for
+        single-sample classes.
     n_slots : int
         Number of label codes, including classes without samples.
     global_mean_kind : {"class", "sample"}
@@ -86,6 +87,7 @@ class ClassStatistics:
             mu_G = (counts[:, None] * means).sum(axis=0) / N
         within = moments.within_scatter().detach().cpu().numpy() / max(N, 1.0)
         variances = np.clip(moments.class_variances().detach().cpu().numpy()[present], 0.0, None)
+        variances[counts < 2] = 0.0                      # exact, not sq/n - ‖μ‖² round-off
         return cls(classes=present, counts=counts, means=means, global_mean=mu_G, within_cov=within,
                    class_variances=variances, n_slots=moments.n_classes, global_mean_kind=global_mean)
 
