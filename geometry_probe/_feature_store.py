@@ -1,10 +1,10 @@
 """Rows of features gathered batch by batch: kept in memory, or appended to an .npy file.
 
 :class:`FeatureBuffer` holds one layer's rows. While the rows of all layers fit a memory
-budget they stay in RAM; past it, :meth:`FeatureBuffer.spill` moves them to an ``.npy``
-file on disk and every later batch is appended there, so memory stays bounded whatever
-the number of samples. :meth:`FeatureBuffer.finish` returns a plain array or a read-only
-:class:`numpy.memmap`.
+budget they stay in RAM; past it (or from the start, when the expected size is known to
+exceed it) they go to an ``.npy`` file on disk, batch by batch, so memory stays bounded
+whatever the number of samples. :meth:`FeatureBuffer.finish` returns a plain array or a
+read-only :class:`numpy.memmap`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from geometry_probe.exceptions import OutputError
 
@@ -68,38 +69,80 @@ class NpyAppender:
 
 
 class FeatureBuffer:
-    """One layer's rows, in memory until :meth:`spill` sends them to an ``.npy`` file."""
+    """One layer's rows: in a preallocated array, in chunks, or appended to an ``.npy`` file.
 
-    def __init__(self) -> None:
+    With a known ``capacity`` (the number of samples, when the data tell it) rows are
+    copied straight into one preallocated array, so nothing is concatenated at the end;
+    otherwise they are kept as chunks. :meth:`spill` moves them to a file at any point.
+    """
+
+    def __init__(self, capacity: int | None = None) -> None:
+        self.capacity = capacity
+        self.array: np.ndarray | None = None
         self.chunks: list[np.ndarray] = []
-        self.in_memory_bytes = 0
         self.appender: NpyAppender | None = None
+        self.n_rows = 0
+        self.width: int | None = None
+        self.dtype: torch.dtype | None = None
 
-    def append(self, rows: np.ndarray) -> None:
-        """Add rows of shape ``(k, n_features)``; all blocks share dtype and width."""
+    @property
+    def in_memory_bytes(self) -> int:
+        """Bytes held in RAM (the whole preallocated array counts)."""
+        return (self.array.nbytes if self.array is not None else 0) + sum(c.nbytes for c in self.chunks)
+
+    def start(self, width: int, dtype: torch.dtype, *, spill_to: Path | None = None) -> None:
+        """Fix width and dtype from the first block; open ``spill_to`` or preallocate ``capacity`` rows."""
+        self.width, self.dtype = width, storage_dtype(dtype)
+        if spill_to is not None:
+            self.appender = NpyAppender(spill_to, _numpy_dtype(self.dtype), width)
+        elif self.capacity is not None:
+            self.array = np.empty((self.capacity, width), dtype=_numpy_dtype(self.dtype))
+
+    def append(self, rows: torch.Tensor) -> None:
+        """Copy rows of shape ``(k, width)`` (any device) now: later in-place ops cannot change them."""
+        k = int(rows.shape[0])
         if self.appender is not None:
-            self.appender.write(rows)
+            self.appender.write(rows.detach().to("cpu", self.dtype).numpy())
+        elif self.array is not None and self.n_rows + k <= len(self.array):
+            torch.from_numpy(self.array[self.n_rows:self.n_rows + k]).copy_(rows.detach())
         else:
-            self.chunks.append(rows)
-            self.in_memory_bytes += rows.nbytes
+            if self.array is not None:  # more rows than announced: go on in chunks
+                self.chunks, self.array = [self.array[:self.n_rows]], None
+            self.chunks.append(rows.detach().to("cpu", self.dtype, copy=True).numpy())
+        self.n_rows += k
 
     def spill(self, path: Path) -> None:
         """Move the rows held in memory to ``path`` and append every later block there."""
-        if self.appender is not None or not self.chunks:
+        if self.appender is not None or self.width is None:
             return
-        self.appender = NpyAppender(path, self.chunks[0].dtype, self.chunks[0].shape[1])
-        for chunk in self.chunks:
-            self.appender.write(chunk)
-        self.chunks, self.in_memory_bytes = [], 0
+        self.appender = NpyAppender(path, _numpy_dtype(self.dtype), self.width)
+        for block in ([self.array[:self.n_rows]] if self.array is not None else self.chunks):
+            self.appender.write(block)
+        self.array, self.chunks = None, []
 
     def finish(self) -> np.ndarray:
         """All rows: one in-memory array, or the read-only memory map of the spilled file."""
         if self.appender is not None:
             return self.appender.close()
+        if self.array is not None:
+            return self.array if self.n_rows == len(self.array) else self.array[:self.n_rows].copy()
         return np.concatenate(self.chunks) if len(self.chunks) != 1 else self.chunks[0]
 
     def abort(self) -> None:
         """Drop everything (after an error), deleting a partial file."""
         if self.appender is not None:
             self.appender.abort()
-        self.chunks = []
+        self.array, self.chunks = None, []
+
+
+def storage_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype rows are stored in: the tensor's own, or float32 where NumPy has no equivalent (bfloat16)."""
+    try:
+        torch.empty(0, dtype=dtype).numpy()
+    except TypeError:
+        return torch.float32
+    return dtype
+
+
+def _numpy_dtype(dtype: torch.dtype) -> np.dtype:
+    return torch.empty(0, dtype=dtype).numpy().dtype

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from geometry_probe._feature_store import FeatureBuffer
+from geometry_probe._feature_store import FeatureBuffer, storage_dtype
 from geometry_probe._validation import check_positive_int, resolve_device
 from geometry_probe.embeddings import Embeddings
 from geometry_probe.exceptions import InvalidInputError, OutputError
@@ -83,8 +83,12 @@ def extract(model: nn.Module, data: Any, layers: str | Sequence[str], *, pool: P
         Folder for memory-mapped features (``<layer>.npy``, kept). Default: a temporary
         folder whose files are deleted once the arrays are released (POSIX).
     memory_bytes : int, default=2**30
-        Features of all layers are kept in memory up to this many bytes; past it they are
-        written batch by batch to ``.npy`` files and returned as :class:`numpy.memmap`.
+        Memory budget for the features of all layers. When the number of samples is known
+        beforehand (a tensor, a Dataset, a DataLoader, or ``max_samples``), each layer's rows
+        go into one preallocated array, or, for layers that would not fit in what is left of
+        the budget, batch by batch into an ``.npy`` file from the start; otherwise rows are
+        kept in memory until the budget is passed, then moved to files. Files come back as
+        read-only :class:`numpy.memmap`.
 
     Returns
     -------
@@ -120,13 +124,16 @@ def extract(model: nn.Module, data: Any, layers: str | Sequence[str], *, pool: P
     if max_samples is not None:
         max_samples = check_positive_int(max_samples, name="max_samples")
     batch_size = check_positive_int(batch_size, name="batch_size")
-    run = _Run(names, pool, memory_bytes, Path(memmap_dir) if memmap_dir is not None else None)
+    capacity = _sample_count(data)
+    if max_samples is not None:
+        capacity = max_samples if capacity is None else min(capacity, max_samples)
+    run = _Run(names, pool, max_samples, capacity, memory_bytes, Path(memmap_dir) if memmap_dir is not None else None)
     if run.memmap_dir is not None and not run.memmap_dir.is_dir():
         raise OutputError(f"memmap_dir: {run.memmap_dir} is not an existing folder; create it first.")
     with _prepared(model, modules, run, device) as target:
         try:
             for x, y in _batches(data, batch_size):
-                if not run.step(model, x, y, target, max_samples):
+                if not run.step(model, x, y, target):
                     break
         except BaseException:
             run.abort()
@@ -160,24 +167,26 @@ class _AllCaptured(BaseException):
 
 @dataclass
 class _Run:
-    """State of one extraction: hooks' captures, per-layer buffers, labels, counters."""
+    """State of one extraction: per-layer buffers written by the hooks, labels, counters."""
 
     names: list[str]
     pool: Pool
+    max_samples: int | None
+    capacity: int | None
     memory_bytes: int
     memmap_dir: Path | None
     buffers: dict[str, FeatureBuffer] = field(default_factory=dict)
-    captured: dict[str, Tensor] = field(default_factory=dict)
+    captured: dict[str, int] = field(default_factory=dict)
     meta: dict[str, dict[str, Any]] = field(default_factory=dict)
     call_order: list[str] = field(default_factory=list)
-    widths: dict[str, int] = field(default_factory=dict)
     labels: list[np.ndarray] = field(default_factory=list)
     n_rows: int = 0
+    reserved_bytes: int = 0
     has_labels: bool | None = None
     temp_dir: Path | None = None
 
     def __post_init__(self) -> None:
-        self.buffers = {name: FeatureBuffer() for name in self.names}
+        self.buffers = {name: FeatureBuffer(self.capacity) for name in self.names}
 
     def hook(self, name: str) -> Callable[[nn.Module, Any, Any], None]:
         def record(_module: nn.Module, _args: Any, output: Any) -> None:
@@ -186,8 +195,7 @@ class _Run:
                     f"layer {name!r} ran more than once in one forward pass (a shared or reused module), so "
                     "its output is ambiguous; hook a module that runs once per pass.")
             rows, meta = pool_output(output, self.pool, name)
-            # a copy on the CPU: later in-place ops (ReLU(inplace=True)) must not change it
-            self.captured[name] = rows.to("cpu", copy=True)
+            self._store(name, rows)
             self.meta.setdefault(name, meta)
             if name not in self.call_order:
                 self.call_order.append(name)
@@ -195,8 +203,31 @@ class _Run:
                 raise _AllCaptured
         return record
 
-    def step(self, model: nn.Module, x: Any, y: Any, device: torch.device, max_samples: int | None) -> bool:
-        """Run one batch and store its rows; False once ``max_samples`` rows are stored."""
+    def _store(self, name: str, rows: Tensor) -> None:
+        """Copy this batch's rows (up to ``max_samples``) into the layer's buffer, from inside the hook."""
+        buffer = self.buffers[name]
+        if buffer.width is None:
+            buffer.start(int(rows.shape[1]), rows.dtype, spill_to=self._file_if_over_budget(name, rows))
+        elif rows.shape[1] != buffer.width:
+            raise InvalidInputError(
+                f"layer {name!r}: {rows.shape[1]} features in this batch but {buffer.width} before; outputs must "
+                "have the same width in every batch (with pool='flatten', pad sequences to one length).")
+        keep = rows.shape[0] if self.max_samples is None else min(rows.shape[0], self.max_samples - self.n_rows)
+        buffer.append(rows[:keep])
+        self.captured[name] = int(rows.shape[0])
+
+    def _file_if_over_budget(self, name: str, rows: Tensor) -> Path | None:
+        """With a known sample count, the file for this layer when its rows would not fit the budget."""
+        if self.capacity is None:
+            return None
+        need = self.capacity * int(rows.shape[1]) * torch.empty(0, dtype=storage_dtype(rows.dtype)).element_size()
+        if self.reserved_bytes + need <= self.memory_bytes:
+            self.reserved_bytes += need
+            return None
+        return self._folder() / f"{_file_stem(name)}.npy"
+
+    def step(self, model: nn.Module, x: Any, y: Any, device: torch.device) -> bool:
+        """Run one batch through the model; False once ``max_samples`` rows are stored."""
         self.captured.clear()
         x = _to_device(x, device)
         with contextlib.suppress(_AllCaptured):
@@ -206,45 +237,37 @@ class _Run:
             raise InvalidInputError(f"layers {missing} did not run during the forward pass; hook modules that "
                                     "the model's forward() calls.")
         n = self._batch_rows(y)
-        keep = n if max_samples is None else min(n, max_samples - self.n_rows)
-        for name in self.names:
-            self.buffers[name].append(_to_numpy(self.captured[name][:keep]))
+        keep = n if self.max_samples is None else min(n, self.max_samples - self.n_rows)
         if y is not None:
             self.labels.append(_label_array(y)[:keep])
         self.n_rows += keep
-        self.captured.clear()
         self._respect_budget()
-        return max_samples is None or self.n_rows < max_samples
+        return self.max_samples is None or self.n_rows < self.max_samples
 
     def _batch_rows(self, y: Any) -> int:
-        counts = {name: int(rows.shape[0]) for name, rows in self.captured.items()}
-        if len(set(counts.values())) != 1:
-            raise InvalidInputError(f"layers give different numbers of rows for one batch: {counts}.")
-        n = next(iter(counts.values()))
+        if len(set(self.captured.values())) != 1:
+            raise InvalidInputError(f"layers give different numbers of rows for one batch: {self.captured}.")
+        n = next(iter(self.captured.values()))
         if self.has_labels is None:
             self.has_labels = y is not None
         if self.has_labels != (y is not None):
             raise InvalidInputError("some batches have labels (x, y) and others do not; make every batch the same.")
         if y is not None and len(_label_array(y)) != n:
             raise InvalidInputError(f"a batch has {n} samples but {len(_label_array(y))} labels.")
-        for name, rows in self.captured.items():
-            width = self.widths.setdefault(name, int(rows.shape[1]))
-            if rows.shape[1] != width:
-                raise InvalidInputError(
-                    f"layer {name!r}: {rows.shape[1]} features in this batch but {width} before; outputs must "
-                    "have the same width in every batch (with pool='flatten', pad sequences to one length).")
         return n
 
     def _respect_budget(self) -> None:
         if sum(b.in_memory_bytes for b in self.buffers.values()) <= self.memory_bytes:
             return
-        folder = self.memmap_dir
-        if folder is None:
-            if self.temp_dir is None:
-                self.temp_dir = Path(tempfile.mkdtemp(prefix="geoprobe-features-"))
-            folder = self.temp_dir
         for name, buffer in self.buffers.items():
-            buffer.spill(folder / f"{_file_stem(name)}.npy")
+            buffer.spill(self._folder() / f"{_file_stem(name)}.npy")
+
+    def _folder(self) -> Path:
+        if self.memmap_dir is not None:
+            return self.memmap_dir
+        if self.temp_dir is None:
+            self.temp_dir = Path(tempfile.mkdtemp(prefix="geoprobe-features-"))
+        return self.temp_dir
 
     def finish(self, modules: Mapping[str, nn.Module]) -> dict[str, Embeddings]:
         if self.n_rows == 0:
@@ -385,6 +408,23 @@ def _batches(data: Any, batch_size: int) -> Iterator[tuple[Any, Any]]:
         yield batch, None
 
 
+def _sample_count(data: Any) -> int | None:
+    """How many samples ``data`` will give, when it can tell without being read (else None)."""
+    if isinstance(data, (np.ndarray, Tensor)):
+        return len(data)
+    try:
+        if isinstance(data, torch.utils.data.DataLoader):
+            if data.batch_size is None:
+                return None
+            n = len(data.sampler)  # type: ignore[arg-type]
+            return n - n % data.batch_size if data.drop_last else n
+        if isinstance(data, torch.utils.data.Dataset):
+            return len(data)  # type: ignore[arg-type]
+    except TypeError:  # iterable-style datasets have no length
+        return None
+    return None
+
+
 def _to_device(x: Any, device: torch.device) -> Any:
     if isinstance(x, Tensor):
         return x.to(device)
@@ -393,13 +433,6 @@ def _to_device(x: Any, device: torch.device) -> Any:
     if isinstance(x, (tuple, list)):
         return type(x)(_to_device(v, device) for v in x)
     return x
-
-
-def _to_numpy(rows: Tensor) -> np.ndarray:
-    rows = rows.detach().cpu()
-    if rows.dtype == torch.bfloat16:
-        rows = rows.float()
-    return rows.numpy()
 
 
 def _label_array(y: Any) -> np.ndarray:

@@ -146,10 +146,10 @@ def test_max_samples_cuts_the_last_batch():
     assert out.labels.tolist() == y[:50].tolist()
 
 
-def test_features_spill_to_memmap_above_the_budget(tmp_path):
+def test_features_go_to_memmap_files_above_the_budget(tmp_path):
     X, y = _models.make_tensors()
     first, encoded, head = manual_encoder_outputs(_models.make_model(), X)
-    # budget of 3 KiB: the first 32-row batch (32*(16+8)*4 = 3 KiB) fits, the second crosses it
+    # 120 samples announced by the loader: 120*(16+8)*4 bytes do not fit 3 KiB
     out = gp.extract(_models.make_model(), _models.make_data(), ["encoder.0", "encoder"], device="cpu",
                      memory_bytes=3 * 1024, memmap_dir=tmp_path)
     for name, expected in (("encoder.0", first), ("encoder", encoded)):
@@ -159,6 +159,49 @@ def test_features_spill_to_memmap_above_the_budget(tmp_path):
         assert np.array_equal(on_disk, expected.numpy())
         assert out[name].meta["storage"] == "memmap"
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_with_a_known_size_only_the_layers_that_do_not_fit_go_to_files(tmp_path):
+    X, _ = _models.make_tensors()
+    first, encoded, _ = manual_encoder_outputs(_models.make_model(), X)
+    # 120 samples: encoder.0 needs 120*16*4 = 7680 bytes, encoder 120*8*4 = 3840 bytes
+    out = gp.extract(_models.make_model(), _models.make_data(), ["encoder", "encoder.0"], device="cpu",
+                     memory_bytes=3840, memmap_dir=tmp_path)
+    assert isinstance(out["encoder.0"].X, np.memmap) and not isinstance(out["encoder"].X, np.memmap)
+    assert torch.equal(as_tensor(out["encoder.0"]), first) and torch.equal(as_tensor(out["encoder"]), encoded)
+    assert [p.name for p in tmp_path.iterdir()] == ["encoder.0.npy"]
+
+
+def test_with_an_unknown_size_features_spill_once_the_budget_is_passed(tmp_path):
+    X, y = _models.make_tensors()
+    first, encoded, _ = manual_encoder_outputs(_models.make_model(), X)
+    batches = [(X[i:i + 32], y[i:i + 32]) for i in range(0, len(X), 32)]   # a list: no length known upfront
+    # 3 KiB: the first batch (32*(16+8)*4 = 3 KiB) stays in memory, the second one crosses the budget
+    out = gp.extract(_models.make_model(), batches, ["encoder.0", "encoder"], device="cpu", memory_bytes=3 * 1024,
+                     memmap_dir=tmp_path)
+    for name, expected in (("encoder.0", first), ("encoder", encoded)):
+        assert isinstance(out[name].X, np.memmap)
+        assert torch.equal(as_tensor(out[name]), expected)
+    # all 120 rows take 120*(16+8)*4 = 11,520 bytes: a 12 KiB budget keeps them in memory
+    out = gp.extract(_models.make_model(), batches, ["encoder.0", "encoder"], device="cpu", memory_bytes=12 * 1024)
+    assert not isinstance(out["encoder"].X, np.memmap) and torch.equal(as_tensor(out["encoder"]), encoded)
+
+
+def test_a_wrong_announced_length_still_gives_every_row():
+    X, y = _models.make_tensors()
+    _, _, head = manual_encoder_outputs(_models.make_model(), X)
+
+    class Stream(torch.utils.data.IterableDataset):
+        def __len__(self):
+            return 10                                       # wrong on purpose
+
+        def __iter__(self):
+            return iter(zip(X, y))
+
+    out = gp.extract(_models.make_model(), Stream(), ["head"], batch_size=16, device="cpu")["head"]
+    assert torch.equal(as_tensor(out), head)
+    out = gp.extract(_models.make_model(), X, ["head"], max_samples=1000, device="cpu")["head"]
+    assert out.n_samples == 120 and torch.equal(as_tensor(out), head)
 
 
 def test_temporary_memmap_files_are_removed_but_stay_readable(tmp_path, monkeypatch):
