@@ -124,21 +124,22 @@ def extract(model: nn.Module, data: Any, layers: str | Sequence[str], *, pool: P
     if max_samples is not None:
         max_samples = check_positive_int(max_samples, name="max_samples")
     batch_size = check_positive_int(batch_size, name="batch_size")
+    memory_bytes = check_positive_int(memory_bytes, name="memory_bytes")
     capacity = _sample_count(data)
     if max_samples is not None:
         capacity = max_samples if capacity is None else min(capacity, max_samples)
     run = _Run(names, pool, max_samples, capacity, memory_bytes, Path(memmap_dir) if memmap_dir is not None else None)
     if run.memmap_dir is not None and not run.memmap_dir.is_dir():
         raise OutputError(f"memmap_dir: {run.memmap_dir} is not an existing folder; create it first.")
-    with _prepared(model, modules, run, device) as target:
-        try:
+    try:
+        with _prepared(model, modules, run, device) as target:
             for x, y in _batches(data, batch_size):
                 if not run.step(model, x, y, target):
                     break
-        except BaseException:
-            run.abort()
-            raise
-    return run.finish(modules)
+        return run.finish(modules)
+    except BaseException:
+        run.abort()
+        raise
 
 
 def resolve_layers(model: nn.Module, names: Sequence[str]) -> dict[str, nn.Module]:

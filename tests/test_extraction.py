@@ -318,3 +318,13 @@ def test_cuda_extraction_matches_cpu_and_the_model_goes_back():
     _, _, head = manual_encoder_outputs(_models.make_model(), X)
     assert next(model.parameters()).device.type == "cpu"
     torch.testing.assert_close(as_tensor(out), head, rtol=1e-4, atol=1e-5)
+
+
+def test_no_temporary_file_is_left_after_an_error(tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    X, y = _models.make_tensors()
+    with pytest.raises(gp.InvalidEmbeddingsError, match="at least 2 rows"):
+        gp.extract(_models.make_model(), X[:1], ["head"], device="cpu", memory_bytes=1)
+    with pytest.raises(InvalidInputError, match="some batches have labels"):
+        gp.extract(_models.make_model(), [(X[:60], y[:60]), X[60:]], ["head"], device="cpu", memory_bytes=1)
+    assert list(tmp_path.iterdir()) == []
