@@ -13,9 +13,10 @@ from geometry_probe.factories import call_factory
 ModelOpt = Annotated[str, typer.Option(
     "--model", "-m", help="Model factory, PKG.MODULE:FACTORY or path/to/file.py:FACTORY, called with no arguments.",
     show_default=False)]
-DataOpt = Annotated[Optional[str], typer.Option(
-    "--data", help="Data factory (same forms) returning a DataLoader, Dataset, tensor or iterable of x or (x, y) "
-                   "batches; y becomes the labels. Keep it unshuffled.", show_default=False)]
+_DATA_HELP = ("Data factory (same forms) returning a DataLoader, Dataset, tensor or iterable of x or (x, y) batches; "
+              "y becomes the labels. Keep it unshuffled.")
+DataOpt = Annotated[Optional[str], typer.Option("--data", help=_DATA_HELP, show_default=False)]
+RequiredDataOpt = Annotated[str, typer.Option("--data", help=_DATA_HELP, show_default=False)]
 CheckpointOpt = Annotated[Optional[Path], typer.Option(
     "--checkpoint", "-c", help="Weights to load into the model: a state_dict .pt/.pth, a Lightning .ckpt, a dict "
                                "with 'model', or .safetensors (never unpickled).")]

@@ -21,6 +21,7 @@ from ._model_options import (
     MaxSamplesOpt,
     ModelOpt,
     PoolOpt,
+    RequiredDataOpt,
     build_data,
     build_model,
 )
@@ -38,7 +39,7 @@ def extract(
     model: ModelOpt,
     output: Annotated[Path, typer.Option("--output", "-o", help="The .npz to write: one array per layer, named "
                                          "by the layer, plus 'labels'.", show_default=False)],
-    data: DataOpt = None,
+    data: RequiredDataOpt,
     checkpoint: CheckpointOpt = None,
     checkpoint_prefix: CheckpointPrefixOpt = None,
     layer: LayerOpt = None,
@@ -56,8 +57,6 @@ def extract(
                                 "(list them with `geoprobe layers --model ...`).")
     if LABELS_KEY in layer:
         raise InvalidInputError(f"--layer: {LABELS_KEY!r} is reserved for the labels array of the .npz.")
-    if data is None:
-        raise InvalidInputError("--data: give the data factory (PKG.MODULE:FACTORY or path/to/file.py:FACTORY).")
     net, _ = build_model(model, checkpoint, checkpoint_prefix)
     embeddings = gp.extract(net, build_data(data), layer, pool=pool, max_samples=max_samples, device=device,
                             batch_size=batch_size)
