@@ -30,7 +30,8 @@ from ._output import _format, console
 from .app import app
 
 LABELS_KEY = "labels"
-_HEADERS = {"spectrum/effective_rank": "eff. rank", "spectrum/rankme": "RankMe", "neural_collapse/nc1": "NC1",
+_HEADERS = {"spectrum/effective_rank": "eff. rank", "spectrum/rankme": "RankMe",
+            "contrastive/mean_cosine": "mean cos", "contrastive/uniformity": "uniformity", "neural_collapse/nc1": "NC1",
             "neural_collapse/ncc_accuracy": "NCC acc."}
 
 

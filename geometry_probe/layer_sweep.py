@@ -24,7 +24,10 @@ from geometry_probe.exceptions import InvalidInputError
 from geometry_probe.result import Results, _clean
 
 #: Scalars put in each row when their analyzer ran (label-based ones need labels).
-ROW_METRICS = ("spectrum/effective_rank", "spectrum/rankme", "neural_collapse/nc1", "neural_collapse/ncc_accuracy")
+ROW_METRICS = ("spectrum/effective_rank", "spectrum/rankme", "contrastive/mean_cosine", "contrastive/uniformity",
+               "neural_collapse/nc1", "neural_collapse/ncc_accuracy")
+#: Analyzers run when registered (``spectrum`` always runs); the labelled ones only with labels.
+LABEL_FREE_ANALYZERS = ("contrastive",)
 LABELLED_ANALYZERS = ("neural_collapse",)
 
 
@@ -96,10 +99,10 @@ def layer_sweep(model: nn.Module, data: Any, layers: Sequence[str] | None = None
                 precision: str = "float32", seed: int = 0) -> LayerSweep:
     """Extract several layers in one pass over ``data`` and measure each one.
 
-    Each layer gets effective rank and RankMe (``spectrum``), and, when the batches carry
-    labels and the ``neural_collapse`` analyzer is installed, NC1 and the nearest-class-
-    centre accuracy; then the over-fusion verdict of :func:`geometry_probe.diagnose` when
-    available. Rows are sorted by depth: the order in which the layers' outputs are
+    Each layer gets effective rank and RankMe (``spectrum``), the mean cosine (anisotropy)
+    and uniformity (``contrastive``, when installed), and, when the batches carry labels,
+    NC1 and the nearest-class-centre accuracy (``neural_collapse``); then the over-fusion
+    verdict of :func:`geometry_probe.diagnose` when available. Rows are sorted by depth: the order in which the layers' outputs are
     produced in a forward pass (a container module counts after its children).
 
     Parameters
@@ -146,7 +149,8 @@ def layer_sweep(model: nn.Module, data: Any, layers: Sequence[str] | None = None
                          batch_size=batch_size, memmap_dir=memmap_dir, memory_bytes=memory_bytes)
     ordered = sorted(embeddings.values(), key=lambda emb: emb.meta["call_index"])
     labelled = ordered[0].labels is not None
-    analyzers = ["spectrum"] + [a for a in LABELLED_ANALYZERS if labelled and a in ANALYZERS]
+    analyzers = ["spectrum"] + [a for a in LABEL_FREE_ANALYZERS if a in ANALYZERS] + \
+        [a for a in LABELLED_ANALYZERS if labelled and a in ANALYZERS]
     diagnose = _diagnosis()
     rows, results = [], {}
     for depth, emb in enumerate(ordered):

@@ -13,6 +13,7 @@ from geometry_probe.exceptions import OutputError
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 _RANKS = ("spectrum/effective_rank", "spectrum/rankme")
 _TITLES = {"spectrum/effective_rank": "effective rank", "spectrum/rankme": "RankMe",
+           "contrastive/mean_cosine": "mean cosine (anisotropy)", "contrastive/uniformity": "uniformity",
            "neural_collapse/nc1": "NC1 (lower = more collapsed)", "neural_collapse/ncc_accuracy": "NCC accuracy"}
 
 
