@@ -63,13 +63,22 @@ def _row_squared_norms64(A: Tensor) -> Tensor:
 
 def _centred_sums(X: Tensor) -> tuple[Tensor, Tensor]:
     """Return ``(s1, s2)`` = (Σ x, Σ x xᵀ) in float64 for the rows of ``X``, via a centred GEMM."""
+    return _sums_of_centred(*_centred(X))
+
+
+def _centred(X: Tensor) -> tuple[Tensor, Tensor]:
+    """``(shift, X - shift)`` in the compute dtype, with ``shift`` the batch mean, shape (D,)."""
     X = X.to(compute_dtype(X))
     shift = X.mean(dim=0)                                     # (D,) in the compute dtype
-    Xc = X - shift                                            # (B, D)
+    return shift, X - shift                                   # (B, D)
+
+
+def _sums_of_centred(shift: Tensor, Xc: Tensor) -> tuple[Tensor, Tensor]:
+    """``(s1, s2)`` in float64 of the rows ``Xc + shift``."""
     scatter = gram(Xc).to(STATE_DTYPE)                        # (D, D)
     shift64 = shift.to(STATE_DTYPE)
     sc = _column_sums64(Xc)                                   # (D,) ≈ 0, kept for exactness
-    n = X.shape[0]
+    n = Xc.shape[0]
     cross = torch.outer(shift64, sc)
     s2 = scatter + cross + cross.T + n * torch.outer(shift64, shift64)
     s1 = sc + n * shift64
@@ -165,11 +174,13 @@ class ClassMoments(SumStats):
     @classmethod
     def of(cls, X: Tensor, labels: Tensor, n_classes: int) -> ClassMoments:
         """Statistics of the rows of ``X`` grouped by integer ``labels`` in ``[0, n_classes)``."""
-        _, s2 = _centred_sums(X)
-        sums = ClassSums.of(X, labels, n_classes)
+        shift, Xc = _centred(X)
+        _, s2 = _sums_of_centred(shift, Xc)
+        centred = ClassSums.of(Xc, labels, n_classes)              # centred: no float32 loss to an offset
+        s1 = centred.s1 + centred.n[:, None] * shift.to(STATE_DTYPE)
         row_sq = _row_squared_norms64(X.to(compute_dtype(X)))                     # (B,)
         sq = torch.zeros(n_classes, dtype=STATE_DTYPE, device=X.device).index_add_(0, labels.long(), row_sq)
-        return cls(n=sums.n, s1=sums.s1, s2=s2, sq=sq)
+        return cls(n=centred.n, s1=s1, s2=s2, sq=sq)
 
     def __add__(self, other: ClassMoments) -> ClassMoments:
         if type(other) is not type(self):

@@ -151,12 +151,27 @@ def test_conventions_differ_under_imbalance_and_agree_when_balanced():
         assert a[name] == pytest.approx(b[name], rel=1e-10), name
 
 
-def test_float32_input_is_close_to_float64():
+@pytest.mark.parametrize("offset", [0.0, 1e4])
+def test_float32_input_is_close_to_float64(offset):
+    """Per-batch centring keeps float32 sums accurate under a large common offset."""
     X, y = imbalanced(seed=3)
-    a = nc_scalars(X.astype(np.float32), y).scalars
-    b = naive_nc(X.astype(np.float32).astype(np.float64), y)
+    X32 = (X + offset).astype(np.float32)
+    a = nc_scalars(X32, y, global_mean="sample").scalars
+    b = naive_nc(X32.astype(np.float64), y, global_mean="sample")
     for name in CLOSED_FORM_SCALARS:
         assert a[name] == pytest.approx(b[name], rel=1e-4), name
+
+
+def test_ncc_on_float32_with_a_large_common_offset():
+    """The second pass shifts rows by the global mean when the offset dwarfs the spread."""
+    rng = np.random.default_rng(9)
+    y = np.repeat(np.arange(8), 250)
+    X = (rng.normal(size=(8, 16))[y] * 0.3 + rng.normal(size=(y.size, 16)) + 3e4).astype(np.float32)
+    W = rng.normal(size=(8, 16))
+    expected = naive_nc(X.astype(np.float64), y, W, -W @ np.full(16, 3e4))
+    s = nc_scalars(X, y, classifier=(W, -W @ np.full(16, 3e4))).scalars
+    assert s["ncc_accuracy"] == expected["ncc_accuracy"] < 0.9          # overlapping classes: a real test
+    assert s["nc4_agreement"] == expected["nc4_agreement"]
 
 
 def test_trace_ratio_calinski_harabasz_identity():

@@ -38,6 +38,7 @@ GLOBAL_MEANS = ("class", "sample")
 PINV_RTOL = 1e-10
 COINCIDENT_RTOL = 1e-12
 DECISION_CHUNK_BYTES = 32 * 2**20
+OFFSET_RATIO = 10.0
 
 
 @dataclass(frozen=True)
@@ -367,59 +368,69 @@ class DecisionRule:
     """Frozen class centres (and optional classifier) that the second pass compares rows with.
 
     Nearest centre: :math:`\\arg\\min_c \\lVert h - \\mu_c \\rVert_2` over classes with
-    samples, computed as :math:`\\arg\\max_c\\, \\tilde h^\\top\\tilde\\mu_c - \\lVert\\tilde\\mu_c\\rVert^2/2`
-    with :math:`\\tilde h = h-\\mu_G` (one GEMM, no large common offset). Linear prediction:
-    :math:`\\arg\\max_c\\, w_c^\\top h + b_c` over all rows of W, bias included. Ties go to
-    the lowest class code. The GEMM runs in the batch's precision (float32 unless the rows
-    are float64).
+    samples, computed as :math:`\\arg\\max_c\\, (h-\\mu_G)^\\top\\tilde\\mu_c - \\lVert\\tilde\\mu_c\\rVert^2/2`
+    with :math:`\\tilde\\mu_c = \\mu_c - \\mu_G`. Linear prediction:
+    :math:`\\arg\\max_k\\, w_k^\\top h + b_k` over all rows of W, bias included. Both come from
+    one GEMM of the rows against the stacked :math:`[\\tilde M; W]` plus a constant row
+    ``offset``, in the batch's precision (float32 unless the rows are float64). Ties go to
+    the lowest class code.
+
+    When the common offset of the data dwarfs its spread (:math:`\\lVert\\mu_G\\rVert` more
+    than 10 times the total standard deviation), the rows are first shifted by :math:`\\mu_G`
+    (``shift``), so float32 dot products keep the decision margins; otherwise they go into
+    the GEMM as they are (no copy).
 
     Attributes
     ----------
     classes : Tensor of shape (C,)
         Codes of the classes with samples.
-    centred_means : Tensor of shape (C, D)
-    global_mean : Tensor of shape (D,)
-    weight : Tensor of shape (K, D) or None
-    bias : Tensor of shape (K,) or None
+    A : Tensor of shape (C [+ K], D)
+        Centred class means, then the classifier rows (float64).
+    base : Tensor of shape (C [+ K],)
+        Score of the origin: :math:`-\\mu_G^\\top\\tilde\\mu_c - \\lVert\\tilde\\mu_c\\rVert^2/2`, then
+        :math:`b_k` (float64).
+    shift : Tensor of shape (D,) or None
+        :math:`\\mu_G` when rows are shifted before the GEMM.
     """
 
     classes: Tensor
-    centred_means: Tensor
-    global_mean: Tensor
-    weight: Tensor | None = None
-    bias: Tensor | None = None
+    A: Tensor
+    base: Tensor
+    shift: Tensor | None
 
     @classmethod
     def of(cls, stats: ClassStatistics, classifier: LinearClassifier | None = None,
            *, device: torch.device | str = "cpu") -> DecisionRule:
-        """The rule for the class means in ``stats`` (float64 tensors on ``device``)."""
+        """The rule for the class means in ``stats`` (and ``classifier``), as tensors on ``device``."""
+        M, mu_G = stats.centred_means, stats.global_mean
+        spread2 = float(np.sum(stats.counts * stats.class_variances) / stats.n_samples + np.sum(M**2) / len(M))
+        A, base = M, -(M @ mu_G) - 0.5 * np.sum(M**2, axis=1)
+        if classifier is not None:
+            bias = classifier.bias if classifier.bias is not None else np.zeros(classifier.n_classes)
+            A, base = np.concatenate([M, classifier.weight]), np.concatenate([base, bias])
+
         def tensor(a: np.ndarray) -> Tensor:
             return torch.as_tensor(a, dtype=STATE_DTYPE, device=device)
-        weight = bias = None
-        if classifier is not None:
-            weight = tensor(classifier.weight)
-            bias = tensor(classifier.bias) if classifier.bias is not None else torch.zeros_like(weight[:, 0])
-        return cls(classes=torch.as_tensor(stats.classes, device=device), centred_means=tensor(stats.centred_means),
-                   global_mean=tensor(stats.global_mean), weight=weight, bias=bias)
+        far = float(mu_G @ mu_G) > OFFSET_RATIO**2 * spread2
+        return cls(classes=torch.as_tensor(stats.classes, device=device), A=tensor(A), base=tensor(base),
+                   shift=tensor(mu_G) if far else None)
 
     def counts(self, X: Tensor, labels: Tensor) -> DecisionCounts:
         """Counts for the rows of ``X`` (shape (B, D)) with label codes ``labels``."""
         dtype = compute_dtype(X)
-        M = self.centred_means.to(dtype)
-        A = M if self.weight is None else torch.cat([M, self.weight.to(dtype)])      # (C [+ K], D)
-        offset = -0.5 * self.centred_means.square().sum(dim=1).to(dtype)              # (C,)
-        if self.weight is not None:
-            offset = torch.cat([offset, (self.weight @ self.global_mean + self.bias).to(dtype)])
-        C = M.shape[0]
-        rows = max(1, DECISION_CHUNK_BYTES // (A.shape[0] * torch.finfo(dtype).bits // 8))
+        shift = None if self.shift is None else self.shift.to(dtype)        # rounded as the rows will see it
+        offset = self.base if shift is None else self.base + self.A @ shift.to(STATE_DTYPE)
+        A_T, offset = self.A.to(dtype).T, offset.to(dtype)
+        C = self.classes.shape[0]
+        rows = max(1, DECISION_CHUNK_BYTES // (self.A.shape[0] * torch.finfo(dtype).bits // 8))
         hits = agree = X.new_zeros((), dtype=STATE_DTYPE)
         for start in range(0, X.shape[0], rows):
-            Xc = X[start:start + rows].to(dtype) - self.global_mean.to(dtype)
-            scores = torch.addmm(offset, Xc, A.T)                                     # (b, C [+ K])
+            chunk = X[start:start + rows].to(dtype)
+            chunk = chunk if shift is None else chunk - shift
+            scores = torch.addmm(offset, chunk, A_T)                                  # (b, C [+ K])
             nearest = self.classes[scores[:, :C].argmax(dim=1)]
-            y = labels[start:start + rows].long()
-            hits = hits + (nearest == y).sum(dtype=STATE_DTYPE)
-            if self.weight is not None:
+            hits = hits + (nearest == labels[start:start + rows]).sum(dtype=STATE_DTYPE)
+            if A_T.shape[1] > C:
                 agree = agree + (scores[:, C:].argmax(dim=1) == nearest).sum(dtype=STATE_DTYPE)
         return DecisionCounts(n=X.new_tensor(float(X.shape[0]), dtype=STATE_DTYPE), ncc_hits=hits, agreements=agree)
 
