@@ -426,3 +426,13 @@ def test_pinv_rank_is_capped_at_c_minus_one():
 def test_missing_labels_raise():
     with pytest.raises(MissingLabelsError):
         gp.analyze(np.eye(4), "neural_collapse")
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu():
+    X, y = imbalanced()
+    params = {"neural_collapse": {"classifier": np.random.default_rng(3).normal(size=(6, 12))}}
+    cpu = gp.analyze(X, "neural_collapse", labels=y, device="cpu", params=params)["neural_collapse"]
+    cuda = gp.analyze(X, "neural_collapse", labels=y, device="cuda", params=params)["neural_collapse"]
+    for name, value in cpu.scalars.items():
+        assert cuda.scalars[name] == pytest.approx(value, rel=1e-9, abs=1e-12), name

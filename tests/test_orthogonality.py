@@ -170,3 +170,14 @@ def test_large_class_count_leaves_matrices_out():
 def test_missing_labels_raise():
     with pytest.raises(MissingLabelsError):
         gp.analyze(np.eye(4), "orthogonality")
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu():
+    X, y = noisy_classes()
+    cpu = gp.analyze(X, "orthogonality", labels=y, device="cpu")["orthogonality"]
+    cuda = gp.analyze(X, "orthogonality", labels=y, device="cuda")["orthogonality"]
+    for name, value in cpu.scalars.items():
+        assert cuda.scalars[name] == pytest.approx(value, rel=1e-9), name
+    for name in ARRAYS:
+        np.testing.assert_allclose(cuda.arrays[name], cpu.arrays[name], rtol=1e-9, atol=1e-12)

@@ -11,7 +11,7 @@ from geometry_probe._validation import check_choice
 from geometry_probe.analyzers.base import Analyzer
 from geometry_probe.batch import Batch
 from geometry_probe.classifier import LinearClassifier, load_classifier
-from geometry_probe.exceptions import EmptyAnalyzerError, InvalidInputError
+from geometry_probe.exceptions import EmptyAnalyzerError, InvalidInputError, MissingLabelsError
 from geometry_probe.functional import class_geometry as G
 from geometry_probe.functional import neural_collapse as F
 from geometry_probe.result import Result
@@ -126,7 +126,9 @@ class NeuralCollapse(Analyzer):
             if self.classifier is not None:
                 _check_label_range(self.classifier, stats.n_slots)
             self._rule = F.DecisionRule.of(stats, self.classifier, device=batch.X.device)
-        counts = self._rule.counts(batch.X, batch._labels())
+        if batch.labels is None:
+            raise MissingLabelsError(f"{self.name!r} needs labels in the second pass too.")
+        counts = self._rule.counts(batch.X, batch.labels)
         self._decisions = counts if self._decisions is None else self._decisions + counts
 
     def merge(self, other: Analyzer) -> Analyzer:
