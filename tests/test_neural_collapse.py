@@ -1,6 +1,7 @@
 """neural_collapse: closed forms (metrics-reference §10.1 rows 15-21), a naive NumPy oracle, CH identity,
 invariances, streaming, classifier inputs and edge-case notes."""
 
+import itertools
 import json
 import math
 
@@ -49,7 +50,6 @@ def naive_nc(X, y, W=None, b=None, global_mean="class"):
     classes = np.unique(y)
     C, (N, D) = classes.size, X.shape
     mu = np.array([X[y == c].mean(axis=0) for c in classes])
-    n = np.array([(y == c).sum() for c in classes])
     mu_G = mu.mean(axis=0) if global_mean == "class" else X.mean(axis=0)
     Sw = np.zeros((D, D))
     for i in range(N):
@@ -244,7 +244,7 @@ def stream(X, y, sizes, *, n_classes=6, **params):
     a = NeuralCollapse(n_classes=n_classes, **params)
     T, L = torch.as_tensor(X), torch.as_tensor(y)
     bounds = np.cumsum([0, *sizes])
-    batches = [Batch(T[i:j], L[i:j], n_classes=n_classes) for i, j in zip(bounds[:-1], bounds[1:])]
+    batches = [Batch(T[i:j], L[i:j], n_classes=n_classes) for i, j in itertools.pairwise(bounds)]
     for batch in batches:
         a.update_batch(batch)
     assert a.needs_second_pass()
@@ -318,6 +318,10 @@ def test_classifier_as_array_npz_and_torch_state_dict(tmp_path, linear_layer):
     np.savez(tmp_path / "clf.npz", weight=W, bias=b)
     torch.save(linear_layer.state_dict(), tmp_path / "clf.pt")
     torch.save({"fc." + k: v for k, v in linear_layer.state_dict().items()}, tmp_path / "model.pt")
+    np.save(tmp_path / "W.npy", W)
+    no_bias = nc_scalars(X, y, classifier=tmp_path / "W.npy").scalars
+    assert no_bias["nc4_agreement"] == pytest.approx(naive_nc(X, y, W, None)["nc4_agreement"])
+    assert no_bias["nc3"] == pytest.approx(expected["nc3"], rel=1e-9)             # NC3 ignores the bias
     sources = [(W, b), tmp_path / "clf.npz", str(tmp_path / "clf.pt"), tmp_path / "model.pt", linear_layer,
                {"weight": linear_layer.weight, "bias": linear_layer.bias}]
     for source in sources:

@@ -81,6 +81,7 @@ def test_orthogonal_frame_versus_simplex_etf(C, expected):
     assert etf.scalars["etf_distance"] <= 1e-12
     assert etf.scalars["of_distance"] == pytest.approx(expected, abs=5e-7)
     assert etf.scalars["class_mean_abs_cosine"] == pytest.approx(1 / (C - 1), rel=1e-12)
+    assert G.off_diagonal(etf.arrays["class_mean_cosine"]).mean() == pytest.approx(-1 / (C - 1), rel=1e-12)
     off = G.off_diagonal(of.arrays["class_mean_cosine_centred"])           # row 19 / row 20:
     assert off.mean() == pytest.approx(-1 / (C - 1), rel=1e-12)          # centred OF = simplex ETF
     np.testing.assert_allclose(np.diag(of.arrays["simo_sqdot"]), 1.0)

@@ -80,6 +80,23 @@ class NeuralCollapse(Analyzer):
     The float32 per-batch GEMM leaves an error of about 1e-7 of the total scatter in
     Σ_W, i.e. NC1 values below about 1e-5 are not resolved from float32 input; pass
     ``precision="float64"`` for those.
+
+    References
+    ----------
+    .. [1] V. Papyan, X. Y. Han, D. L. Donoho, "Prevalence of neural collapse during the
+       terminal phase of deep learning training", PNAS 117(40), 2020.
+    .. [2] T. Galanti, A. György, M. Hutter, "On the role of neural collapse in transfer
+       learning", ICLR 2022.
+    .. [3] C. Kini et al., "Symmetric neural collapse representations with supervised
+       contrastive loss: the impact of ReLU and batching", ICLR 2024.
+
+    Examples
+    --------
+    >>> import geometry_probe as gp
+    >>> X, y = gp.datasets.make_simplex_etf(n_classes=4, n_features=6, noise=0.05)
+    >>> res = gp.analyze(X, "neural_collapse", labels=y)["neural_collapse"]
+    >>> res.scalars["ncc_accuracy"], res.scalars["nc2_etf_error"] < 0.05, res.params["global_mean"]
+    (1.0, True, 'class')
     """
 
     name: ClassVar[str] = "neural_collapse"

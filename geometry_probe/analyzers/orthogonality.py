@@ -66,6 +66,14 @@ class Orthogonality(Analyzer):
        supervised contrastive learning", arXiv:2410.05233, 2024.
     .. [3] L. Welch, "Lower bounds on the maximum cross correlation of signals", IEEE
        Trans. Inf. Theory 20(3), 1974.
+
+    Examples
+    --------
+    >>> import numpy as np, geometry_probe as gp
+    >>> X, y = np.repeat(np.eye(3, 5), 4, axis=0), np.repeat([0, 1, 2], 4)   # an orthogonal frame
+    >>> res = gp.analyze(X, "orthogonality", labels=y)["orthogonality"]
+    >>> round(res.scalars["of_distance"], 12), round(res.scalars["etf_distance"], 6)
+    (0.0, 0.605811)
     """
 
     name: ClassVar[str] = "orthogonality"
