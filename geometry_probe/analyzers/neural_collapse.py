@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
@@ -139,7 +139,7 @@ class NeuralCollapse(Analyzer):
         if self._state is None:
             raise EmptyAnalyzerError("NeuralCollapse.update_second_pass() was called before any update().")
         if self._rule is None:
-            stats = F.ClassStatistics.of(self._state.all_reduced(), global_mean=self.global_mean)
+            stats = F.ClassStatistics.of(cast(ClassMoments, self._state).all_reduced(), global_mean=self.global_mean)
             if self.classifier is not None:
                 _check_label_range(self.classifier, stats.n_slots)
             self._rule = F.DecisionRule.of(stats, self.classifier, device=batch.X.device)
@@ -238,11 +238,11 @@ def _check_label_range(classifier: LinearClassifier, n_slots: int) -> None:
 
 
 def _decision_scalars(decisions: F.DecisionCounts | None, *, with_classifier: bool) -> dict[str, float]:
-    n = float(decisions.n) if decisions is not None else 0.0
-    scalars = {"ncc_accuracy": float(decisions.ncc_hits) / n if n else math.nan}
-    if with_classifier:
-        scalars["nc4_agreement"] = float(decisions.agreements) / n if n else math.nan
-    return scalars
+    hits = agreements = math.nan
+    if decisions is not None and float(decisions.n) > 0:
+        hits = float(decisions.ncc_hits) / float(decisions.n)
+        agreements = float(decisions.agreements) / float(decisions.n)
+    return {"ncc_accuracy": hits, **({"nc4_agreement": agreements} if with_classifier else {})}
 
 
 def _per_class_rows(stats: F.ClassStatistics) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ import numpy as np
 
 from geometry_probe.analyzers.base import Analyzer
 from geometry_probe.batch import Batch
+from geometry_probe.exceptions import MissingLabelsError
 from geometry_probe.functional import class_geometry as G
 from geometry_probe.result import Result
 from geometry_probe.stats import ClassSums
@@ -88,6 +89,8 @@ class Orthogonality(Analyzer):
         self.matrix_max_classes = matrix_max_classes
 
     def _stats(self, batch: Batch) -> ClassSums:
+        if batch.labels is None:
+            raise MissingLabelsError(f"{self.name!r} needs labels: pass labels=... (library) or --labels (CLI).")
         rows = batch.unit_rows if self.normalize else batch.X
         return ClassSums.of(rows, batch.labels, batch.n_classes)
 

@@ -54,7 +54,8 @@ def simplex_etf_gram(n_vectors: int) -> np.ndarray:
     (1.0, -0.5)
     """
     C = n_vectors
-    return (np.eye(C) - np.full((C, C), 1.0 / C)) / math.sqrt(C - 1)
+    gram: np.ndarray = (np.eye(C) - np.full((C, C), 1.0 / C)) / math.sqrt(C - 1)
+    return gram
 
 
 def _gram_distance(vectors: np.ndarray, target: np.ndarray) -> float:
@@ -461,7 +462,7 @@ def squared_distances(vectors: Any) -> np.ndarray:
     V = as_rows(vectors)
     V = V - V.mean(axis=0) if V.shape[0] else V
     sq = np.einsum("ij,ij->i", V, V)
-    D2 = np.clip(sq[:, None] + sq[None, :] - 2.0 * (V @ V.T), 0.0, None)
+    D2: np.ndarray = np.clip(sq[:, None] + sq[None, :] - 2.0 * (V @ V.T), 0.0, None)
     np.fill_diagonal(D2, 0.0)
     return D2
 

@@ -110,7 +110,8 @@ class ClassStatistics:
     @property
     def centred_means(self) -> np.ndarray:
         """:math:`\\tilde M = [\\mu_c - \\mu_G]`, shape (C, D)."""
-        return self.means - self.global_mean
+        centred: np.ndarray = self.means - self.global_mean
+        return centred
 
 
 # --- NC1 ------------------------------------------------------------------------------------------
