@@ -61,14 +61,20 @@ class Spectra:
 
     @property
     def rank_ceiling(self) -> int:
-        """:math:`\min(N-1, D)`: the largest rank a centred N×D matrix can have."""
+        r""":math:`\min(N-1, D)`: the largest rank a centred N×D matrix can have."""
         return min(self.n_samples - 1, self.n_features)
 
 
 def eigvals_desc(S: Tensor) -> np.ndarray:
-    """Eigenvalues of a symmetric matrix in float64, descending, clipped at 0."""
-    values = torch.linalg.eigvalsh(S.to(torch.float64)).flip(0).clamp_min(0)
-    return values.cpu().numpy()
+    """Eigenvalues of a symmetric matrix in float64, descending, clipped at 0.
+
+    Eigenvalues below ``λ_max · D · eps64`` are round-off of the eigensolver and are set to
+    exactly 0, so a rank-deficient matrix has exact zeros (needed for the 0·ln 0 convention).
+    """
+    values = torch.linalg.eigvalsh(S.to(torch.float64)).flip(0).clamp_min(0).cpu().numpy()
+    if values.size and values[0] > 0:
+        values[values < values[0] * values.size * np.finfo(np.float64).eps] = 0.0
+    return values
 
 
 def _entropy_rank(p: np.ndarray) -> float:

@@ -1,0 +1,97 @@
+"""Additive statistics: streaming equals one shot, merge equals union, + is a commutative monoid."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from geometry_probe.stats import ClassMoments, ClassScatter, Moments
+
+
+def _naive(X):
+    X = np.asarray(X, dtype=np.float64)
+    return X.shape[0], X.sum(0), X.T @ X
+
+
+def test_moments_equal_naive_sums():
+    X = torch.randn(57, 6, dtype=torch.float64)
+    m = Moments.of(X)
+    n, s1, s2 = _naive(X)
+    assert float(m.n) == n
+    np.testing.assert_allclose(m.s1.numpy(), s1, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(m.s2.numpy(), s2, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(m.scatter().numpy(), np.cov(X.numpy(), rowvar=False) * 56, atol=1e-10)
+
+
+def test_float32_batches_with_offset_keep_float64_accuracy():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((4000, 8)) + 1e4
+    parts = [Moments.of(torch.as_tensor(X[i:i + 333], dtype=torch.float32)) for i in range(0, 4000, 333)]
+    total = parts[0]
+    for p in parts[1:]:
+        total = total + p
+    reference = np.cov(X.astype(np.float32).astype(np.float64), rowvar=False) * 3999
+    np.testing.assert_allclose(total.scatter().numpy(), reference, rtol=1e-5, atol=1e-2)
+
+
+def test_class_moments_match_naive_per_class_sums():
+    X = torch.randn(90, 5, dtype=torch.float64)
+    y = torch.randint(0, 4, (90,))
+    cm = ClassMoments.of(X, y, 4)
+    for k in range(4):
+        rows = X[y == k].numpy()
+        assert float(cm.n[k]) == rows.shape[0]
+        np.testing.assert_allclose(cm.s1[k].numpy(), rows.sum(0), atol=1e-12)
+        np.testing.assert_allclose(float(cm.sq[k]), (rows**2).sum(), rtol=1e-12)
+    within = sum(((X[y == k] - X[y == k].mean(0)).T @ (X[y == k] - X[y == k].mean(0)) for k in range(4)))
+    np.testing.assert_allclose(cm.within_scatter().numpy(), within.numpy(), atol=1e-10)
+
+
+def test_class_scatter_pooled_equals_class_moments():
+    X = torch.randn(70, 4, dtype=torch.float64)
+    y = torch.randint(0, 3, (70,))
+    a, b = ClassScatter.of(X, y, 3).pooled(), ClassMoments.of(X, y, 3)
+    for name in ("n", "s1", "s2", "sq"):
+        torch.testing.assert_close(getattr(a, name), getattr(b, name))
+
+
+def test_class_moments_pad_when_later_batches_show_new_classes():
+    X = torch.randn(30, 3, dtype=torch.float64)
+    y = torch.tensor([0, 1] * 10 + [2, 3] * 5)
+    merged = ClassMoments.of(X[:20], y[:20], 2) + ClassMoments.of(X[20:], y[20:], 4)
+    whole = ClassMoments.of(X, y, 4)
+    torch.testing.assert_close(merged.s1, whole.s1)
+    torch.testing.assert_close(merged.n, whole.n)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=9), min_size=3, max_size=3), st.integers(0, 2**16))
+def test_addition_is_associative_and_commutative(sizes, seed):
+    g = torch.Generator().manual_seed(seed)
+    a, b, c = (Moments.of(torch.randn(n, 4, generator=g, dtype=torch.float64)) for n in sizes)
+    left, right = (a + b) + c, a + (b + c)
+    swapped = c + (b + a)
+    for name in ("n", "s1", "s2"):
+        torch.testing.assert_close(getattr(left, name), getattr(right, name))
+        torch.testing.assert_close(getattr(left, name), getattr(swapped, name))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=12), min_size=1, max_size=6), st.integers(0, 2**16))
+def test_sum_of_batch_stats_equals_stats_of_union(sizes, seed):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(sum(sizes), 5, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (X.shape[0],), generator=g)
+    parts = [ClassMoments.of(xb, yb, 3) for xb, yb in zip(X.split(sizes), y.split(sizes))]
+    total = parts[0]
+    for p in parts[1:]:
+        total = total + p
+    whole = ClassMoments.of(X, y, 3)
+    for name in ("n", "s1", "s2", "sq"):
+        torch.testing.assert_close(getattr(total, name), getattr(whole, name))
+
+
+def test_adding_different_types_is_refused():
+    with pytest.raises(TypeError):
+        Moments.of(torch.randn(3, 2)) + ClassMoments.of(torch.randn(3, 2), torch.tensor([0, 1, 0]), 2)
