@@ -2,7 +2,7 @@
 
 import sys
 
-import click
+import typer
 
 import geometry_probe as gp
 
@@ -18,12 +18,14 @@ def main() -> None:
     except gp.GeometryProbeError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-    except click.ClickException as err:
-        err.show()
-        raise SystemExit(err.exit_code) from None
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         print("interrupted", file=sys.stderr)
         raise SystemExit(130) from None
+    except typer.Exit as err:
+        raise SystemExit(err.exit_code) from None
+    except typer.TyperException as err:  # usage errors of typer's bundled click: message + exit 2
+        err.show()
+        raise SystemExit(getattr(err, "exit_code", 2)) from None
     raise SystemExit(code if isinstance(code, int) else 0)
 
 

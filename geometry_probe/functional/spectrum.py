@@ -287,6 +287,7 @@ def numerical_rank(X: Tensor | np.ndarray, *, eps: float | None = None) -> int:
     Examples
     --------
     >>> import torch
+    >>> _ = torch.manual_seed(0)
     >>> X = torch.randn(50, 3, dtype=torch.float64) @ torch.randn(3, 8, dtype=torch.float64)
     >>> numerical_rank(X)
     3
@@ -344,10 +345,11 @@ def alpha_req(X: Tensor | np.ndarray, *, fit_ranks: tuple[int, int] = ALPHA_FIT_
     Examples
     --------
     >>> import torch
-    >>> lam = torch.arange(1, 31, dtype=torch.float64) ** -1.3
-    >>> Q, _ = torch.linalg.qr(torch.randn(60, 30, dtype=torch.float64))
-    >>> X = (Q * lam.sqrt()) * 60 ** 0.5  # orthonormal columns scaled: covariance eigenvalues ∝ lam
-    >>> round(alpha_req(X - X.mean(0), fit_ranks=(2, 20)), 6)
+    >>> _ = torch.manual_seed(0)
+    >>> A = torch.randn(60, 30, dtype=torch.float64)
+    >>> Q, _ = torch.linalg.qr(A - A.mean(0))  # orthonormal columns orthogonal to 1: centred
+    >>> X = Q * (torch.arange(1, 31, dtype=torch.float64) ** -1.3).sqrt()  # covariance eigenvalues i^-1.3
+    >>> round(alpha_req(X, fit_ranks=(2, 20)), 6)
     1.3
     """
     return alpha_req_from_spectrum(_spectra(X).centred, fit_ranks=fit_ranks)
@@ -423,6 +425,7 @@ def collapsed_dims(X: Tensor | np.ndarray, *, threshold: float = COLLAPSED_DIM_T
     Examples
     --------
     >>> import torch
+    >>> _ = torch.manual_seed(0)
     >>> X = torch.randn(100, 4, dtype=torch.float64) @ torch.randn(4, 10, dtype=torch.float64)
     >>> collapsed_dims(X)
     6

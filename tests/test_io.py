@@ -1,0 +1,199 @@
+"""Loaders: every format, labels, dtypes, and every bad input named by the foundation issue."""
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import geometry_probe as gp
+from geometry_probe.exceptions import (
+    AmbiguousKeyError,
+    InputFileError,
+    InvalidEmbeddingsError,
+    InvalidLabelsError,
+    UnsafeFileError,
+)
+
+X = np.random.default_rng(0).standard_normal((12, 4)).astype(np.float32)
+Y = np.array(list("abcabcabcabc"))
+
+
+def _check(emb, labels=None):
+    np.testing.assert_allclose(np.asarray(emb.X, dtype=np.float32), X, rtol=1e-6)
+    if labels is not None:
+        assert emb.classes == ("a", "b", "c")
+        np.testing.assert_array_equal(emb.labels, [0, 1, 2] * 4)
+
+
+def test_npy_is_memory_mapped(tmp_path):
+    np.save(tmp_path / "x.npy", X)
+    emb = gp.load(tmp_path / "x.npy")
+    assert isinstance(emb.X, np.memmap)
+    _check(emb)
+
+
+def test_npz_with_key_and_labels_inside(tmp_path):
+    np.savez(tmp_path / "x.npz", emb=X, other=X[:, :2], labels=Y)
+    _check(gp.load(tmp_path / "x.npz", key="emb", labels="labels"), Y)
+
+
+def test_pt_tensor_and_dict(tmp_path):
+    torch.save(torch.as_tensor(X), tmp_path / "t.pt")
+    _check(gp.load(tmp_path / "t.pt"))
+    torch.save({"z": torch.as_tensor(X), "y": torch.arange(12) % 3}, tmp_path / "d.pth")
+    emb = gp.load(tmp_path / "d.pth", labels="y")
+    _check(emb)
+    np.testing.assert_array_equal(emb.labels, [0, 1, 2] * 4)
+
+
+def test_safetensors(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"z": torch.as_tensor(X)}, str(tmp_path / "x.safetensors"))
+    _check(gp.load(tmp_path / "x.safetensors"))
+
+
+def test_csv_tsv_parquet_numeric_and_list_column(tmp_path):
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(4)])
+    frame["label"] = Y
+    frame.to_csv(tmp_path / "x.csv", index=False)
+    _check(gp.load(tmp_path / "x.csv", labels="label"), Y)
+    frame.to_csv(tmp_path / "x.tsv", sep="\t", index=False)
+    _check(gp.load(tmp_path / "x.tsv", labels="label"), Y)
+    frame.to_parquet(tmp_path / "x.parquet")
+    _check(gp.load(tmp_path / "x.parquet", labels="label"), Y)
+    listed = pd.DataFrame({"embedding": [str(list(map(float, row))) for row in X]})
+    listed.to_csv(tmp_path / "l.csv", index=False)
+    _check(gp.load(tmp_path / "l.csv"))
+    pd.DataFrame({"embedding": list(X.astype(np.float64))}).to_parquet(tmp_path / "l.parquet")
+    _check(gp.load(tmp_path / "l.parquet"))
+
+
+def test_h5(tmp_path):
+    import h5py
+
+    with h5py.File(tmp_path / "x.h5", "w") as handle:
+        handle["features"] = X
+    _check(gp.load(tmp_path / "x.h5"))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.int32])
+def test_low_precision_and_integer_inputs_are_converted_per_batch(tmp_path, dtype):
+    T = torch.as_tensor(X * 10).to(dtype)
+    torch.save(T, tmp_path / "t.pt")
+    emb = gp.load(tmp_path / "t.pt")
+    assert emb.X.dtype == dtype                            # stored as given ...
+    batch, _, _ = next(emb.batches(5))
+    assert batch.dtype == torch.float32                    # ... converted per batch
+    torch.testing.assert_close(batch, T[:5].float())
+
+
+@pytest.mark.parametrize("fmt", ["npy", "txt", "csv"])
+def test_label_files(tmp_path, fmt):
+    np.save(tmp_path / "x.npy", X)
+    if fmt == "npy":
+        np.save(tmp_path / "y.npy", Y)
+    elif fmt == "txt":
+        (tmp_path / "y.txt").write_text("\n".join(Y) + "\n")
+    else:
+        pd.DataFrame({"label": Y, "extra": 1}).to_csv(tmp_path / "y.csv", index=False)
+    _check(gp.load(tmp_path / "x.npy", labels=tmp_path / f"y.{fmt}"), Y)
+
+
+def test_sparse_integer_labels_become_codes(tmp_path):
+    emb = gp.Embeddings(X, labels=np.array([17, 3, 3, 99] * 3))
+    assert emb.classes == ("3", "17", "99")
+    np.testing.assert_array_equal(emb.labels[:4], [1, 0, 0, 2])
+
+
+# ---- bad input ---------------------------------------------------------------------------
+
+def _marker_payload(marker):
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+    return Payload()
+
+
+def test_object_npy_refused_and_never_unpickled(tmp_path):
+    marker = tmp_path / "ran"
+    np.save(tmp_path / "o.npy", np.array([_marker_payload(marker)], dtype=object), allow_pickle=True)
+    with pytest.raises(UnsafeFileError, match="pickle"):
+        gp.load(tmp_path / "o.npy")
+    assert not marker.exists()
+
+
+def test_pickled_pt_refused_and_never_run(tmp_path):
+    marker = tmp_path / "ran"
+    torch.save({"x": _marker_payload(marker)}, tmp_path / "evil.pt")
+    with pytest.raises(UnsafeFileError, match="refused") as info:
+        gp.load(tmp_path / "evil.pt")
+    assert isinstance(info.value, OSError)
+    assert "weights_only` set to `False`" not in str(info.value)
+    assert not marker.exists()
+
+
+def test_object_npz_refused(tmp_path):
+    np.savez(tmp_path / "o.npz", a=np.array([{"k": 1}], dtype=object))
+    with pytest.raises(UnsafeFileError):
+        gp.load(tmp_path / "o.npz")
+
+
+@pytest.mark.parametrize("suffix", ["npy", "npz", "pt"])
+def test_truncated_files(tmp_path, suffix):
+    full = tmp_path / f"full.{suffix}"
+    {"npy": lambda: np.save(full, X), "npz": lambda: np.savez(full, a=X),
+     "pt": lambda: torch.save(torch.as_tensor(X), full)}[suffix]()
+    cut = tmp_path / f"cut.{suffix}"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    with pytest.raises(InputFileError, match="truncated|corrupt|not a readable"):
+        gp.load(cut)
+
+
+def test_missing_directory_unknown_suffix(tmp_path):
+    with pytest.raises(InputFileError, match="no such"):
+        gp.load(tmp_path / "nope.npy")
+    with pytest.raises(InputFileError, match="directory"):
+        gp.load(tmp_path)
+    (tmp_path / "x.bin").write_bytes(b"123")
+    with pytest.raises(InputFileError, match="unknown file type"):
+        gp.load(tmp_path / "x.bin")
+
+
+def test_shape_errors(tmp_path):
+    np.save(tmp_path / "three.npy", np.zeros((3, 4, 5)))
+    with pytest.raises(InvalidEmbeddingsError, match=r"pool them first: X\.mean\(axis=1\)"):
+        gp.load(tmp_path / "three.npy")
+    np.save(tmp_path / "one.npy", np.zeros((1, 4)))
+    with pytest.raises(InvalidEmbeddingsError, match="at least 2 rows"):
+        gp.load(tmp_path / "one.npy")
+
+
+def test_nan_rows_are_named():
+    bad = X.copy()
+    bad[5, 1] = np.nan
+    bad[9, 0] = np.inf
+    with pytest.raises(InvalidEmbeddingsError, match="first bad rows: 5, 9") as info:
+        gp.analyze(bad, "spectrum")
+    assert isinstance(info.value, ValueError)
+
+
+def test_labels_wrong_length_and_ambiguous_key(tmp_path):
+    np.save(tmp_path / "x.npy", X)
+    np.save(tmp_path / "y.npy", np.arange(5))
+    with pytest.raises(InvalidLabelsError, match="got 5 labels for 12 embeddings"):
+        gp.load(tmp_path / "x.npy", labels=tmp_path / "y.npy")
+    np.savez(tmp_path / "m.npz", first=X, second=X)
+    with pytest.raises(AmbiguousKeyError, match="'first'.*'second'"):
+        gp.load(tmp_path / "m.npz")
+    with pytest.raises(AmbiguousKeyError, match="no array named 'third'"):
+        gp.load(tmp_path / "m.npz", key="third")
+
+
+def test_input_file_is_not_modified(tmp_path):
+    np.save(tmp_path / "x.npy", X)
+    before = (tmp_path / "x.npy").read_bytes()
+    gp.analyze(gp.load(tmp_path / "x.npy"), "spectrum")
+    assert (tmp_path / "x.npy").read_bytes() == before
