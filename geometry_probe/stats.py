@@ -54,11 +54,13 @@ def _column_sums64(A: Tensor) -> Tensor:
 
 
 def _row_squared_norms64(A: Tensor) -> Tensor:
-    """Squared L2 norm of every row of a (B, D) tensor, accumulated in float64, shape (B,)."""
-    if A.device.type == "cpu":
-        a = A.contiguous().numpy()
-        return torch.from_numpy(np.einsum("ij,ij->i", a, a, dtype=np.float64))
-    return A.to(STATE_DTYPE).square().sum(dim=1)
+    """Squared L2 norm of every row of a (B, D) tensor, shape (B,), returned in float64.
+
+    Computed in the batch's precision: the rows given are centred on the batch mean, so a
+    float32 sum of D squares is accurate to ~1e-7 relative, and the cross terms that restore
+    the offset are added in float64 by the caller.
+    """
+    return torch.linalg.vector_norm(A, dim=1).square().to(STATE_DTYPE)
 
 
 def _centred_sums(X: Tensor) -> tuple[Tensor, Tensor]:
@@ -178,8 +180,11 @@ class ClassMoments(SumStats):
         _, s2 = _sums_of_centred(shift, Xc)
         centred = ClassSums.of(Xc, labels, n_classes)              # centred: no float32 loss to an offset
         s1 = centred.s1 + centred.n[:, None] * shift.to(STATE_DTYPE)
-        row_sq = _row_squared_norms64(X.to(compute_dtype(X)))                     # (B,)
-        sq = torch.zeros(n_classes, dtype=STATE_DTYPE, device=X.device).index_add_(0, labels.long(), row_sq)
+        shift64 = shift.to(STATE_DTYPE)
+        row_sq = _row_squared_norms64(Xc)                                        # (B,) ‖x − shift‖²
+        sq_centred = torch.zeros(n_classes, dtype=STATE_DTYPE, device=X.device).index_add_(0, labels.long(), row_sq)
+        # Σ‖x‖² = Σ‖x − shift‖² + 2 shift·Σ(x − shift) + n‖shift‖², per class, in float64
+        sq = sq_centred + 2 * (centred.s1 @ shift64) + centred.n * shift64.dot(shift64)
         return cls(n=centred.n, s1=s1, s2=s2, sq=sq)
 
     def __add__(self, other: ClassMoments) -> ClassMoments:
