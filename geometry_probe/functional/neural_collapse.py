@@ -232,7 +232,7 @@ def cdnv(X: Any, labels: Any) -> float:
     --------
     >>> import numpy as np
     >>> X = np.array([[0.0, 1.0], [0.0, -1.0], [4.0, 1.0], [4.0, -1.0]])
-    >>> cdnv(X, [0, 0, 1, 1])   # Var = 1 each, distance² = 16: (1 + 1) / 32
+    >>> round(cdnv(X, [0, 0, 1, 1]), 12)   # Var = 1 each, distance² = 16: (1 + 1) / 32
     0.0625
     """
     return cdnv_from_stats(_statistics(X, labels))[0]
@@ -278,7 +278,7 @@ def trace_ratio(X: Any, labels: Any, *, global_mean: str = "class") -> float:
     --------
     >>> import numpy as np
     >>> X = np.array([[0.0, 1.0], [0.0, -1.0], [4.0, 1.0], [4.0, -1.0]])
-    >>> trace_ratio(X, [0, 0, 1, 1])   # Tr Σ_W = 1, Tr Σ_B = 4
+    >>> round(trace_ratio(X, [0, 0, 1, 1]), 12)   # Tr Σ_W = 1, Tr Σ_B = 4
     0.25
     """
     return trace_ratio_from_stats(_statistics(X, labels, global_mean=global_mean))
