@@ -26,3 +26,7 @@ ClassifierOpt = Annotated[Optional[Path], typer.Option(
     "with 'weight' and optional 'bias' (e.g. a saved nn.Linear state dict); rows in sorted-label order.")]
 ClassifierKeyOpt = Annotated[Optional[str], typer.Option(
     "--classifier-key", help="Which weight of a --classifier file with several, e.g. 'fc' for fc.weight/fc.bias.")]
+CoarseLabelsOpt = Annotated[Optional[str], typer.Option(
+    "--coarse-labels", help="Super-class labels (file or key); with --labels they enable the class_collapse finding.")]
+FailOnOpt = Annotated[Optional[str], typer.Option(
+    "--fail-on", help="'collapse': exit 1 when an over-fusion, dimensional or class collapse finding fails.")]

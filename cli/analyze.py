@@ -14,8 +14,10 @@ from ._options import (
     BatchSizeOpt,
     ClassifierKeyOpt,
     ClassifierOpt,
+    CoarseLabelsOpt,
     DeviceOpt,
     EmbeddingsArg,
+    FailOnOpt,
     JsonOpt,
     KeyOpt,
     LabelsOpt,
@@ -41,19 +43,26 @@ def analyze(
     quiet: QuietOpt = False,
     classifier: ClassifierOpt = None,
     classifier_key: ClassifierKeyOpt = None,
+    coarse_labels: CoarseLabelsOpt = None,
+    fail_on: FailOnOpt = None,
 ) -> None:
-    """Analyse an embeddings file: print a table of metrics and optionally write JSON."""
+    """Analyse an embeddings file: print a table of metrics and collapse verdicts, optionally write JSON."""
+    if fail_on not in (None, "collapse"):
+        raise typer.BadParameter(f"got {fail_on!r}; the only choice is 'collapse'.", param_hint="--fail-on")
     if json_out is not None:
         gp.check_output_path(json_out, inputs=[path] + ([labels] if labels else []) + ([classifier] if classifier else []))
     params = {"neural_collapse": {"classifier": load_classifier(classifier, key=classifier_key)}} if classifier else None
     emb = gp.load(path, labels=labels, key=key)
+    coarse = gp.io.read_label_spec(coarse_labels, container=path) if coarse_labels else None
     results = gp.analyze(emb, analyzers, device=device, batch_size=batch_size, precision=precision, seed=seed,
-                         params=params)
+                         params=params, coarse_labels=coarse)
     if not quiet:
         print_results(results)
     if json_out is not None:
         results.to_json(json_out)
         console.print(f"wrote {json_out}")
+    if fail_on == "collapse" and gp.has_failed_collapse(results.findings):
+        raise typer.Exit(code=1)
 
 
 @app.command(name="list")

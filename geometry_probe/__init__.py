@@ -8,9 +8,10 @@
 
 __version__ = "0.1.0"
 
-from geometry_probe import datasets
+from geometry_probe import datasets, io
 from geometry_probe.analysis import analyze
 from geometry_probe.analyzers import ANALYZERS, Analyzer, PairwiseAnalyzer, get_analyzer
+from geometry_probe.diagnosis import diagnose, has_failed_collapse
 from geometry_probe.embeddings import Embeddings
 from geometry_probe.extraction import extract
 from geometry_probe.layer_sweep import layer_sweep
@@ -38,6 +39,6 @@ __all__ = [
     "EmptyAnalyzerError", "GeometryProbeError", "InputFileError", "InvalidEmbeddingsError",
     "InvalidInputError", "InvalidLabelsError", "MissingDependencyError", "MissingLabelsError",
     "Moments", "OutputError", "PairwiseAnalyzer", "Result", "Results", "UnknownAnalyzerError",
-    "UnsafeFileError", "__version__", "analyze", "check_output_path", "datasets", "extract", "get_analyzer",
+    "UnsafeFileError", "__version__", "analyze", "check_output_path", "datasets", "diagnose", "has_failed_collapse", "io", "extract", "get_analyzer",
     "layer_sweep", "load",
 ]

@@ -13,6 +13,7 @@ from geometry_probe import __version__
 from geometry_probe._validation import as_sequence, check_choice, check_positive_int, resolve_device
 from geometry_probe.analyzers import ANALYZERS, Analyzer, PairwiseAnalyzer, get_analyzer
 from geometry_probe.batch import Batch
+from geometry_probe.diagnosis import diagnose
 from geometry_probe.embeddings import Embeddings, as_embeddings
 from geometry_probe.exceptions import MissingLabelsError
 from geometry_probe.result import Results
@@ -29,7 +30,7 @@ def default_batch_size(n_features: int, *, memory_bytes: int = BATCH_MEMORY_BYTE
 def analyze(data: Any, analyzers: str | Sequence[str | Analyzer | PairwiseAnalyzer] | None = None, *,
             labels: Any = None, device: str | torch.device | None = "auto", batch_size: int | None = None,
             precision: str = "float32", seed: int = 0,
-            params: Mapping[str, Mapping[str, Any]] | None = None) -> Results:
+            params: Mapping[str, Mapping[str, Any]] | None = None, coarse_labels: Any = None) -> Results:
     """Run analyzers on embeddings in one streaming pass and return their :class:`Results`.
 
     Parameters
@@ -53,6 +54,11 @@ def analyze(data: Any, analyzers: str | Sequence[str | Analyzer | PairwiseAnalyz
         Seed for every subsample an analyzer takes.
     params : mapping, optional
         Per-analyzer keyword arguments, e.g. ``{"spectrum": {"rankme_eps": 1e-5}}``.
+    coarse_labels : array-like of shape (n_samples,), optional
+        Super-class labels; with ``labels`` they enable the ``class_collapse`` finding.
+
+    The returned ``Results.findings`` hold the collapse verdicts of
+    :func:`geometry_probe.diagnosis.diagnose`.
 
     Returns
     -------
@@ -91,7 +97,9 @@ def analyze(data: Any, analyzers: str | Sequence[str | Analyzer | PairwiseAnalyz
         "analyzers": [r.analyzer for r in results],
         "elapsed_s": round(time.perf_counter() - started, 4),
     }
-    return Results(results, meta=meta)
+    out = Results(results, meta=meta)
+    out.findings = diagnose(out, emb, coarse_labels=coarse_labels, random_state=seed)
+    return out
 
 
 def _stream(emb: Embeddings, analyzers: list[Analyzer], *, batch_size: int, device: torch.device,

@@ -115,6 +115,17 @@ def load_labels(path: PathLike) -> np.ndarray:
     raise InputFileError(f"{path}: unknown label file type {suffix!r}; use .npy, .txt or .csv.")
 
 
+def read_label_spec(spec: PathLike, *, container: PathLike) -> np.ndarray:
+    """Labels from a label file, or from the array named ``spec`` inside ``container``."""
+    if Path(spec).is_file():
+        return load_labels(spec)
+    arrays = read_arrays(container)
+    if str(spec) not in arrays:
+        raise InvalidLabelsError(f"labels: {str(spec)!r} is neither a file nor an array in {Path(container).name} "
+                                 f"(arrays: {sorted(arrays)}).")
+    return _materialise(arrays[str(spec)])
+
+
 def read_arrays(path: PathLike, *, mmap: bool = True) -> dict[str, Any]:
     """All arrays of a file by name (a bare ``.npy`` gives ``{"": array}``); nothing unpickled."""
     return _read_container(_check_file(path), mmap=mmap)

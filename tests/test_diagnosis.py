@@ -1,0 +1,85 @@
+"""Collapse verdicts against null baselines: closed forms, synthetic collapses, CLI gate."""
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+import geometry_probe as gp
+from geometry_probe.baselines import isotropic_sphere_stats, uniformity_uniform_sphere
+
+
+@pytest.mark.parametrize(("dim", "expected"), [(2, -1.575027), (3, -2.079777), (128, -3.937530), (2048, -3.996094)])
+def test_uniform_sphere_uniformity_closed_form(dim, expected):
+    # metrics-reference §10.1 row 12
+    assert uniformity_uniform_sphere(dim) == pytest.approx(expected, abs=1e-6)
+
+
+def test_simulated_null_matches_theory():
+    null = isotropic_sphere_stats(2000, 64)
+    assert null["top1_energy"] < (1 + np.sqrt(64 / 2000)) ** 2 / 64 * 1.2      # Marchenko-Pastur edge
+    assert abs(null["mean_cosine"]) < 3 / np.sqrt(2000 * 1999 / 2) * 8          # ~0 within noise
+    assert null["mean_abs_cosine"] == pytest.approx(np.sqrt(2 / (np.pi * 64)), rel=0.05)   # E|cos| on S^63
+    assert null["uniformity"] == pytest.approx(uniformity_uniform_sphere(64), abs=0.01)
+
+
+def _findings(X, **kwargs):
+    emb = gp.Embeddings(X, labels=kwargs.pop("labels", None))
+    return {f["name"]: f for f in gp.analyze(emb, "spectrum", **kwargs).findings}
+
+
+def test_isotropic_data_is_ok_everywhere():
+    found = _findings(gp.datasets.make_isotropic(3000, 64))
+    assert {f["verdict"] for f in found.values()} == {"ok"}
+
+
+@pytest.mark.parametrize("kind", ["point", "line"])
+def test_over_fusion_caught_for_point_and_antipodal_line(kind):
+    found = _findings(gp.datasets.make_collapsed(3000, 64, kind=kind, noise=0.01))
+    assert found["over_fusion"]["verdict"] == "fail"
+    assert found["over_fusion"]["value"] > 0.9 > found["over_fusion"]["baseline"] * 10
+    assert ("one point" if kind == "point" else "one line") in found["over_fusion"]["explanation"]
+
+
+def test_mean_cosine_alone_would_miss_the_antipodal_line():
+    found = _findings(gp.datasets.make_collapsed(3000, 64, kind="line", noise=0.01))
+    assert found["anisotropy"]["verdict"] == "ok"            # mean cosine ≈ 0 ...
+    assert found["over_fusion"]["verdict"] == "fail"         # ... but fusion is still caught
+
+
+def test_dimensional_collapse_on_low_rank_data():
+    found = _findings(gp.datasets.make_low_rank(3000, 64, rank=2))
+    assert found["dimensional_collapse"]["verdict"] == "fail"
+    assert found["dimensional_collapse"]["baseline_effective_rank"] == pytest.approx(64, rel=0.05)
+
+
+def test_class_collapse_needs_fine_and_coarse_labels():
+    rng = np.random.default_rng(0)
+    fine = np.repeat(np.arange(4), 200)
+    coarse = fine // 2
+    separated = rng.standard_normal((800, 16)) * 0.1 + np.eye(16)[fine] * 3
+    merged = rng.standard_normal((800, 16)) * 0.1 + np.eye(16)[coarse] * 3   # fine classes fused
+    ok = _findings(separated, labels=fine, coarse_labels=coarse)["class_collapse"]
+    bad = _findings(merged, labels=fine, coarse_labels=coarse)["class_collapse"]
+    assert ok["verdict"] == "ok" and ok["value"] == pytest.approx(1.0)
+    assert bad["verdict"] == "fail" and abs(bad["value"]) < 0.1
+
+
+def test_every_finding_has_the_documented_fields():
+    for finding in _findings(gp.datasets.make_isotropic(500, 16)).values():
+        assert {"name", "verdict", "value", "threshold", "baseline", "signal", "explanation"} <= finding.keys()
+        assert finding["verdict"] in {"ok", "warn", "fail"}
+
+
+def test_cli_fail_on_collapse_gates_release(tmp_path):
+    np.save(tmp_path / "fused.npy", gp.datasets.make_collapsed(1000, 32, kind="line", noise=0.01).astype(np.float32))
+    np.save(tmp_path / "fine.npy", gp.datasets.make_isotropic(1000, 32).astype(np.float32))
+    bad = subprocess.run(["geoprobe", "analyze", str(tmp_path / "fused.npy"), "--fail-on", "collapse", "-q",
+                          "--json", str(tmp_path / "r.json")], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1
+    findings = json.loads((tmp_path / "r.json").read_text())["findings"]
+    assert any(f["name"] == "over_fusion" and f["verdict"] == "fail" for f in findings)
+    good = subprocess.run(["geoprobe", "analyze", str(tmp_path / "fine.npy"), "--fail-on", "collapse", "-q"],
+                          capture_output=True, text=True, timeout=120)
+    assert good.returncode == 0
