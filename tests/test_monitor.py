@@ -1,0 +1,147 @@
+"""CollapseMonitor: onset and recovery, NaN alerts, robustness, no host sync, multi-process sums."""
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+from torch.overrides import TorchFunctionMode
+
+import geometry_probe as gp
+from geometry_probe.monitor import CollapseError, CollapseMonitor, CollapseWarning
+
+D = 32
+
+
+def _healthy(g, n=64):
+    return torch.randn(n, D, generator=g)
+
+
+def _fused(g, direction, n=64):
+    return direction * torch.randn(n, 1, generator=g) + 0.005 * torch.randn(n, D, generator=g)
+
+
+def test_flags_over_fusion_at_onset_and_clears_on_recovery():
+    g = torch.Generator().manual_seed(0)
+    direction = torch.randn(D, generator=g)
+    monitor = CollapseMonitor(every_n_steps=10, on_collapse="ignore")
+    for step in range(60):                                   # healthy 0-19, fused 20-39, healthy 40-59
+        z = _fused(g, direction) if 20 <= step < 40 else _healthy(g)
+        monitor.update(z)
+    verdicts = [{f["name"]: f["verdict"] for f in snap["findings"]}["over_fusion"] for snap in monitor.history]
+    assert verdicts == ["ok", "ok", "fail", "fail", "ok", "ok"]
+    assert [a["step"] for a in monitor.alerts if a["name"] == "over_fusion"] == [30, 40]
+
+
+def test_window_mean_cosine_is_exact():
+    g = torch.Generator().manual_seed(1)
+    monitor = CollapseMonitor(every_n_steps=3, on_collapse="ignore")
+    batches = [torch.randn(n, D, generator=g) + 0.5 for n in (5, 17, 9)]   # varying batch sizes
+    for z in batches:
+        snap = monitor.update(z)
+    Z = torch.cat(batches).double()
+    U = Z / Z.norm(dim=1, keepdim=True)
+    cos = U @ U.T
+    n = len(Z)
+    naive = float((cos.sum() - n) / (n * (n - 1)))
+    assert snap["scalars"]["window/mean_cosine"] == pytest.approx(naive, rel=1e-6)   # float32 rows
+    assert snap["scalars"]["window/n_samples"] == n
+
+
+def test_nan_embeddings_become_an_alert_not_a_crash():
+    g = torch.Generator().manual_seed(2)
+    monitor = CollapseMonitor(every_n_steps=4, on_collapse="warn")
+    with pytest.warns(CollapseWarning, match="NaN or inf"):
+        for step in range(8):
+            z = _healthy(g)
+            if step == 2:
+                z[3, 0] = float("nan")
+            monitor.update(z)
+    assert [a["name"] for a in monitor.alerts] == ["non_finite"]
+    assert monitor.history[1]["scalars"]["window/non_finite"] == 0.0          # next window is clean again
+
+
+def test_bad_shapes_and_missing_classes_never_crash():
+    monitor = CollapseMonitor(every_n_steps=3, on_collapse="ignore", n_classes=5)
+    monitor.update(torch.randn(4, 3, 2))                    # wrong rank
+    monitor.update(torch.randn(0, D))                       # empty batch
+    monitor.update(torch.randn(8, D), torch.zeros(8, dtype=torch.long))
+    assert [a["name"] for a in monitor.alerts][:2] == ["monitor_error", "monitor_error"]
+    assert len(monitor.history) == 1
+
+
+def test_raise_and_stop_policies():
+    g = torch.Generator().manual_seed(3)
+    direction = torch.randn(D, generator=g)
+    raising = CollapseMonitor(every_n_steps=2, on_collapse="raise")
+    raising.update(_fused(g, direction))
+    with pytest.raises(CollapseError, match="over_fusion"):
+        raising.update(_fused(g, direction))
+    seen = []
+    stopping = CollapseMonitor(every_n_steps=2, on_collapse="stop", hook=seen.append)
+    for _ in range(2):
+        stopping.update(_fused(g, direction))
+    assert stopping.should_stop and seen and seen[0]["name"] == "over_fusion"
+
+
+class _SyncCounter(TorchFunctionMode):
+    SYNCS = {"item", "tolist", "__bool__", "__int__", "__float__", "cpu", "numpy", "nonzero"}
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", "") in self.SYNCS:
+            self.calls.append(func.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+def test_update_between_snapshots_makes_no_host_sync():
+    monitor = CollapseMonitor(every_n_steps=1000, on_collapse="ignore")
+    monitor.update(torch.randn(16, D))                      # first call allocates the buffer
+    with _SyncCounter() as counter:
+        for _ in range(20):
+            monitor.update(torch.randn(16, D), torch.randint(0, 3, (16,)))
+    assert counter.calls == []
+
+
+def test_memory_does_not_grow_over_many_steps():
+    monitor = CollapseMonitor(every_n_steps=500, buffer_size=256, on_collapse="ignore")
+    g = torch.Generator().manual_seed(4)
+    for _ in range(2000):
+        monitor.update(torch.randn(8, D, generator=g))
+    assert monitor._buffer.shape == (256, D)
+    assert len(monitor.history) == 4 and all(len(s["findings"]) > 0 for s in monitor.history)
+
+
+def _worker(rank, world, init_file, parts, out):
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    monitor = CollapseMonitor(every_n_steps=len(parts[rank]), on_collapse="ignore")
+    for z in parts[rank]:
+        snap = monitor.update(z)
+    if rank == 0:
+        out.put(snap["scalars"])
+    torch.distributed.destroy_process_group()
+
+
+def test_two_processes_merge_to_the_single_process_statistics(tmp_path):
+    g = torch.Generator().manual_seed(5)
+    batches = [torch.randn(10, D, generator=g) + 1.0 for _ in range(4)]
+    single = CollapseMonitor(every_n_steps=2, on_collapse="ignore")
+    # the single process sees the union: concatenate pairs so both runs have 2 steps
+    for z in (torch.cat(batches[0:3:2]), torch.cat(batches[1:4:2])):
+        expected = single.update(z)
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    parts = [batches[0:2], batches[2:4]]
+    procs = [ctx.Process(target=_worker, args=(r, 2, str(tmp_path / "init"), parts, out)) for r in range(2)]
+    for p in procs:
+        p.start()
+    merged = out.get(timeout=120)
+    for p in procs:
+        p.join(timeout=60)
+    for key in ("window/n_samples", "window/mean_cosine", "window/mean_norm_of_mean"):
+        assert merged[key] == pytest.approx(expected["scalars"][key], rel=1e-9)
