@@ -13,6 +13,8 @@ from geometry_probe.analysis import analyze
 from geometry_probe.analyzers import ANALYZERS, Analyzer, PairwiseAnalyzer, get_analyzer
 from geometry_probe.diagnosis import diagnose, has_failed_collapse
 from geometry_probe.embeddings import Embeddings
+from geometry_probe.monitor import CollapseError, CollapseMonitor, CollapseWarning
+from geometry_probe.trajectory import track
 from geometry_probe.extraction import extract
 from geometry_probe.layer_sweep import layer_sweep
 from geometry_probe.exceptions import (
@@ -35,10 +37,10 @@ from geometry_probe.result import Result, Results
 from geometry_probe.stats import ClassMoments, ClassScatter, Moments
 
 __all__ = [
-    "ANALYZERS", "AmbiguousKeyError", "Analyzer", "ClassMoments", "ClassScatter", "Embeddings",
+    "ANALYZERS", "AmbiguousKeyError", "Analyzer", "CollapseError", "CollapseMonitor", "CollapseWarning", "ClassMoments", "ClassScatter", "Embeddings",
     "EmptyAnalyzerError", "GeometryProbeError", "InputFileError", "InvalidEmbeddingsError",
     "InvalidInputError", "InvalidLabelsError", "MissingDependencyError", "MissingLabelsError",
     "Moments", "OutputError", "PairwiseAnalyzer", "Result", "Results", "UnknownAnalyzerError",
     "UnsafeFileError", "__version__", "analyze", "check_output_path", "datasets", "diagnose", "has_failed_collapse", "io", "extract", "get_analyzer",
-    "layer_sweep", "load",
+    "layer_sweep", "load", "track",
 ]

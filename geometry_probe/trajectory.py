@@ -1,0 +1,114 @@
+"""Checkpoint trajectories: analyse embeddings of successive checkpoints and find collapse onsets."""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from geometry_probe._atomic import atomic_write_text
+from geometry_probe.analysis import analyze
+from geometry_probe.embeddings import Embeddings
+from geometry_probe.exceptions import InvalidInputError
+from geometry_probe.io import load
+from geometry_probe.result import _clean
+
+_STEP_PATTERN = re.compile(r"(?:epoch|step|iter|it|ckpt|checkpoint|e|s)[_\-=]?(\d+)", re.IGNORECASE)
+
+
+def step_from_name(name: str, *, default: int) -> int:
+    """Epoch/step number in a file name: ``epoch_07.npy`` → 7, ``step-1200.pt`` → 1200.
+
+    Falls back to the last number in the name, then to ``default``.
+
+    Examples
+    --------
+    >>> step_from_name("run/epoch_07.npy", default=0), step_from_name("step-1200.pt", default=0)
+    (7, 1200)
+    >>> step_from_name("final.npy", default=3)
+    3
+    """
+    stem = Path(name).name
+    match = _STEP_PATTERN.search(stem)
+    if match:
+        return int(match.group(1))
+    numbers = re.findall(r"\d+", stem)
+    return int(numbers[-1]) if numbers else default
+
+
+def track(sources: Iterable[tuple[str, int, Embeddings]], analyzers: Any = None, **analyze_kwargs: Any
+          ) -> dict[str, Any]:
+    """Analyse each checkpoint's embeddings in order and find when each finding first fails.
+
+    Parameters
+    ----------
+    sources : iterable of (name, step, Embeddings)
+        One entry per checkpoint, e.g. from :func:`track_files` or
+        :func:`geometry_probe.checkpoint_sweep.iter_checkpoint_embeddings`. Sorted by step
+        (stable for equal steps).
+    analyzers, **analyze_kwargs
+        Passed to :func:`geometry_probe.analyze` for every checkpoint.
+
+    Returns
+    -------
+    dict
+        ``{"checkpoints": [{"path", "step", "scalars", "findings"}], "onsets": {finding: {"path", "step"}}}``
+        where the onset of a finding is the first checkpoint whose verdict is ``fail``.
+    """
+    checkpoints = []
+    for name, step, emb in sorted(sources, key=lambda item: item[1]):
+        results = analyze(emb, analyzers, **analyze_kwargs)
+        checkpoints.append({"path": str(name), "step": int(step), "scalars": results.scalars(),
+                            "findings": results.findings})
+    if not checkpoints:
+        raise InvalidInputError("track: no checkpoints given.")
+    onsets: dict[str, dict[str, Any]] = {}
+    for checkpoint in checkpoints:
+        for finding in checkpoint["findings"]:
+            if finding["verdict"] == "fail" and finding["name"] not in onsets:
+                onsets[finding["name"]] = {"path": checkpoint["path"], "step": checkpoint["step"]}
+    return {"checkpoints": checkpoints, "onsets": onsets}
+
+
+def track_files(paths: Sequence[str | os.PathLike[str]], *, labels: Any = None, key: str | None = None,
+                ) -> list[tuple[str, int, Embeddings]]:
+    """Checkpoint sources from embeddings files; one file holding several steps expands into
+    one source per step (arrays named like ``step_100`` or ``epoch_3``, selected by name)."""
+    if not paths:
+        raise InvalidInputError("track: give at least one embeddings file.")
+    from geometry_probe.io import read_arrays
+
+    sources: list[tuple[str, int, Embeddings]] = []
+    for position, path in enumerate(paths):
+        arrays = read_arrays(path) if len(paths) == 1 and key is None else {}
+        stepped = {name: step_from_name(name, default=-1) for name in arrays if _STEP_PATTERN.search(name)}
+        if len(stepped) > 1:
+            for name, step in stepped.items():
+                sources.append((f"{path}:{name}", step, load(path, key=name, labels=labels)))
+        else:
+            sources.append((str(path), step_from_name(str(path), default=position), load(path, key=key, labels=labels)))
+    return sources
+
+
+def write_track_json(trajectory: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Write a trajectory as strict JSON (NaN → null), atomically."""
+    atomic_write_text(path, json.dumps(_clean(trajectory), indent=2, allow_nan=False) + "\n")
+
+
+def write_track_csv(trajectory: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """One row per checkpoint: path, step, every scalar, and each finding's verdict."""
+    keys = sorted({k for c in trajectory["checkpoints"] for k in c["scalars"]})
+    names = sorted({f["name"] for c in trajectory["checkpoints"] for f in c["findings"]})
+    buffer = _io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["path", "step", *keys, *(f"verdict/{n}" for n in names)])
+    for c in trajectory["checkpoints"]:
+        verdicts = {f["name"]: f["verdict"] for f in c["findings"]}
+        writer.writerow([c["path"], c["step"], *(c["scalars"].get(k, "") for k in keys),
+                         *(verdicts.get(n, "") for n in names)])
+    atomic_write_text(path, buffer.getvalue())

@@ -1,0 +1,61 @@
+"""Checkpoint trajectories: step parsing, onsets, JSON/CSV outputs, containers holding steps."""
+
+import csv
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+import geometry_probe as gp
+from geometry_probe.trajectory import step_from_name, track, track_files
+
+
+@pytest.mark.parametrize(("name", "step"), [("epoch_07.npy", 7), ("ckpt/step-1200.pt", 1200), ("e3.npz", 3),
+                                            ("model_iter=40.safetensors", 40), ("final.npy", -1)])
+def test_step_parsing(name, step):
+    assert step_from_name(name, default=-1) == step
+
+
+def _write_run(folder):
+    for epoch in (1, 2, 10, 11):                   # natural order matters: 10 after 2
+        X = (gp.datasets.make_isotropic(500, 24, random_state=epoch) if epoch < 10
+             else gp.datasets.make_collapsed(500, 24, kind="point", noise=0.01, random_state=epoch))
+        np.save(folder / f"epoch_{epoch}.npy", X.astype(np.float32))
+    return sorted(folder.glob("epoch_*.npy"))       # lexicographic on purpose
+
+
+def test_onset_is_first_failing_checkpoint_in_step_order(tmp_path):
+    trajectory = track(track_files(_write_run(tmp_path)), "spectrum")
+    assert [c["step"] for c in trajectory["checkpoints"]] == [1, 2, 10, 11]
+    assert trajectory["onsets"]["over_fusion"]["step"] == 10
+    assert trajectory["onsets"]["over_fusion"]["path"].endswith("epoch_10.npy")
+    first = trajectory["checkpoints"][0]
+    assert {"path", "step", "scalars", "findings"} <= first.keys()
+
+
+def test_container_with_several_steps(tmp_path):
+    np.savez(tmp_path / "run.npz", step_300=gp.datasets.make_collapsed(300, 16, kind="line", noise=0.01),
+             step_100=gp.datasets.make_isotropic(300, 16))
+    trajectory = track(track_files([tmp_path / "run.npz"]), "spectrum")
+    assert [c["step"] for c in trajectory["checkpoints"]] == [100, 300]
+    assert trajectory["onsets"]["over_fusion"]["step"] == 300
+
+
+def test_cli_writes_json_and_csv(tmp_path):
+    paths = _write_run(tmp_path)
+    out = subprocess.run(["geoprobe", "track", *map(str, paths), "--json", str(tmp_path / "t.json"),
+                          "--csv", str(tmp_path / "t.csv")], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    data = json.loads((tmp_path / "t.json").read_text())
+    assert data["onsets"]["over_fusion"]["step"] == 10
+    rows = list(csv.DictReader((tmp_path / "t.csv").open()))
+    assert [r["step"] for r in rows] == ["1", "2", "10", "11"]
+    assert [r["verdict/over_fusion"] for r in rows] == ["ok", "ok", "fail", "fail"]
+
+
+def test_cli_missing_checkpoint_exits_2_and_writes_nothing(tmp_path):
+    out = subprocess.run(["geoprobe", "track", str(tmp_path / "nope.npy"), "--json", str(tmp_path / "t.json")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stderr.startswith("error:")
+    assert not (tmp_path / "t.json").exists()
