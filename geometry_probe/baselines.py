@@ -72,7 +72,9 @@ def sphere_stats(X: torch.Tensor) -> dict[str, float]:
     """Top-1 energy, mean cosine, mean |cosine|, uniformity (t=2) of L2-normalised rows, and
     the effective rank of the centred rows; all pairs i < j, float64.
 
-    ``X`` must have no zero rows (callers check). O(n²) memory: use on a subsample (≤ 4096).
+    Spectra come from the smaller of the n×n Gram and the D×D scatter (same non-zero
+    eigenvalues). ``X`` must have no zero rows (callers check). O(n²) memory: use on a
+    subsample (≤ 4096 rows).
     """
     X = X.to(torch.float64)
     U = X / torch.linalg.vector_norm(X, dim=1, keepdim=True)            # (n, D)
@@ -80,14 +82,15 @@ def sphere_stats(X: torch.Tensor) -> dict[str, float]:
     G = U @ U.T                                                         # (n, n), n ≤ 4096
     off = ~torch.eye(n, dtype=torch.bool, device=G.device)
     cos = G[off]
-    energy = eigvals_desc(U.T @ U)
+    energy = eigvals_desc(G if n <= U.shape[1] else U.T @ U)
     sq_dist = (2 - 2 * cos).clamp_min(0)
     uniformity = float(torch.logsumexp(-2.0 * sq_dist, dim=0) - math.log(cos.numel()))
     centred = X - X.mean(dim=0)
+    scatter = centred @ centred.T if n <= X.shape[1] else centred.T @ centred
     return {
         "top1_energy": float(energy[0] / energy.sum()),
         "mean_cosine": float(cos.mean()),
         "mean_abs_cosine": float(cos.abs().mean()),
         "uniformity": uniformity,
-        "effective_rank": effective_rank_from_spectrum(eigvals_desc(centred.T @ centred)),
+        "effective_rank": effective_rank_from_spectrum(eigvals_desc(scatter)),
     }

@@ -102,24 +102,32 @@ def diagnose(results: Results, embeddings: Embeddings | None = None, *, coarse_l
     if rows is not None and bool((torch.linalg.vector_norm(rows, dim=1) == 0).any()):
         rows = rows[torch.linalg.vector_norm(rows, dim=1) > 0]          # directions of zero rows are undefined
     if rows is not None and rows.shape[0] >= 2:
-        n, D = rows.shape
-        measured, null = sphere_stats(rows), isotropic_sphere_stats(n, D)
-        signal = f"L2-normalised subsample of {n} rows, all pairs"
-        findings.append(_over_fusion(measured, null, limits, signal))
-        findings.append(_judge("anisotropy", measured["mean_cosine"], null["mean_cosine"], limits, signal,
-                               "mean cosine {v:.3f} (isotropic {b:.3f}): embeddings share a common direction; "
-                               "centre them (or whiten) before cosine retrieval, as SimCSE-style fixes do."))
-        null_uniformity = uniformity_uniform_sphere(D)
-        findings.append(_judge("low_uniformity", measured["uniformity"] / null_uniformity,
-                               null["uniformity"] / null_uniformity, limits, signal,
-                               "uniformity {raw:.3f} vs {best:.3f} for a uniform sphere (ratio {v:.2f}): points "
-                               "cover little of the sphere; a lower temperature or a uniformity term spreads them.",
-                               raw=measured["uniformity"], best=null_uniformity))
+        findings += sphere_findings(sphere_stats(rows), *rows.shape, limits)
     dimensional = _dimensional_collapse(results, limits)
     if dimensional is not None:
         findings.append(dimensional)
     if coarse_labels is not None and embeddings is not None:
         findings.append(_class_collapse(embeddings, coarse_labels, limits, max_samples, random_state))
+    return findings
+
+
+def sphere_findings(measured: Mapping[str, float], n: int, D: int,
+                    limits: Mapping[str, tuple[float, float]] | None = None) -> list[dict[str, Any]]:
+    """Over-fusion, anisotropy and uniformity findings from :func:`~geometry_probe.baselines.sphere_stats`
+    of ``n`` rows in ``D`` dimensions, judged against the isotropic null of the same shape."""
+    limits = {**THRESHOLDS, **(limits or {})}
+    null = isotropic_sphere_stats(n, D)
+    signal = f"L2-normalised subsample of {n} rows, all pairs"
+    findings = [_over_fusion(measured, null, limits, signal)]
+    findings.append(_judge("anisotropy", measured["mean_cosine"], null["mean_cosine"], limits, signal,
+                           "mean cosine {v:.3f} (isotropic {b:.3f}): embeddings share a common direction; "
+                           "centre them (or whiten) before cosine retrieval, as SimCSE-style fixes do."))
+    null_uniformity = uniformity_uniform_sphere(D)
+    findings.append(_judge("low_uniformity", measured["uniformity"] / null_uniformity,
+                           null["uniformity"] / null_uniformity, limits, signal,
+                           "uniformity {raw:.3f} vs {best:.3f} for a uniform sphere (ratio {v:.2f}): points "
+                           "cover little of the sphere; a lower temperature or a uniformity term spreads them.",
+                           raw=measured["uniformity"], best=null_uniformity))
     return findings
 
 
@@ -160,21 +168,28 @@ def _over_fusion(measured: dict[str, float], null: dict[str, float], limits: Map
 def _dimensional_collapse(results: Results, limits: Mapping[str, tuple[float, float]]) -> dict[str, Any] | None:
     if "spectrum" not in results:
         return None
-    erank = results["spectrum"].scalars.get("effective_rank", math.nan)
     N, D = int(results.meta.get("n_samples", 0)), int(results.meta.get("n_features", 0))
     if not N or not D:
         return None
-    null_erank = isotropic_sphere_stats(min(N, 4096), D)["effective_rank"] if N <= 4096 else \
-        _large_null_erank(N, D)
-    value = erank / null_erank if null_erank > 0 else math.nan
-    n_classes = int(results.meta.get("n_classes", 0) or 0)
+    return dimensional_finding(results["spectrum"].scalars.get("effective_rank", math.nan), N, D,
+                               n_classes=int(results.meta.get("n_classes", 0) or 0), limits=limits)
+
+
+def dimensional_finding(effective_rank: float, n_samples: int, n_features: int, *, n_classes: int = 0,
+                        limits: Mapping[str, tuple[float, float]] | None = None) -> dict[str, Any]:
+    """Dimensional-collapse finding: the centred effective rank over that of an isotropic Gaussian
+    of the same N × D (simulated on up to 4096 rows)."""
+    limits = {**THRESHOLDS, **(limits or {})}
+    N, D = n_samples, n_features
+    null_erank = isotropic_sphere_stats(min(N, 4096), D)["effective_rank"] if N <= 4096 else _large_null_erank(N, D)
+    value = effective_rank / null_erank if null_erank > 0 else math.nan
     hint = (f" With {n_classes} classes a supervised model is expected to approach rank C-1 = {n_classes - 1} "
             "(neural collapse), which is not a failure." if n_classes > 1 else "")
     finding = _judge("dimensional_collapse", value, 1.0, limits,
-                     "spectrum/effective_rank over the isotropic effective rank of the same N x D",
+                     "effective rank over the isotropic effective rank of the same N x D",
                      "effective rank {erank:.1f} of {D} dimensions is {v:.2f} of the isotropic {null:.1f}: most "
                      "directions carry no variance (Jing et al.); check the projector and augmentations." + hint,
-                     erank=erank, D=D, null=null_erank)
+                     erank=effective_rank, D=D, null=null_erank)
     finding["baseline_effective_rank"] = null_erank
     return finding
 

@@ -4,7 +4,8 @@ Each :meth:`CollapseMonitor.update` is cheap and never synchronises with the dev
 O(B·D) additive statistics (count, Σz, Σẑ of the L2-normalised rows, a running "all finite"
 flag) and copies the batch into a fixed-size ring buffer on the same device. Every
 ``every_n_steps`` updates it takes a snapshot — the one host synchronisation of the window —
-runs the spectrum analyzer and :func:`~geometry_probe.diagnosis.diagnose` on the buffer,
+computes the sphere and spectral signals of the buffer (from its n×n Gram, so the cost is
+independent of D's square) and judges them as :func:`~geometry_probe.diagnosis.diagnose` does,
 appends the snapshot to :attr:`history`, records alerts and reacts (warn, call a hook, raise
 or ask the loop to stop). Statistics are windowed: they are reset after every snapshot.
 
@@ -27,9 +28,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from geometry_probe.analysis import analyze
-from geometry_probe.diagnosis import COLLAPSE_FINDINGS
-from geometry_probe.embeddings import Embeddings
+from geometry_probe.baselines import sphere_stats
+from geometry_probe.diagnosis import COLLAPSE_FINDINGS, dimensional_finding, sphere_findings
 from geometry_probe.exceptions import GeometryProbeError, InvalidInputError
 
 ON_COLLAPSE = ("warn", "raise", "stop", "ignore")
@@ -50,7 +50,7 @@ class CollapseMonitor:
     ----------
     every_n_steps : int, default=100
         Snapshot period in calls to :meth:`update`.
-    buffer_size : int, default=2048
+    buffer_size : int, default=256
         Most recent rows of the window kept for the snapshot's spectral and pairwise signals
         (a ring buffer, emptied at each snapshot); memory ``buffer_size * D`` floats on the
         embeddings' device.
@@ -77,7 +77,7 @@ class CollapseMonitor:
     ([5, 10], ['over_fusion'])
     """
 
-    def __init__(self, *, every_n_steps: int = 100, buffer_size: int = 2048, n_classes: int | None = None,
+    def __init__(self, *, every_n_steps: int = 100, buffer_size: int = 256, n_classes: int | None = None,
                  thresholds: Mapping[str, tuple[float, float]] | None = None, on_collapse: str = "warn",
                  hook: Callable[[dict[str, Any]], None] | None = None) -> None:
         if on_collapse not in ON_COLLAPSE:
@@ -116,11 +116,11 @@ class CollapseMonitor:
             self._buffer = torch.zeros(self.buffer_size, z.shape[1], device=z.device)
             self._sums = None
             self._filled = self._cursor = 0
-        finite = torch.isfinite(z).all()
+        inverse_norms = 1.0 / torch.linalg.vector_norm(z, dim=1).clamp_min(torch.finfo(z.dtype).tiny)   # (B,)
+        batch = torch.stack([z.sum(0), z.T @ inverse_norms])             # (2, D): Σz, Σẑ without a copy of z
+        finite = torch.isfinite(batch).all()                             # NaN/inf in any row reach its sums
         self._finite = finite if self._finite is None else self._finite & finite
-        norms = torch.linalg.vector_norm(z, dim=1, keepdim=True)
-        unit = z / norms.clamp_min(torch.finfo(z.dtype).tiny)
-        batch = torch.stack([z.sum(0, dtype=torch.float64), unit.sum(0, dtype=torch.float64)])  # (2, D)
+        batch = batch.to(torch.float64)                                   # batch sums in float32, window in float64
         self._sums = batch if self._sums is None else self._sums + batch
         self._count += z.shape[0]
         rows = z[-self.buffer_size:]
@@ -146,29 +146,35 @@ class CollapseMonitor:
     def _measure(self) -> tuple[dict[str, float], list[dict[str, Any]]]:
         if self._finite is None:
             return {}, []
-        sums = self._sums
+        sums = self._sums                                                    # (2, D) float64
         count = torch.tensor([float(self._count)], dtype=torch.float64, device=sums.device)
+        finite = self._finite.to(torch.float64).reshape(1)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.all_reduce(sums)
             torch.distributed.all_reduce(count)
-            finite = self._finite.to(torch.int32)
             torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
-            self._finite = finite.bool()
-        if not bool(self._finite):                       # the one host sync of the window
+        # the one device-to-host transfer of the window: statistics and buffer, packed
+        rows = self._buffer[: self._filled].to(torch.float64)
+        packed = torch.cat([finite, count, sums.flatten(), rows.flatten()]).cpu()
+        D = sums.shape[1]
+        finite_all, n = bool(packed[0]), float(packed[1])
+        sums, rows = packed[2:2 + 2 * D].reshape(2, D), packed[2 + 2 * D:].reshape(-1, D)
+        if not finite_all:
             self._alert("non_finite", "fail", "embeddings contain NaN or inf: the model has diverged "
                         "(lower the learning rate, check the loss for log(0) or division by zero).")
             return {"window/non_finite": 1.0}, []
-        n = float(count[0])
         scalars = {"window/n_samples": n, "window/non_finite": 0.0,
                    "window/mean_norm_of_mean": float(torch.linalg.vector_norm(sums[0]) / n),
                    "window/mean_cosine": _mean_cosine(sums[1], n)}
-        rows = self._buffer[: self._filled]
+        rows = rows[torch.linalg.vector_norm(rows, dim=1) > 0]
         if rows.shape[0] < 2:
             return scalars, []
-        emb = Embeddings(rows.cpu(), name="monitor buffer")
-        results = analyze(emb, ["spectrum"], device="cpu")
-        scalars.update(results.scalars())
-        return scalars, results.findings
+        measured = sphere_stats(rows)
+        scalars.update({f"buffer/{k}": v for k, v in measured.items()})
+        findings = sphere_findings(measured, *rows.shape, self.thresholds)
+        findings.append(dimensional_finding(measured["effective_rank"], *rows.shape,
+                                            n_classes=self.n_classes or 0, limits=self.thresholds))
+        return scalars, findings
 
     def _reset_window(self) -> None:
         self._sums: Tensor | None = None

@@ -35,7 +35,7 @@ def test_lightning_callback_logs_and_stops_on_collapse():
     trainer = pl.Trainer(max_epochs=1, callbacks=[callback], logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
     trainer.fit(module, data)
-    assert "geometry/spectrum/effective_rank" in module.logged
+    assert "geometry/buffer/effective_rank" in module.logged
     assert trainer.global_step == 8                           # stopped at the snapshot that failed
     assert [a["name"] for a in callback.monitor.alerts] == ["over_fusion"]
 

@@ -144,4 +144,4 @@ def test_two_processes_merge_to_the_single_process_statistics(tmp_path):
     for p in procs:
         p.join(timeout=60)
     for key in ("window/n_samples", "window/mean_cosine", "window/mean_norm_of_mean"):
-        assert merged[key] == pytest.approx(expected["scalars"][key], rel=1e-9)
+        assert merged[key] == pytest.approx(expected["scalars"][key], rel=1e-6)   # float32 batch sums
