@@ -7,7 +7,7 @@ from rich.table import Table
 
 import geometry_probe as gp
 
-console = Console()
+console = Console(soft_wrap=True)   # never break paths or messages across lines
 
 
 def print_results(results: gp.Results, *, title: str | None = None) -> None:
