@@ -6,13 +6,14 @@ from typing import Any
 
 from geometry_probe.analyzers.base import Analyzer, PairwiseAnalyzer
 from geometry_probe.analyzers.contrastive import Contrastive
+from geometry_probe.analyzers.knn import Knn
 from geometry_probe.analyzers.neural_collapse import NeuralCollapse
 from geometry_probe.analyzers.orthogonality import Orthogonality
 from geometry_probe.analyzers.spectrum import Spectrum
 from geometry_probe.exceptions import UnknownAnalyzerError
 
 ANALYZERS: dict[str, type[Analyzer] | type[PairwiseAnalyzer]] = {
-    cls.name: cls for cls in (Spectrum, NeuralCollapse, Orthogonality, Contrastive)
+    cls.name: cls for cls in (Spectrum, NeuralCollapse, Orthogonality, Contrastive, Knn)
 }
 
 
