@@ -30,3 +30,13 @@ CoarseLabelsOpt = Annotated[Optional[str], typer.Option(
     "--coarse-labels", help="Super-class labels (file or key); with --labels they enable the class_collapse finding.")]
 FailOnOpt = Annotated[Optional[str], typer.Option(
     "--fail-on", help="'collapse': exit 1 when an over-fusion, dimensional or class collapse finding fails.")]
+PairsOpt = Annotated[Optional[str], typer.Option(
+    "--pairs", help="Positive pairs for alignment: an (M, 2) array of row indices (.npy, or a key in the container).")]
+ViewsOpt = Annotated[Optional[Path], typer.Option(
+    "--views", help="A second view, aligned row by row with the embeddings (row i is the positive of row i).")]
+GroupsOpt = Annotated[Optional[str], typer.Option(
+    "--groups", help="Group ids (file or key): all pairs within a group are positives.")]
+ExactOpt = Annotated[bool, typer.Option(
+    "--exact", help="All pairs for the pairwise statistics, however large N (default: exact up to 5e8 pairs).")]
+KnnKOpt = Annotated[int, typer.Option("--knn-k", min=1, help="Neighbours for kNN accuracy and hubness.")]
+KnnTemperatureOpt = Annotated[float, typer.Option("--knn-temperature", min=1e-6, help="Temperature of the kNN vote.")]

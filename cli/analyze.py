@@ -17,13 +17,19 @@ from ._options import (
     CoarseLabelsOpt,
     DeviceOpt,
     EmbeddingsArg,
+    ExactOpt,
     FailOnOpt,
+    GroupsOpt,
+    KnnKOpt,
+    KnnTemperatureOpt,
+    PairsOpt,
     JsonOpt,
     KeyOpt,
     LabelsOpt,
     PrecisionOpt,
     QuietOpt,
     SeedOpt,
+    ViewsOpt,
 )
 from ._output import console, print_results
 from .app import app
@@ -45,15 +51,30 @@ def analyze(
     classifier_key: ClassifierKeyOpt = None,
     coarse_labels: CoarseLabelsOpt = None,
     fail_on: FailOnOpt = None,
+    pairs: PairsOpt = None,
+    views: ViewsOpt = None,
+    groups: GroupsOpt = None,
+    exact: ExactOpt = False,
+    knn_k: KnnKOpt = 20,
+    knn_temperature: KnnTemperatureOpt = 0.07,
 ) -> None:
     """Analyse an embeddings file: print a table of metrics and collapse verdicts, optionally write JSON."""
     if fail_on not in (None, "collapse"):
         raise typer.BadParameter(f"got {fail_on!r}; the only choice is 'collapse'.", param_hint="--fail-on")
     if json_out is not None:
         gp.check_output_path(json_out, inputs=[path] + ([labels] if labels else []) + ([classifier] if classifier else []))
-    params = {"neural_collapse": {"classifier": load_classifier(classifier, key=classifier_key)}} if classifier else None
+    params: dict[str, dict[str, object]] = {"knn": {"k": knn_k, "temperature": knn_temperature},
+                                            "contrastive": {"exact": True} if exact else {}}
+    if classifier:
+        params["neural_collapse"] = {"classifier": load_classifier(classifier, key=classifier_key)}
+    if pairs:
+        params["contrastive"]["pairs"] = gp.io.read_array_spec(pairs, container=path)
+    if groups:
+        params["contrastive"]["groups"] = gp.io.read_array_spec(groups, container=path)
+    if views:
+        params["contrastive"]["views"] = gp.load(views).X
     emb = gp.load(path, labels=labels, key=key)
-    coarse = gp.io.read_label_spec(coarse_labels, container=path) if coarse_labels else None
+    coarse = gp.io.read_array_spec(coarse_labels, container=path) if coarse_labels else None
     results = gp.analyze(emb, analyzers, device=device, batch_size=batch_size, precision=precision, seed=seed,
                          params=params, coarse_labels=coarse)
     if not quiet:

@@ -115,8 +115,8 @@ def load_labels(path: PathLike) -> np.ndarray:
     raise InputFileError(f"{path}: unknown label file type {suffix!r}; use .npy, .txt or .csv.")
 
 
-def read_label_spec(spec: PathLike, *, container: PathLike) -> np.ndarray:
-    """Labels from a label file, or from the array named ``spec`` inside ``container``."""
+def read_array_spec(spec: PathLike, *, container: PathLike) -> np.ndarray:
+    """An array (labels, pairs, group ids) from its own file, or the array named ``spec`` inside ``container``."""
     if Path(spec).is_file():
         return load_labels(spec)
     arrays = read_arrays(container)

@@ -33,7 +33,7 @@ def tile_size(n_rows: int, *, memory_bytes: int = TILE_MEMORY_BYTES) -> int:
 
 def inverse_norms(X: Tensor, *, offset: int = 0) -> Tensor:
     """1/‖x_i‖ for every row; zero rows raise, naming them (their direction is undefined)."""
-    norms = torch.linalg.vector_norm(X.to(torch.float32), dim=1)
+    norms = torch.linalg.vector_norm(X if X.dtype == torch.float64 else X.to(torch.float32), dim=1)
     zero = norms == 0
     if bool(zero.any()):
         rows = ", ".join(str(offset + int(i)) for i in zero.nonzero().flatten()[:5])
@@ -67,7 +67,7 @@ def cosine_tiles(X: Tensor, *, tile: int | None = None, dtype: torch.dtype = tor
     """Yield the upper-triangle tiles of the cosine matrix of the rows of ``X`` (shape (N, D))."""
     N = X.shape[0]
     tile = tile or tile_size(N)
-    inv = inverse_norms(X)
+    inv = inverse_norms(X).to(torch.float32)
     Xc = X.to(dtype)
     for i in range(0, N, tile):
         rows = slice(i, min(i + tile, N))

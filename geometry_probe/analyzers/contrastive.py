@@ -118,7 +118,8 @@ class Contrastive(PairwiseAnalyzer):
     def _positives(self, emb: Embeddings, X: torch.Tensor, inv: torch.Tensor,
                    device: torch.device) -> tuple[np.ndarray, float] | None:
         if self.views is not None:
-            Y = torch.as_tensor(np.asarray(self.views), device=device).to(X.dtype)
+            views = self.views if isinstance(self.views, torch.Tensor) else torch.from_numpy(np.array(self.views))
+            Y = views.to(device=device, dtype=X.dtype)
             if Y.shape != X.shape:
                 raise InvalidInputError(f"views: shape {tuple(Y.shape)} does not match the embeddings "
                                         f"{tuple(X.shape)}; row i of views must be the positive of row i.")

@@ -1,0 +1,171 @@
+"""Pairwise metrics: closed forms (§10.1 rows 9-14, 26-28), naive all-pairs oracles, tiling, estimator."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+from sklearn.neighbors import NearestNeighbors
+
+import geometry_probe as gp
+from geometry_probe.exceptions import InvalidEmbeddingsError, InvalidInputError
+from geometry_probe.functional import contrastive as C
+from geometry_probe.functional import knn as K
+from geometry_probe.functional.contrastive import all_pair_sums
+
+
+def _simplex(c):
+    return torch.as_tensor(np.eye(c) - 1.0 / c)
+
+
+@pytest.mark.parametrize(("c", "expected"), [(2, -8.0), (3, -6.0), (10, -4.444444), (100, -4.040404)])
+def test_uniformity_of_simplex(c, expected):
+    assert C.uniformity(_simplex(c)) == pytest.approx(expected, abs=1e-5)
+
+
+def test_uniformity_basis_identical_points_and_self_included_relation():
+    assert C.uniformity(torch.eye(6)) == pytest.approx(-4.0, abs=1e-6)
+    assert C.uniformity(torch.ones(7, 3)) == pytest.approx(0.0, abs=1e-6)
+    X = torch.randn(40, 5, generator=torch.Generator().manual_seed(0))
+    res = gp.analyze(X.numpy(), "contrastive")["contrastive"].scalars
+    B = 40                                                   # row 13: L2 = ln((B e^{L1} - 1)/(B - 1))
+    assert res["uniformity"] == pytest.approx(math.log((B * math.exp(res["uniformity_self_included"]) - 1) / (B - 1)),
+                                              abs=1e-6)
+
+
+def test_uniformity_matches_pdist_oracle():
+    X = torch.randn(300, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    U = X / X.norm(dim=1, keepdim=True)
+    oracle = float(torch.pdist(U).pow(2).mul(-2).exp().mean().log())
+    assert C.uniformity(X) == pytest.approx(oracle, abs=1e-6)
+
+
+def test_uniform_sphere_monte_carlo():
+    g = torch.Generator().manual_seed(2)
+    value = C.uniformity(torch.randn(3000, 128, generator=g))
+    assert value == pytest.approx(-3.9375, abs=0.01)         # row 28
+
+
+def test_alignment_identical_and_antipodal():
+    X = torch.randn(10, 4, generator=torch.Generator().manual_seed(3))
+    assert C.alignment(X, X) == pytest.approx(0.0, abs=1e-12)
+    assert C.alignment(X, -X) == pytest.approx(4.0, abs=1e-12)
+
+
+def test_group_alignment_equals_pair_alignment():
+    X = np.random.default_rng(4).standard_normal((60, 6))
+    groups = np.arange(60) % 7
+    pairs = np.array([(i, j) for i in range(60) for j in range(i + 1, 60) if groups[i] == groups[j]])
+    by_groups = gp.analyze(X, "contrastive", params={"contrastive": {"groups": groups}}).scalars()
+    by_pairs = gp.analyze(X, "contrastive", params={"contrastive": {"pairs": pairs}}).scalars()
+    direct = C.alignment(X[pairs[:, 0]], X[pairs[:, 1]])
+    assert by_groups["contrastive/alignment"] == pytest.approx(direct, rel=1e-6)
+    assert by_pairs["contrastive/alignment"] == pytest.approx(direct, rel=1e-6)
+
+
+@pytest.mark.parametrize("tile", [1, 7, 64, 1000])
+def test_tiled_equals_untiled(tile):
+    X = torch.randn(53, 9, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    tiled, whole = all_pair_sums(X, tile=tile), all_pair_sums(X, tile=53)
+    assert tiled.count == whole.count == 53 * 52 / 2
+    assert tiled.uniformity == pytest.approx(whole.uniformity, abs=1e-6)
+    assert tiled.sum_abs == pytest.approx(whole.sum_abs, rel=1e-6)
+    np.testing.assert_array_equal(tiled.histogram, whole.histogram)
+
+
+def test_mean_cosine_closed_form_and_abs_cosine_oracle():
+    X = np.random.default_rng(6).standard_normal((120, 5)) + 0.7
+    U = X / np.linalg.norm(X, axis=1, keepdims=True)
+    cos = (U @ U.T)[np.triu_indices(120, 1)]
+    res = gp.analyze(X, "contrastive").scalars()
+    assert res["contrastive/mean_cosine"] == pytest.approx(cos.mean(), rel=1e-9)
+    assert res["contrastive/mean_abs_cosine"] == pytest.approx(np.abs(cos).mean(), rel=1e-5)
+    assert res["contrastive/frac_cosine_above"] == pytest.approx((cos > 0.9).mean(), abs=1e-9)
+
+
+def test_point_and_antipodal_line_detectors():
+    point = gp.analyze(gp.datasets.make_collapsed(200, 16, kind="point"), "contrastive").scalars()
+    line = gp.analyze(gp.datasets.make_collapsed(200, 16, kind="line"), "contrastive").scalars()
+    assert point["contrastive/mean_cosine"] == pytest.approx(1.0) and point["contrastive/uniformity"] == pytest.approx(0.0, abs=1e-6)
+    assert abs(line["contrastive/mean_cosine"]) < 0.1           # mean cosine misses the line ...
+    assert line["contrastive/mean_abs_cosine"] == pytest.approx(1.0)   # ... |cos| does not
+
+
+def test_estimate_within_three_standard_errors_of_exact():
+    X = np.random.default_rng(7).standard_normal((3000, 6))
+    exact = gp.analyze(X, "contrastive", params={"contrastive": {"exact": True}}).scalars()
+    est = gp.analyze(X, "contrastive", params={"contrastive": {"exact": False}})
+    s = est.scalars()
+    assert abs(s["contrastive/uniformity"] - exact["contrastive/uniformity"]) < 3 * s["contrastive/uniformity_stderr"]
+    assert abs(s["contrastive/mean_abs_cosine"] - exact["contrastive/mean_abs_cosine"]) < \
+        3 * s["contrastive/mean_abs_cosine_stderr"]
+    assert any("estimated" in n for n in est.notes())
+
+
+def test_non_unit_input_is_noted_and_zero_rows_raise():
+    res = gp.analyze(np.random.default_rng(8).standard_normal((20, 3)) * 5, "contrastive")
+    assert res.scalars()["contrastive/input_unit_norm"] == 0 and any("L2-normalised" in n for n in res.notes())
+    X = np.ones((10, 3))
+    X[4] = 0
+    with pytest.raises(InvalidEmbeddingsError, match="rows 4"):
+        gp.analyze(X, "contrastive")
+
+
+def test_bad_pairs_and_views():
+    X = np.random.default_rng(9).standard_normal((10, 3))
+    with pytest.raises(InvalidInputError, match=r"\[0, 10\)"):
+        gp.analyze(X, "contrastive", params={"contrastive": {"pairs": np.array([[0, 10]])}})
+    with pytest.raises(InvalidInputError, match="shape"):
+        gp.analyze(X, "contrastive", params={"contrastive": {"pairs": np.array([0, 1, 2])}})
+    with pytest.raises(InvalidInputError, match="does not match"):
+        gp.analyze(X, "contrastive", params={"contrastive": {"views": X[:5]}})
+
+
+def test_two_rows_work():
+    s = gp.analyze(np.array([[1.0, 0.0], [0.0, 1.0]]), ["contrastive", "knn"]).scalars()
+    assert s["contrastive/uniformity"] == pytest.approx(-4.0, abs=1e-6)
+    assert math.isnan(s["knn/hubness_skew"])
+
+
+def test_knn_search_matches_sklearn():
+    X = np.random.default_rng(10).standard_normal((257, 7))
+    sims, idx = K.knn_search(torch.as_tensor(X, dtype=torch.float32), 5, tile=50)
+    nn = NearestNeighbors(n_neighbors=6, metric="cosine").fit(X)
+    dist, ref = nn.kneighbors(X)
+    np.testing.assert_array_equal(idx.numpy(), ref[:, 1:])
+    np.testing.assert_allclose(sims.numpy(), 1 - dist[:, 1:], atol=1e-5)
+
+
+def test_weighted_knn_accuracy_matches_naive_vote():
+    rng = np.random.default_rng(11)
+    labels = rng.integers(0, 3, 150)
+    X = rng.standard_normal((150, 4)) + labels[:, None] * 0.8
+    U = X / np.linalg.norm(X, axis=1, keepdims=True)
+    S = U @ U.T
+    np.fill_diagonal(S, -np.inf)
+    correct = 0
+    for i in range(150):
+        nbrs = np.argsort(-S[i])[:10]
+        votes = np.zeros(3)
+        for j in nbrs:
+            votes[labels[j]] += np.exp(S[i, j] / 0.07)
+        correct += votes.argmax() == labels[i]
+    res = gp.analyze(X, "knn", labels=labels, params={"knn": {"k": 10}}).scalars()
+    assert res["knn/accuracy"] == pytest.approx(correct / 150)
+
+
+def test_hubness_matches_scipy_skew_and_regular_polygon_is_nan():
+    X = np.random.default_rng(12).standard_normal((200, 30))
+    _, idx = K.knn_search(torch.as_tensor(X, dtype=torch.float32), 10)
+    occurrence = np.bincount(idx.numpy().ravel(), minlength=200)
+    assert K.hubness_skewness(idx, 200) == pytest.approx(scipy.stats.skew(occurrence), rel=1e-9)
+    angles = np.linspace(0, 2 * np.pi, 12, endpoint=False)
+    polygon = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    assert math.isnan(gp.analyze(polygon, "knn", params={"knn": {"k": 2}}).scalars()["knn/hubness_skew"])  # row 27
+
+
+def test_twonn_recovers_dimension_of_a_flat_patch():
+    rng = np.random.default_rng(13)
+    patch = np.hstack([rng.uniform(-0.05, 0.05, (4000, 3)), np.ones((4000, 1))])   # ≈ 3-D near the pole
+    assert gp.analyze(patch, "knn").scalars()["knn/twonn_id"] == pytest.approx(3.0, rel=0.1)
