@@ -48,7 +48,7 @@ def test_uniform_sphere_monte_carlo():
 
 
 def test_alignment_identical_and_antipodal():
-    X = torch.randn(10, 4, generator=torch.Generator().manual_seed(3))
+    X = torch.randn(10, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     assert C.alignment(X, X) == pytest.approx(0.0, abs=1e-12)
     assert C.alignment(X, -X) == pytest.approx(4.0, abs=1e-12)
 
