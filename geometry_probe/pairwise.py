@@ -23,7 +23,7 @@ from torch import Tensor
 
 from geometry_probe.exceptions import InvalidEmbeddingsError
 
-TILE_MEMORY_BYTES = 64 * 2**20
+TILE_MEMORY_BYTES = 32 * 2**20
 
 
 def tile_size(n_rows: int, *, memory_bytes: int = TILE_MEMORY_BYTES) -> int:
@@ -55,13 +55,6 @@ class Tile:
         """True for tiles on the diagonal (they hold each pair twice and the self-pairs)."""
         return self.rows == self.cols
 
-    def upper_mask(self) -> Tensor | None:
-        """Boolean mask of the pairs i < j inside a diagonal tile (None off the diagonal)."""
-        if not self.diagonal:
-            return None
-        n = self.cosine.shape[0]
-        return torch.ones(n, n, dtype=torch.bool, device=self.cosine.device).triu(1)
-
 
 def cosine_tiles(X: Tensor, *, tile: int | None = None, dtype: torch.dtype = torch.float32) -> Iterator[Tile]:
     """Yield the upper-triangle tiles of the cosine matrix of the rows of ``X`` (shape (N, D))."""
@@ -77,9 +70,3 @@ def cosine_tiles(X: Tensor, *, tile: int | None = None, dtype: torch.dtype = tor
             cos = (left @ Xc[cols].T).to(torch.float32)
             cos.mul_(inv[rows, None]).mul_(inv[None, cols]).clamp_(-1.0, 1.0)
             yield Tile(rows, cols, cos)
-
-
-def upper_values(t: Tile) -> Tensor:
-    """The cosines of the distinct pairs i < j in a tile, flattened."""
-    mask = t.upper_mask()
-    return t.cosine.flatten() if mask is None else t.cosine[mask]

@@ -13,19 +13,23 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from geometry_probe.pairwise import cosine_tiles, inverse_norms, upper_values
+from geometry_probe.pairwise import Tile, cosine_tiles, inverse_norms
 
 HIST_BINS = 200
 
 
 @dataclass
 class PairSums:
-    """Float64 reductions over all unordered pairs, filled tile by tile."""
+    """Float64 reductions over all unordered pairs, filled tile by tile.
+
+    With ``full=False`` only the uniformity kernel is summed (the cheapest pass).
+    """
 
     t: float
     threshold: float
+    full: bool = True
     count: float = 0.0
-    log_sum_exp: float = -math.inf          # log Σ exp(-t ‖x̂_i − x̂_j‖²)
+    sum_kernel: float = 0.0                 # Σ exp(-t ‖x̂_i − x̂_j‖²) = Σ exp(2t (cos − 1))
     sum_abs: float = 0.0
     sum_sq: float = 0.0
     above: float = 0.0
@@ -33,14 +37,32 @@ class PairSums:
 
     def add(self, cos: Tensor) -> None:
         """Add the cosines of some distinct pairs (any shape)."""
-        c = cos.flatten().to(torch.float64)
-        self.count += c.numel()
-        self.log_sum_exp = float(torch.logaddexp(torch.tensor(self.log_sum_exp, dtype=torch.float64),
-                                                 torch.logsumexp(-self.t * (2 - 2 * c), dim=0)))
-        self.sum_abs += float(c.abs().sum())
-        self.sum_sq += float((c * c).sum())
-        self.above += float((c > self.threshold).sum())
-        self.histogram += torch.histc(c, bins=HIST_BINS, min=-1.0, max=1.0).cpu().numpy()
+        self._add(cos, weight=1.0)
+
+    def add_tile(self, tile: Tile) -> None:
+        """Add the pairs i < j of a tile; a diagonal tile counts its full square minus the
+        diagonal, halved (no masked copy)."""
+        if not tile.diagonal:
+            self._add(tile.cosine, weight=1.0)
+            return
+        self._add(tile.cosine, weight=0.5)
+        self._add(torch.diagonal(tile.cosine), weight=-0.5)
+
+    def _add(self, cos: Tensor, *, weight: float) -> None:
+        self.count += weight * cos.numel()
+        kernel = cos.mul(2 * self.t).sub_(2 * self.t).exp_()             # float32 temporary
+        self.sum_kernel += weight * float(kernel.sum(dtype=torch.float64))
+        if not self.full:
+            return
+        self.sum_abs += weight * float(kernel.copy_(cos).abs_().sum(dtype=torch.float64))
+        self.sum_sq += weight * float(kernel.copy_(cos).square_().sum(dtype=torch.float64))
+        self.above += weight * float((cos > self.threshold).sum())
+        self.histogram += weight * torch.histc(cos, bins=HIST_BINS, min=-1.0, max=1.0).cpu().numpy()
+
+    @property
+    def log_sum_exp(self) -> float:
+        """log of the summed kernel."""
+        return math.log(self.sum_kernel) if self.sum_kernel > 0 else -math.inf
 
     @property
     def uniformity(self) -> float:
@@ -49,11 +71,11 @@ class PairSums:
 
 
 def all_pair_sums(X: Tensor, *, t: float = 2.0, threshold: float = 0.9, tile: int | None = None,
-                  dtype: torch.dtype = torch.float32) -> PairSums:
+                  dtype: torch.dtype = torch.float32, full: bool = True) -> PairSums:
     """Exact reductions over all N(N−1)/2 pairs in one tiled pass."""
-    sums = PairSums(t=t, threshold=threshold)
+    sums = PairSums(t=t, threshold=threshold, full=full)
     for tile_ in cosine_tiles(X, tile=tile, dtype=dtype):
-        sums.add(upper_values(tile_))
+        sums.add_tile(tile_)
     return sums
 
 
@@ -88,7 +110,7 @@ def uniformity(X: Tensor | np.ndarray, *, t: float = 2.0) -> float:
     >>> round(uniformity(torch.eye(5)), 6)   # orthonormal basis: every squared distance is 2
     -4.0
     """
-    return all_pair_sums(torch.as_tensor(X)).uniformity
+    return all_pair_sums(torch.as_tensor(X), t=t, full=False).uniformity
 
 
 def mean_cosine(X: Tensor | np.ndarray) -> float:
