@@ -68,6 +68,20 @@ def isotropic_sphere_stats(n_samples: int, n_features: int) -> dict[str, float]:
     return sphere_stats(torch.as_tensor(X))
 
 
+@lru_cache(maxsize=64)
+def isotropic_effective_rank(n_samples: int, n_features: int) -> float:
+    """Effective rank (centred) of a seeded isotropic Gaussian with ``min(n_samples, 4096)`` rows.
+
+    Beyond 4096 rows the spectrum of an N×D Gaussian changes only through the D/N
+    Marchenko–Pastur spread, which shrinks as N grows, so 4096 rows bound it from below.
+    """
+    n = min(n_samples, 4096)
+    X = torch.as_tensor(np.random.default_rng(SIMULATION_SEED).standard_normal((n, n_features)))
+    centred = X - X.mean(dim=0)
+    scatter = centred @ centred.T if n <= n_features else centred.T @ centred
+    return effective_rank_from_spectrum(eigvals_desc(scatter))
+
+
 def sphere_stats(X: torch.Tensor) -> dict[str, float]:
     """Top-1 energy, mean cosine, mean |cosine|, uniformity (t=2) of L2-normalised rows, and
     the effective rank of the centred rows; all pairs i < j, float64.

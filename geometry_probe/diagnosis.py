@@ -45,7 +45,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from geometry_probe.baselines import isotropic_sphere_stats, sphere_stats, uniformity_uniform_sphere
+from geometry_probe.baselines import (
+    isotropic_effective_rank,
+    isotropic_sphere_stats,
+    sphere_stats,
+    uniformity_uniform_sphere,
+)
 from geometry_probe.embeddings import Embeddings
 from geometry_probe.exceptions import InvalidLabelsError
 from geometry_probe.result import Results
@@ -59,7 +64,7 @@ THRESHOLDS: dict[str, tuple[float, float]] = {
     "low_uniformity": (0.5, 0.1),
 }
 HIGHER_IS_WORSE = {"over_fusion", "anisotropy"}
-MAX_SAMPLES = 2048
+MAX_SAMPLES = 1024
 
 
 def diagnose(results: Results, embeddings: Embeddings | None = None, *, coarse_labels: Any = None,
@@ -79,7 +84,7 @@ def diagnose(results: Results, embeddings: Embeddings | None = None, *, coarse_l
         ``class_collapse`` (Xue et al.): fine classes inside one coarse class merging.
     thresholds : mapping, optional
         ``{name: (warn, fail)}`` overriding :data:`THRESHOLDS`.
-    max_samples : int, default=2048
+    max_samples : int, default=1024
         Rows of the seeded subsample used for sphere signals.
     random_state : int, default=0
 
@@ -181,7 +186,7 @@ def dimensional_finding(effective_rank: float, n_samples: int, n_features: int, 
     of the same N × D (simulated on up to 4096 rows)."""
     limits = {**THRESHOLDS, **(limits or {})}
     N, D = n_samples, n_features
-    null_erank = isotropic_sphere_stats(min(N, 4096), D)["effective_rank"] if N <= 4096 else _large_null_erank(N, D)
+    null_erank = isotropic_effective_rank(N, D)
     value = effective_rank / null_erank if null_erank > 0 else math.nan
     hint = (f" With {n_classes} classes a supervised model is expected to approach rank C-1 = {n_classes - 1} "
             "(neural collapse), which is not a failure." if n_classes > 1 else "")
@@ -192,12 +197,6 @@ def dimensional_finding(effective_rank: float, n_samples: int, n_features: int, 
                      erank=effective_rank, D=D, null=null_erank)
     finding["baseline_effective_rank"] = null_erank
     return finding
-
-
-def _large_null_erank(N: int, D: int) -> float:
-    """Isotropic effective rank for N > 4096: simulate 4096 rows when N ≥ 4096 ≥ D (the σ of an
-    N×D Gaussian are √N-scaled copies up to a D/N correction), else the D ≤ N limit ≈ D."""
-    return isotropic_sphere_stats(4096, D)["effective_rank"] if D <= 4096 else float(min(N - 1, D))
 
 
 def _two_fold_ncc_accuracy(X: np.ndarray, y: np.ndarray, classes: np.ndarray) -> float:
