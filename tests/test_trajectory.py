@@ -1,6 +1,7 @@
 """Checkpoint trajectories: step parsing, onsets, JSON/CSV outputs, containers holding steps."""
 
 import csv
+from pathlib import Path
 import json
 import subprocess
 
@@ -59,3 +60,34 @@ def test_cli_missing_checkpoint_exits_2_and_writes_nothing(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and out.stderr.startswith("error:")
     assert not (tmp_path / "t.json").exists()
+
+
+def test_track_over_model_checkpoints_matches_manual_extraction(tmp_path):
+    import sys
+
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import _models
+
+    saved = _models.train_and_save(tmp_path, steps=(0, 5, 10))
+    models = Path(__file__).parent / "_models.py"
+    out = subprocess.run(["geoprobe", "track", "--model", f"{models}:make_model", "--data", f"{models}:make_data",
+                          "--checkpoint", str(tmp_path / "*.pt"), "--layer", "head", "-a", "spectrum",
+                          "--json", str(tmp_path / "t.json")], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    data = json.loads((tmp_path / "t.json").read_text())
+    assert [c["step"] for c in data["checkpoints"]] == [0, 5, 10]
+    for checkpoint in data["checkpoints"]:
+        model = _models.make_model()
+        model.load_state_dict(torch.load(saved[checkpoint["step"]], weights_only=True))
+        model.eval()
+        with torch.no_grad():
+            head = model(_models.make_tensors()[0]).numpy().astype(np.float64)
+        expected = gp.analyze(head, "spectrum").scalars()["spectrum/effective_rank"]
+        assert checkpoint["scalars"]["spectrum/effective_rank"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_track_model_mode_needs_all_options(tmp_path):
+    out = subprocess.run(["geoprobe", "track", "--model", "x:y"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "needs --data, --checkpoint and --layer" in out.stderr
