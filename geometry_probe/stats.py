@@ -21,7 +21,7 @@ matter, e.g. to see an exact rank-1 collapse as effective rank 1.000 instead of 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -31,6 +31,7 @@ from torch import Tensor
 STATE_DTYPE = torch.float64
 
 S = TypeVar("S", bound="SumStats")
+P = TypeVar("P", bound="PerClassStats")
 
 
 def compute_dtype(X: Tensor) -> torch.dtype:
@@ -115,6 +116,44 @@ class SumStats:
 
 
 @dataclass(frozen=True)
+class PerClassStats(SumStats):
+    """Statistics whose fields listed in ``per_class_fields`` have one row per class.
+
+    Adding statistics with different numbers of classes pads the smaller one with empty
+    classes, so a stream whose later batches show new classes still merges. Subclasses
+    have fields ``n`` (counts) and ``s1`` (sums).
+    """
+
+    per_class_fields: ClassVar[tuple[str, ...]] = ("n", "s1")
+
+    def __add__(self: P, other: P) -> P:
+        if type(other) is not type(self):
+            return NotImplemented
+        a, b = self._padded(other.n_classes), other._padded(self.n_classes)
+        return type(self)(**{f.name: getattr(a, f.name) + getattr(b, f.name) for f in fields(self)})
+
+    def _padded(self: P, n_classes: int) -> P:
+        extra = n_classes - self.n_classes
+        if extra <= 0:
+            return self
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in self.per_class_fields:
+            value = values[name]
+            values[name] = F.pad(value, (0, 0) * (value.ndim - 1) + (0, extra))
+        return type(self)(**values)
+
+    @property
+    def n_classes(self) -> int:
+        """Number of class slots (some may be empty)."""
+        return int(self.n.shape[0])  # type: ignore[attr-defined]
+
+    @property
+    def means(self) -> Tensor:
+        """Class means, shape (n_classes, n_features); empty classes give zero rows."""
+        return self.s1 / self.n.clamp_min(1)[:, None]  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
 class Moments(SumStats):
     """Count, sum and raw second moment of a set of rows.
 
@@ -151,7 +190,7 @@ class Moments(SumStats):
 
 
 @dataclass(frozen=True)
-class ClassMoments(SumStats):
+class ClassMoments(PerClassStats):
     """Per-class counts and sums, with the second moment pooled over all rows.
 
     Attributes
@@ -172,6 +211,7 @@ class ClassMoments(SumStats):
     s1: Tensor
     s2: Tensor
     sq: Tensor
+    per_class_fields: ClassVar[tuple[str, ...]] = ("n", "s1", "sq")
 
     @classmethod
     def of(cls, X: Tensor, labels: Tensor, n_classes: int) -> ClassMoments:
@@ -186,22 +226,6 @@ class ClassMoments(SumStats):
         # Σ‖x‖² = Σ‖x − shift‖² + 2 shift·Σ(x − shift) + n‖shift‖², per class, in float64
         sq = sq_centred + 2 * (centred.s1 @ shift64) + centred.n * shift64.dot(shift64)
         return cls(n=centred.n, s1=s1, s2=s2, sq=sq)
-
-    def __add__(self, other: ClassMoments) -> ClassMoments:
-        if type(other) is not type(self):
-            return NotImplemented
-        a, b = _pad_classes(self, other), _pad_classes(other, self)
-        return ClassMoments(n=a.n + b.n, s1=a.s1 + b.s1, s2=a.s2 + b.s2, sq=a.sq + b.sq)
-
-    @property
-    def n_classes(self) -> int:
-        """Number of class slots (some may be empty)."""
-        return int(self.n.shape[0])
-
-    @property
-    def means(self) -> Tensor:
-        """Class means, shape (n_classes, n_features); empty classes give zero rows."""
-        return self.s1 / self.n.clamp_min(1)[:, None]
 
     def total(self) -> Moments:
         """The class-blind :class:`Moments` of the same rows."""
@@ -218,7 +242,7 @@ class ClassMoments(SumStats):
 
 
 @dataclass(frozen=True)
-class ClassSums(SumStats):
+class ClassSums(PerClassStats):
     """Per-class counts and sums only: class means without any D×D matrix.
 
     Attributes
@@ -243,35 +267,9 @@ class ClassSums(SumStats):
         n = torch.bincount(index, minlength=n_classes).to(STATE_DTYPE)
         return cls(n=n, s1=s1.to(STATE_DTYPE))
 
-    def __add__(self, other: ClassSums) -> ClassSums:
-        if type(other) is not type(self):
-            return NotImplemented
-        extra = other.n_classes - self.n_classes
-        a_n, a_s1 = F.pad(self.n, (0, max(extra, 0))), F.pad(self.s1, (0, 0, 0, max(extra, 0)))
-        b_n, b_s1 = F.pad(other.n, (0, max(-extra, 0))), F.pad(other.s1, (0, 0, 0, max(-extra, 0)))
-        return ClassSums(n=a_n + b_n, s1=a_s1 + b_s1)
-
-    @property
-    def n_classes(self) -> int:
-        """Number of class slots (some may be empty)."""
-        return int(self.n.shape[0])
-
-    @property
-    def means(self) -> Tensor:
-        """Class means, shape (n_classes, n_features); empty classes give zero rows."""
-        return self.s1 / self.n.clamp_min(1)[:, None]
-
-
-def _pad_classes(a: ClassMoments, b: ClassMoments) -> ClassMoments:
-    extra = b.n_classes - a.n_classes
-    if extra <= 0:
-        return a
-    return ClassMoments(n=F.pad(a.n, (0, extra)), s1=F.pad(a.s1, (0, 0, 0, extra)), s2=a.s2,
-                        sq=F.pad(a.sq, (0, extra)))
-
 
 @dataclass(frozen=True)
-class ClassScatter(SumStats):
+class ClassScatter(PerClassStats):
     """Per-class counts, sums and second moments: what per-class spectra need.
 
     Memory is ``n_classes * n_features**2`` float64 numbers, so analyzers ask for it only
@@ -287,6 +285,7 @@ class ClassScatter(SumStats):
     n: Tensor
     s1: Tensor
     s2: Tensor
+    per_class_fields: ClassVar[tuple[str, ...]] = ("n", "s1", "s2")
 
     @classmethod
     def of(cls, X: Tensor, labels: Tensor, n_classes: int) -> ClassScatter:
@@ -301,11 +300,6 @@ class ClassScatter(SumStats):
             s1[k], s2[k] = _centred_sums(X[rows])
             n[k] = float(rows.numel())
         return cls(n=n, s1=s1, s2=s2)
-
-    @property
-    def n_classes(self) -> int:
-        """Number of class slots (some may be empty)."""
-        return int(self.n.shape[0])
 
     def pooled(self) -> ClassMoments:
         """The same rows as :class:`ClassMoments` (second moment summed over classes)."""
