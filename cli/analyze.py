@@ -8,6 +8,7 @@ import typer
 import geometry_probe as gp
 from geometry_probe.analyzers import describe
 from geometry_probe.classifier import load_classifier
+from geometry_probe.reporting.html_report import write_report
 
 from ._options import (
     AnalyzersOpt,
@@ -57,10 +58,13 @@ def analyze(
     exact: ExactOpt = False,
     knn_k: KnnKOpt = 20,
     knn_temperature: KnnTemperatureOpt = 0.07,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Also write a self-contained HTML report.")] = None,
 ) -> None:
     """Analyse an embeddings file: print a table of metrics and collapse verdicts, optionally write JSON."""
     if fail_on not in (None, "collapse"):
         raise typer.BadParameter(f"got {fail_on!r}; the only choice is 'collapse'.", param_hint="--fail-on")
+    if report is not None:
+        gp.check_output_path(report, inputs=[path])
     if json_out is not None:
         gp.check_output_path(json_out, inputs=[path] + ([labels] if labels else []) + ([classifier] if classifier else []))
     params: dict[str, dict[str, object]] = {"knn": {"k": knn_k, "temperature": knn_temperature},
@@ -82,6 +86,8 @@ def analyze(
     if json_out is not None:
         results.to_json(json_out)
         console.print(f"wrote {json_out}")
+    if report is not None:
+        console.print(f"wrote {write_report(results, report)}")
     if fail_on == "collapse" and gp.has_failed_collapse(results.findings):
         raise typer.Exit(code=1)
 

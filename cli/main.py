@@ -8,6 +8,7 @@ import geometry_probe as gp
 
 from . import analyze as _analyze  # noqa: F401  (registers commands)
 from . import extract as _extract  # noqa: F401  (registers commands)
+from . import figures as _figures  # noqa: F401  (registers commands)
 from . import track as _track  # noqa: F401  (registers commands)
 from .app import app
 
