@@ -60,7 +60,12 @@ def cosine_tiles(X: Tensor, *, tile: int | None = None, dtype: torch.dtype = tor
     """Yield the upper-triangle tiles of the cosine matrix of the rows of ``X`` (shape (N, D))."""
     N = X.shape[0]
     tile = tile or tile_size(N)
-    inv = inverse_norms(X).to(torch.float32)
+    inv = inverse_norms(X)
+    largest, smallest = float(1 / inv.min()), float(1 / inv.max())
+    if largest > 1e15 or smallest < 1e-15:       # float32 products would overflow or underflow:
+        X = X / largest                          # rescale a copy (cosines are scale-free)
+        inv = inverse_norms(X)
+    inv = inv.to(torch.float32)
     Xc = X.to(dtype)
     for i in range(0, N, tile):
         rows = slice(i, min(i + tile, N))
