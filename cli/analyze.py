@@ -59,6 +59,8 @@ def analyze(
     knn_k: KnnKOpt = 20,
     knn_temperature: KnnTemperatureOpt = 0.07,
     report: Annotated[Optional[Path], typer.Option("--report", help="Also write a self-contained HTML report.")] = None,
+    project: Annotated[Optional[str], typer.Option(
+        "--project", help="Add a 2-D map to the results: pca, tsne or umap (stratified subsample above 50,000).")] = None,
 ) -> None:
     """Analyse an embeddings file: print a table of metrics and collapse verdicts, optionally write JSON."""
     if fail_on not in (None, "collapse"):
@@ -81,6 +83,9 @@ def analyze(
     coarse = gp.io.read_array_spec(coarse_labels, container=path) if coarse_labels else None
     results = gp.analyze(emb, analyzers, device=device, batch_size=batch_size, precision=precision, seed=seed,
                          params=params, coarse_labels=coarse)
+    if project is not None:
+        results = gp.Results([*results.values(), gp.project(emb, project, random_state=seed).to_result()],
+                             meta=results.meta, findings=results.findings)
     if not quiet:
         print_results(results)
     if json_out is not None:

@@ -33,6 +33,7 @@ from geometry_probe.exceptions import (
 )
 from geometry_probe._atomic import check_output_path
 from geometry_probe.io import load
+from geometry_probe.projection import Projection, project
 from geometry_probe.result import Result, Results
 from geometry_probe.stats import ClassMoments, ClassScatter, Moments
 
@@ -42,5 +43,5 @@ __all__ = [
     "InvalidInputError", "InvalidLabelsError", "MissingDependencyError", "MissingLabelsError",
     "Moments", "OutputError", "PairwiseAnalyzer", "Result", "Results", "UnknownAnalyzerError",
     "UnsafeFileError", "__version__", "analyze", "check_output_path", "datasets", "diagnose", "has_failed_collapse", "io", "extract", "get_analyzer",
-    "layer_sweep", "load", "track",
+    "layer_sweep", "load", "project", "Projection", "track",
 ]

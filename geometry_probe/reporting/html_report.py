@@ -32,8 +32,11 @@ ABOUT = {
                        "with the nearest class centre (Papyan, Han & Donoho 2020).",
     "orthogonality": "cosine between class means (uncentred and centred), distances to an orthogonal frame and a "
                      "simplex ETF, SimO matrices, Welch bound.",
+    "projection": "2-D map (PCA, t-SNE or UMAP) of a stratified subsample; trustworthiness measures how well "
+                  "it keeps each point's nearest neighbours.",
 }
-FIGURE_OF = {"spectrum": "spectrum", "contrastive": "cosine_histogram", "orthogonality": "class_mean_cosine"}
+FIGURE_OF = {"spectrum": "spectrum", "contrastive": "cosine_histogram", "orthogonality": "class_mean_cosine",
+             "projection": "projection"}
 
 
 def write_report(results: Results, path: str | os.PathLike[str]) -> Path:

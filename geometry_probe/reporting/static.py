@@ -139,11 +139,39 @@ def plot_trajectory(trajectory: Mapping[str, Any], keys: Sequence[str]) -> Any:
     return fig
 
 
+def plot_projection(results: Results) -> Any:
+    """The stored 2-D map coloured by label, with a legend of class names (from ``meta``)."""
+    proj = results["projection"]
+    coords = np.asarray(proj.arrays["coords"], dtype=float)
+    labels = proj.arrays.get("labels")
+    names = list(results.meta.get("classes", []))
+    fig = _figure((3.3, 3.0))
+    ax = fig.add_subplot()
+    if labels is None:
+        ax.scatter(coords[:, 0], coords[:, 1], s=2, color=OKABE_ITO[0], linewidths=0)
+    else:
+        codes = np.asarray(labels, dtype=int)
+        for code in np.unique(codes):
+            mask = codes == code
+            name = names[code] if code < len(names) else str(code)
+            ax.scatter(coords[mask, 0], coords[mask, 1], s=2, linewidths=0, label=name,
+                       color=OKABE_ITO[code % len(OKABE_ITO)] if np.unique(codes).size <= 8 else None)
+        if np.unique(codes).size <= 20:
+            ax.legend(fontsize=5, markerscale=3, ncol=2, frameon=False)
+    params = proj.params
+    ax.set_title(f"{params.get('method', '')} map ({params.get('n_shown')} of {params.get('n_total')} rows, "
+                 f"trustworthiness {proj.scalars.get('trustworthiness', np.nan):.2f})", fontsize=7)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return fig
+
+
 FIGURES: dict[str, tuple[str, Callable[[Results], Any]]] = {
     "spectrum": ("spectrum", plot_spectrum),
     "cosine_histogram": ("contrastive", plot_cosine_histogram),
     "class_mean_cosine": ("orthogonality", plot_class_cosine),
     "verdicts": ("", plot_scalar_summary),
+    "projection": ("projection", plot_projection),
 }
 
 

@@ -1,0 +1,127 @@
+"""2-D maps of embeddings: PCA (torch), t-SNE (openTSNE, FFT) and UMAP (umap-learn).
+
+Computation only; figures take the returned :class:`Projection`. Above ``max_samples`` rows a
+stratified (per-label) seeded subsample is projected and the count is recorded. Each map
+reports its trustworthiness (sklearn, on at most 2000 of the projected rows). A map can be
+reused as a fixed layout for later checkpoints (``reference=``): PCA keeps its basis, t-SNE
+uses openTSNE's ``transform`` and UMAP its ``transform`` into the first map.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from geometry_probe._optional import require
+from geometry_probe._validation import check_choice
+from geometry_probe.embeddings import Embeddings, as_embeddings
+from geometry_probe.result import Result
+
+METHODS = ("pca", "tsne", "umap")
+TRUST_SAMPLES = 2000
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A 2-D map: ``coords[i]`` is row ``indices[i]`` of the embeddings."""
+
+    coords: np.ndarray
+    indices: np.ndarray
+    labels: np.ndarray | None
+    method: str
+    trustworthiness: float
+    params: dict[str, Any] = field(default_factory=dict)
+    model: Any = field(default=None, repr=False, compare=False)
+
+    def to_result(self) -> Result:
+        """As a ``projection`` :class:`Result` (coordinates rounded to float32 for compact JSON)."""
+        arrays = {"coords": self.coords.astype(np.float32), "indices": self.indices}
+        if self.labels is not None:
+            arrays["labels"] = self.labels
+        return Result("projection", {"trustworthiness": self.trustworthiness}, arrays=arrays,
+                      params={"method": self.method, **self.params})
+
+
+def stratified_sample(labels: np.ndarray | None, n_total: int, n: int, *, random_state: int = 0) -> np.ndarray:
+    """Sorted row indices: ``n`` rows drawn uniformly, or per label in proportion to its size."""
+    rng = np.random.default_rng(random_state)
+    if n >= n_total:
+        return np.arange(n_total)
+    if labels is None:
+        return np.sort(rng.choice(n_total, size=n, replace=False))
+    picked = []
+    for code in np.unique(labels):
+        members = np.flatnonzero(labels == code)
+        take = max(1, int(round(n * members.size / n_total)))
+        picked.append(rng.choice(members, size=min(take, members.size), replace=False))
+    return np.sort(np.concatenate(picked))
+
+
+def project(data: Any, method: str = "pca", *, max_samples: int = 50_000, random_state: int = 0,
+            reference: Projection | None = None, **params: Any) -> Projection:
+    """Project embeddings to 2-D.
+
+    Parameters
+    ----------
+    data : Embeddings, array or Tensor of shape (n_samples, n_features)
+    method : {"pca", "tsne", "umap"}, default="pca"
+    max_samples : int, default=50000
+        Rows above this are subsampled (stratified by label), the count kept in ``params``.
+    random_state : int, default=0
+    reference : Projection, optional
+        A map of an earlier checkpoint (same method) to place these rows into.
+    **params
+        Passed to openTSNE.TSNE (e.g. ``perplexity``) or umap.UMAP (``n_neighbors``, ``min_dist``).
+
+    Returns
+    -------
+    Projection
+    """
+    emb = as_embeddings(data)
+    check_choice(method, METHODS, name="method")
+    index = stratified_sample(emb.labels, emb.n_samples, max_samples, random_state=random_state)
+    X = emb.rows(index).to(torch.float64).cpu().numpy()
+    if reference is not None:
+        if reference.method != method:
+            raise ValueError(f"reference map is {reference.method!r}, not {method!r}.")
+        coords, model = _transform(reference, X), reference.model
+    else:
+        coords, model = _fit(method, X, random_state, params)
+    labels = None if emb.labels is None else emb.labels[index]
+    return Projection(coords=np.asarray(coords, dtype=np.float64), indices=index, labels=labels, method=method,
+                      trustworthiness=_trustworthiness(X, coords, random_state), model=model,
+                      params={"n_total": emb.n_samples, "n_shown": int(index.size), "seed": random_state,
+                              "reused_layout": reference is not None, **params})
+
+
+def _fit(method: str, X: np.ndarray, seed: int, params: dict[str, Any]) -> tuple[np.ndarray, Any]:
+    if method == "pca":
+        mean = X.mean(axis=0)
+        _, _, Vt = np.linalg.svd(X - mean, full_matrices=False)
+        basis = (mean, Vt[:2].T)
+        return (X - mean) @ basis[1], basis
+    if method == "tsne":
+        open_tsne = require("openTSNE", extra="tsne", package="openTSNE")
+        embedding = open_tsne.TSNE(n_components=2, random_state=seed, n_jobs=2, **params).fit(X)
+        return np.asarray(embedding), embedding
+    umap = require("umap", extra="umap", package="umap-learn")
+    model = umap.UMAP(n_components=2, random_state=seed, **params).fit(X)
+    return model.embedding_, model
+
+
+def _transform(reference: Projection, X: np.ndarray) -> np.ndarray:
+    if reference.method == "pca":
+        mean, basis = reference.model
+        return (X - mean) @ basis
+    return np.asarray(reference.model.transform(X))
+
+
+def _trustworthiness(X: np.ndarray, coords: np.ndarray, seed: int) -> float:
+    from sklearn.manifold import trustworthiness
+
+    index = np.random.default_rng(seed).permutation(len(X))[:TRUST_SAMPLES]
+    k = min(5, len(index) // 2 - 1)
+    return float(trustworthiness(X[index], np.asarray(coords)[index], n_neighbors=max(k, 1)))
