@@ -56,7 +56,7 @@ def test_every_analyzer_returns_values_nan_or_a_clear_error(data):
         assert finding["verdict"] in {"ok", "warn", "fail"}
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.binary(min_size=0, max_size=400), st.sampled_from([".npy", ".npz", ".pt", ".safetensors", ".csv", ".h5"]))
 def test_loaders_on_random_bytes_raise_only_geometry_probe_errors(tmp_path_factory, payload, suffix):
     path = tmp_path_factory.mktemp("fuzz") / f"f{suffix}"
@@ -72,3 +72,44 @@ def test_huge_magnitudes_keep_cosines_finite():
     s = gp.analyze(X, ["contrastive", "knn"]).scalars()
     assert s["contrastive/uniformity"] == pytest.approx(gp.analyze(X / 1e30, "contrastive").scalars()[
         "contrastive/uniformity"], rel=1e-5)
+
+
+def _valid_bytes(suffix, folder):
+    import torch
+
+    path = folder / f"valid{suffix}"
+    X = np.arange(24, dtype=np.float32).reshape(6, 4)
+    if suffix == ".npy":
+        np.save(path, X)
+    elif suffix == ".npz":
+        np.savez(path, a=X, labels=np.arange(6))
+    elif suffix == ".pt":
+        torch.save({"a": torch.as_tensor(X)}, path)
+    elif suffix == ".safetensors":
+        from safetensors.numpy import save_file
+
+        save_file({"a": X}, str(path))
+    else:
+        import h5py
+
+        with h5py.File(path, "w") as handle:
+            handle["a"] = X
+    return path.read_bytes()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from([".npy", ".npz", ".pt", ".safetensors", ".h5"]), st.data())
+def test_loaders_on_corrupted_valid_files(tmp_path_factory, suffix, data):
+    folder = tmp_path_factory.mktemp("mut")
+    raw = bytearray(_valid_bytes(suffix, folder))
+    cut = data.draw(st.integers(0, len(raw)))
+    flips = data.draw(st.lists(st.tuples(st.integers(0, max(len(raw) - 1, 0)), st.integers(0, 255)), max_size=4))
+    for position, value in flips:
+        raw[position] = value
+    path = folder / f"bad{suffix}"
+    path.write_bytes(bytes(raw[:cut]) if data.draw(st.booleans()) else bytes(raw))
+    try:
+        emb = gp.load(path)
+        gp.analyze(emb, "spectrum")
+    except gp.GeometryProbeError:
+        pass

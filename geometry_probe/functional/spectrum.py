@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from geometry_probe._validation import check_embeddings
+from geometry_probe.exceptions import InvalidEmbeddingsError
 from geometry_probe.stats import Moments
 
 RANKME_EPS = 1e-7
@@ -71,7 +72,16 @@ def eigvals_desc(S: Tensor) -> np.ndarray:
     Eigenvalues below ``λ_max · D · eps64`` are round-off of the eigensolver and are set to
     exactly 0, so a rank-deficient matrix has exact zeros (needed for the 0·ln 0 convention).
     """
-    values = torch.linalg.eigvalsh(S.to(torch.float64)).flip(0).clamp_min(0).cpu().numpy()
+    S = S.to(torch.float64)
+    if not bool(torch.isfinite(S).all()):
+        raise InvalidEmbeddingsError(
+            "embeddings: values are so large that their second moments overflow (inf); rescale them "
+            "(e.g. divide by their largest absolute value) or pass precision='float64' / --precision float64.")
+    try:
+        values = torch.linalg.eigvalsh(S).flip(0).clamp_min(0).cpu().numpy()
+    except torch.linalg.LinAlgError as err:
+        raise InvalidEmbeddingsError(f"embeddings: the covariance eigensolver did not converge ({err}); "
+                                     "rescale the embeddings or pass precision='float64'.") from None
     if values.size and values[0] > 0:
         values[values < values[0] * values.size * np.finfo(np.float64).eps] = 0.0
     return values
