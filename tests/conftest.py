@@ -1,8 +1,16 @@
 """Shared fixtures: seeded data; GPU tests skipped without CUDA."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
+from hypothesis import settings
+
+# CI runs the same hypothesis examples every time (reproducible verdicts); locally they vary.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 def pytest_collection_modifyitems(config, items):
