@@ -41,7 +41,7 @@ class LayerSweep:
         One per layer in depth order: ``layer``, ``depth`` (0 for the layer whose output
         is produced first), ``module`` (class name), ``n_samples``, ``n_features``, ``pool``,
         the :data:`ROW_METRICS` that were computed, and ``over_fusion`` (the verdict of the
-        diagnosis, or ``"unavailable"`` when no diagnosis is installed).
+        diagnosis of :func:`geometry_probe.analyze`).
     results : dict of str to Results
         Everything every analyzer found, per layer.
     meta : dict
@@ -151,25 +151,20 @@ def layer_sweep(model: nn.Module, data: Any, layers: Sequence[str] | None = None
     labelled = ordered[0].labels is not None
     analyzers = ["spectrum"] + [a for a in LABEL_FREE_ANALYZERS if a in ANALYZERS] + \
         [a for a in LABELLED_ANALYZERS if labelled and a in ANALYZERS]
-    diagnose = _diagnosis()
     rows, results = [], {}
     for depth, emb in enumerate(ordered):
-        res = analyze(emb, analyzers, device=device, precision=precision, seed=seed)
-        if diagnose is not None:
-            res = Results(res.values(), meta=res.meta, findings=diagnose(res))
+        res = analyze(emb, analyzers, device=device, precision=precision, seed=seed)   # findings included
         results[emb.name] = res
         scalars = res.scalars()
         rows.append({"layer": emb.name, "depth": depth, "module": emb.meta["module"], "n_samples": emb.n_samples,
                      "n_features": emb.n_features, "pool": emb.meta["pool"],
                      **{k: scalars[k] for k in ROW_METRICS if k in scalars},
-                     "over_fusion": _over_fusion(res.findings) if diagnose is not None else "unavailable"})
+                     "over_fusion": _over_fusion(res.findings)})
     notes = []
     if labelled and "neural_collapse" not in ANALYZERS:
         notes.append("NC1 and NCC accuracy skipped: the neural_collapse analyzer is not installed.")
     if not labelled:
         notes.append("no labels in the batches: NC1 and NCC accuracy need (x, y) batches.")
-    if diagnose is None:
-        notes.append("over-fusion verdict unavailable: geometry_probe.diagnose is not installed.")
     meta = {"geometry_probe_version": __version__, "torch_version": torch.__version__, "analyzers": analyzers,
             "layers": [emb.name for emb in ordered], "n_samples": ordered[0].n_samples, "pool": pool if
             isinstance(pool, str) or pool is None else getattr(pool, "__name__", "callable"),
@@ -194,17 +189,8 @@ def select_layers(model: nn.Module, module_type: str) -> list[str]:
     return names
 
 
-def _diagnosis() -> Any:
-    """``geometry_probe.diagnose`` when that module exists, else None."""
-    try:
-        from geometry_probe.diagnosis import diagnose
-    except ImportError:
-        return None
-    return diagnose
-
-
 def _over_fusion(findings: Sequence[dict[str, Any]]) -> str:
     for finding in findings:
-        if "fusion" in str(finding.get("name", "")):
+        if finding.get("name") == "over_fusion":
             return str(finding.get("verdict"))
     return "not assessed"

@@ -140,3 +140,21 @@ def test_layer_selection_errors():
     assert select_layers(_models.make_model(), "torch.nn.Linear") == ["encoder.0", "encoder.2", "head"]
     with pytest.raises(InvalidInputError, match="give layers"):
         gp.layer_sweep(_models.make_model(), _models.make_data())
+
+
+def test_rows_carry_the_over_fusion_verdict_of_the_diagnosis():
+    class Fused(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.spread = nn.Linear(_models.N_INPUTS, 8)
+            self.fused = nn.Linear(_models.N_INPUTS, 8, bias=False)
+            with torch.no_grad():                      # every output on one line through the origin
+                self.fused.weight.copy_(torch.randn(8, 1) @ torch.randn(1, _models.N_INPUTS))
+
+        def forward(self, x):
+            return self.spread(x) + 0 * self.fused(x)
+
+    torch.manual_seed(0)
+    sweep = gp.layer_sweep(Fused(), _models.make_data(), ["spread", "fused"], device="cpu")
+    verdicts = {row["layer"]: row["over_fusion"] for row in sweep.rows}
+    assert verdicts["fused"] == "fail" and verdicts["spread"] in {"ok", "warn"}
