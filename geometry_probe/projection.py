@@ -2,13 +2,15 @@
 
 Computation only; figures take the returned :class:`Projection`. Above ``max_samples`` rows a
 stratified (per-label) seeded subsample is projected and the count is recorded. Each map
-reports its trustworthiness (sklearn, on at most 2000 of the projected rows). A map can be
+reports its trustworthiness (sklearn, on a seeded sample of at most 2000 of the projected rows, so
+its cost stays fixed at any size). A map can be
 reused as a fixed layout for later checkpoints (``reference=``): PCA keeps its basis, t-SNE
 uses openTSNE's ``transform`` and UMAP its ``transform`` into the first map.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,12 +39,22 @@ class Projection:
     model: Any = field(default=None, repr=False, compare=False)
 
     def to_result(self) -> Result:
-        """As a ``projection`` :class:`Result` (coordinates rounded to float32 for compact JSON)."""
-        arrays = {"coords": self.coords.astype(np.float32), "indices": self.indices}
+        """As a ``projection`` :class:`Result`, coordinates rounded to 1e-5 of the map's extent
+        (far below a pixel) so the JSON stays compact."""
+        arrays = {"coords": compact_coordinates(self.coords), "indices": self.indices}
         if self.labels is not None:
             arrays["labels"] = self.labels
         return Result("projection", {"trustworthiness": self.trustworthiness}, arrays=arrays,
                       params={"method": self.method, **self.params})
+
+
+def compact_coordinates(coords: np.ndarray, *, resolution: float = 1e-5) -> np.ndarray:
+    """``coords`` rounded to the decimal at ``resolution`` times the largest absolute coordinate."""
+    coords = np.asarray(coords, dtype=np.float64)
+    extent = float(np.max(np.abs(coords))) if coords.size else 0.0
+    if not np.isfinite(extent) or extent == 0.0:
+        return coords
+    return np.round(coords, max(0, int(-np.floor(np.log10(extent * resolution)))))
 
 
 def stratified_sample(labels: np.ndarray | None, n_total: int, n: int, *, random_state: int = 0) -> np.ndarray:
@@ -74,7 +86,8 @@ def project(data: Any, method: str = "pca", *, max_samples: int = 50_000, random
     reference : Projection, optional
         A map of an earlier checkpoint (same method) to place these rows into.
     **params
-        Passed to openTSNE.TSNE (e.g. ``perplexity``) or umap.UMAP (``n_neighbors``, ``min_dist``).
+        Passed to openTSNE.TSNE (e.g. ``perplexity``; ``n_jobs`` defaults to the CPU count) or
+        umap.UMAP (``n_neighbors``, ``min_dist``).
 
     Returns
     -------
@@ -83,7 +96,7 @@ def project(data: Any, method: str = "pca", *, max_samples: int = 50_000, random
     emb = as_embeddings(data)
     check_choice(method, METHODS, name="method")
     index = stratified_sample(emb.labels, emb.n_samples, max_samples, random_state=random_state)
-    X = emb.rows(index).to(torch.float64).cpu().numpy()
+    X = emb.rows(index).cpu().numpy()
     if reference is not None:
         if reference.method != method:
             raise ValueError(f"reference map is {reference.method!r}, not {method!r}.")
@@ -94,18 +107,21 @@ def project(data: Any, method: str = "pca", *, max_samples: int = 50_000, random
     return Projection(coords=np.asarray(coords, dtype=np.float64), indices=index, labels=labels, method=method,
                       trustworthiness=_trustworthiness(X, coords, random_state), model=model,
                       params={"n_total": emb.n_samples, "n_shown": int(index.size), "seed": random_state,
+                              "trustworthiness_rows": min(TRUST_SAMPLES, int(index.size)),
                               "reused_layout": reference is not None, **params})
 
 
 def _fit(method: str, X: np.ndarray, seed: int, params: dict[str, Any]) -> tuple[np.ndarray, Any]:
     if method == "pca":
-        mean = X.mean(axis=0)
-        _, _, Vt = np.linalg.svd(X - mean, full_matrices=False)
-        basis = (mean, Vt[:2].T)
-        return (X - mean) @ basis[1], basis
+        rows = torch.from_numpy(X).to(torch.float64)
+        mean = rows.mean(dim=0)
+        _, _, Vh = torch.linalg.svd(rows - mean, full_matrices=False)
+        basis = (mean.numpy(), Vh[:2].T.numpy())
+        return ((rows - mean) @ Vh[:2].T).numpy(), basis
     if method == "tsne":
         open_tsne = require("openTSNE", extra="tsne", package="openTSNE")
-        embedding = open_tsne.TSNE(n_components=2, random_state=seed, n_jobs=2, **params).fit(X)
+        options = {"n_jobs": os.cpu_count() or 1, **params}
+        embedding = open_tsne.TSNE(n_components=2, random_state=seed, **options).fit(X)
         return np.asarray(embedding), embedding
     umap = require("umap", extra="umap", package="umap-learn")
     model = umap.UMAP(n_components=2, random_state=seed, **params).fit(X)
@@ -115,7 +131,7 @@ def _fit(method: str, X: np.ndarray, seed: int, params: dict[str, Any]) -> tuple
 def _transform(reference: Projection, X: np.ndarray) -> np.ndarray:
     if reference.method == "pca":
         mean, basis = reference.model
-        return (X - mean) @ basis
+        return (X.astype(np.float64) - mean) @ basis
     return np.asarray(reference.model.transform(X))
 
 
