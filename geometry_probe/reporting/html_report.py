@@ -1,14 +1,21 @@
 """One self-contained HTML report: verdicts first, then a section per analyzer.
 
-Works offline: figures are PNGs embedded as base64, no scripts, fonts or styles are fetched.
-Every user-provided string (file name, label names, notes) goes through jinja2's
-autoescaping, so a label ``<script>…</script>`` shows as text. Written atomically.
+Each section gives the formula, every value with its null baseline and what it means, and the
+analyzer's figures. Figures are interactive (plotly, its JavaScript inlined once from the
+installed package) or, with ``interactive=False``, static PNGs embedded as base64; nothing is
+fetched, so the file works offline. The 2-D map shows at most ``max_points`` points (a
+stratified subsample, stated in its title), which bounds the file size at any N.
+
+User-provided strings (file name, label names, notes) are escaped by jinja2's autoescaping in
+the page and, inside the figures' JSON, ``<``, ``>`` and ``&`` are written as JSON ``\\u`` escapes,
+so neither ``</script>`` nor markup can break out of a script block. Written atomically.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import json
 import math
 import os
 from importlib import resources
@@ -18,54 +25,91 @@ from typing import Any
 from geometry_probe import __version__
 from geometry_probe._atomic import atomic_write_text
 from geometry_probe._optional import require
+from geometry_probe.exceptions import InvalidInputError
+from geometry_probe.reporting import interactive as interactive_figures
 from geometry_probe.reporting import static
+from geometry_probe.reporting._figure_data import available_figures
+from geometry_probe.reporting._metric_guide import FORMULAS, Shape, explain
 from geometry_probe.result import Results
 
-ABOUT = {
-    "spectrum": "effective rank exp(H(σ/Σσ)) of the centred matrix (Roy & Vetterli 2007); RankMe on the raw matrix "
-                "(Garrido et al. 2023); stable rank Σσ²/σ₁²; participation ratio (Σλ)²/Σλ²; α-ReQ power-law slope.",
-    "contrastive": "uniformity log mean exp(−t‖x̂ᵢ−x̂ⱼ‖²) over pairs i<j and alignment mean ‖x̂−ŷ‖^α "
-                   "(Wang & Isola 2020); cosine statistics of L2-normalised rows.",
-    "knn": "weighted kNN accuracy (DINO protocol), skewness of the k-occurrence (Radovanović et al. 2010), "
-           "TwoNN intrinsic dimension (Facco et al. 2017).",
-    "neural_collapse": "NC1 = Tr(Σ_W Σ_B†)/C, NC2 ETF/equinorm/equiangularity, NC3 self-duality, NC4 agreement "
-                       "with the nearest class centre (Papyan, Han & Donoho 2020).",
-    "orthogonality": "cosine between class means (uncentred and centred), distances to an orthogonal frame and a "
-                     "simplex ETF, SimO matrices, Welch bound.",
-    "projection": "2-D map (PCA, t-SNE or UMAP) of a stratified subsample; trustworthiness measures how well "
-                  "it keeps each point's nearest neighbours.",
-}
-FIGURE_OF = {"spectrum": "spectrum", "contrastive": "cosine_histogram", "orthogonality": "class_mean_cosine",
-             "projection": "projection"}
+REPORT_MAX_POINTS = 10_000
+FIGURES_OF = {"spectrum": ("spectrum",), "contrastive": ("cosine_histogram",),
+              "orthogonality": ("class_mean_cosine", "simo"), "projection": ("projection",)}
+_SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
 
-def write_report(results: Results, path: str | os.PathLike[str]) -> Path:
-    """Render ``results`` into one self-contained HTML file at ``path`` and return it."""
+def write_report(results: Results, path: str | os.PathLike[str], *, interactive: bool = True,
+                 max_points: int = REPORT_MAX_POINTS) -> Path:
+    """Render ``results`` into one self-contained HTML file at ``path`` and return it.
+
+    Parameters
+    ----------
+    results : Results
+    path : path-like
+        The HTML file to write (atomically).
+    interactive : bool, default=True
+        plotly figures (plotly.js inlined once, about 4.8 MB) instead of static PNGs.
+    max_points : int, default=10000
+        Points drawn in the 2-D map at most (stratified by label).
+
+    Returns
+    -------
+    Path
+    """
+    if max_points < 1:
+        raise InvalidInputError(f"max_points: got {max_points}; it must be at least 1.")
     jinja2 = require("jinja2", extra="report")
     template_text = resources.files("geometry_probe.reporting").joinpath("templates/report.html.j2").read_text(
         encoding="utf-8")
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    available = set(static.available_figures(results))
+    render = _interactive_figure if interactive else _static_figure
+    available = set(available_figures(results))
+    options = {"projection": {"max_points": max_points}}
+    shape = Shape.of(results.meta)
     sections = []
     for name, result in results.items():
-        figures = []
-        if FIGURE_OF.get(name) in available:
-            figures.append({"name": FIGURE_OF[name], "png": _png(static.FIGURES[FIGURE_OF[name]][1](results))})
-        sections.append({"name": name, "about": ABOUT.get(name, ""), "notes": list(result.notes),
-                         "scalars": [(k, _format(v)) for k, v in result.scalars.items()], "figures": figures})
+        figures = [render(f"figure-{name}-{fig}", fig, results, options.get(fig, {}))
+                   for fig in FIGURES_OF.get(name, ()) if fig in available]
+        rows = [(key, _format(value), *explain(f"{name}/{key}", shape)) for key, value in result.scalars.items()]
+        sections.append({"name": name, "about": FORMULAS.get(name, ""), "notes": list(result.notes),
+                         "rows": rows, "figures": figures})
+    verdict_figure = [render("figure-verdicts", "verdicts", results, {})] if "verdicts" in available else []
     meta = results.meta
-    html = env.from_string(template_text).render(
+    page = env.from_string(template_text).render(
         name=str(meta.get("name", "embeddings")), n_samples=meta.get("n_samples", "?"),
         n_features=meta.get("n_features", "?"), n_classes=meta.get("n_classes", 0), version=__version__,
-        findings=results.findings, sections=sections, classes=[str(c) for c in meta.get("classes", [])])
-    return atomic_write_text(path, html)
+        findings=results.findings, verdict_figures=verdict_figure, sections=sections,
+        classes=[str(c) for c in meta.get("classes", [])], plotlyjs=_plotlyjs() if interactive else "")
+    return atomic_write_text(path, page)
 
 
-def _png(figure: Any) -> str:
+def script_json(value: Any) -> str:
+    """JSON text safe inside ``<script type="application/json">``: ``<``, ``>``, ``&`` and the JS
+    line separators become ``\\u`` escapes, which ``JSON.parse`` turns back into the same characters."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    return "".join(_SCRIPT_ESCAPES.get(ch, ch) for ch in text)
+
+
+def _interactive_figure(element_id: str, name: str, results: Results, options: dict[str, Any]) -> dict[str, Any]:
+    import plotly.io
+
+    figure = interactive_figures.FIGURES[name](results, **options)
+    return {"id": element_id, "name": name, "json": script_json(plotly.io.to_json(figure, validate=False)),
+            "png": ""}
+
+
+def _static_figure(element_id: str, name: str, results: Results, options: dict[str, Any]) -> dict[str, Any]:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    static.FIGURES[name](results, **options).savefig(buffer, format="png", dpi=110)
+    return {"id": element_id, "name": name, "json": "", "png": base64.b64encode(buffer.getvalue()).decode("ascii")}
+
+
+def _plotlyjs() -> str:
+    """The installed plotly's plotly.js bundle, made safe to inline in one ``<script>`` element."""
+    offline = require("plotly.offline", extra="report", package="plotly")
+    return offline.get_plotlyjs().replace("</script", "<\\/script")
 
 
 def _format(value: float) -> str:
     return "nan" if math.isnan(value) else f"{value:.6g}"
+

@@ -1,0 +1,296 @@
+"""What each figure shows, prepared once from results for both backends (matplotlib and plotly).
+
+Every function here reads a :class:`~geometry_probe.Results` (or a trajectory dict) and returns
+plain NumPy data, titles and colours; :mod:`.static` and :mod:`.interactive` only draw it. The
+palette is Okabe–Ito (colour-blind safe); more than eight classes get evenly spaced viridis
+colours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from geometry_probe.exceptions import InvalidInputError
+from geometry_probe.projection import stratified_sample
+from geometry_probe.result import Results
+
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+VERDICT_COLOURS = {"ok": OKABE_ITO[2], "warn": OKABE_ITO[1], "fail": OKABE_ITO[3]}
+_VIRIDIS = ("#440154", "#482878", "#3E4A89", "#31688E", "#26828E", "#1F9E89", "#35B779", "#6DCD59",
+            "#B4DE2C", "#FDE725")
+
+
+@dataclass(frozen=True)
+class Line:
+    """One curve: ``y`` against ``x``; ``style`` is "solid", "dashed", "dotted" or "step"."""
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+    colour: str
+    style: str = "solid"
+
+
+@dataclass(frozen=True)
+class LinePlot:
+    """Curves sharing one pair of axes."""
+
+    title: str
+    xlabel: str
+    ylabel: str
+    lines: tuple[Line, ...]
+    log_y: bool = False
+
+
+@dataclass(frozen=True)
+class Heatmap:
+    """A C × C matrix over classes ``names`` (rows and columns in the same order)."""
+
+    title: str
+    matrix: np.ndarray
+    names: tuple[str, ...]
+    zmin: float
+    zmax: float
+    colourbar: str
+    diverging: bool
+
+
+@dataclass(frozen=True)
+class VerdictBar:
+    """One finding: its value against its null baseline and fail threshold."""
+
+    name: str
+    verdict: str
+    value: float
+    baseline: float
+    fail: float
+    colour: str
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One metric over checkpoints."""
+
+    key: str
+    label: str
+    values: np.ndarray
+    colour: str
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """Metric panels over checkpoint steps, with collapse onsets ``(finding, step)``."""
+
+    steps: np.ndarray
+    panels: tuple[Panel, ...]
+    onsets: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
+class ScatterGroup:
+    """The points of one class in a 2-D map."""
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+    colour: str
+
+
+@dataclass(frozen=True)
+class Map:
+    """A 2-D map by class, ``n_shown`` of the ``n_total`` embedded rows."""
+
+    title: str
+    groups: tuple[ScatterGroup, ...]
+    n_shown: int
+    n_total: int
+
+
+def isotropic_spectrum(n_samples: int, n_features: int, total: float, *, seed: int = 0) -> np.ndarray:
+    """Covariance eigenvalues of a seeded isotropic Gaussian of the same N × D, scaled to ``total``
+    variance (the null baseline drawn behind every spectrum; at most 4096 rows are simulated)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((min(n_samples, 4096), n_features))
+    eig = np.sort(np.linalg.eigvalsh(np.atleast_2d(np.cov(X, rowvar=False))))[::-1]
+    return eig * total / eig.sum()
+
+
+def random_pair_density(t: np.ndarray, n_features: int) -> np.ndarray:
+    r"""Density of the cosine of two independent uniform points on :math:`S^{D-1}`:
+    :math:`\propto (1-t^2)^{(D-3)/2}`, normalised on [−1, 1] (numerically, in log space)."""
+    from scipy.special import betaln
+
+    D = max(n_features, 2)
+    log_norm = betaln(0.5, (D - 1) / 2)
+    with np.errstate(divide="ignore"):
+        return np.exp((D - 3) / 2 * np.log(np.clip(1 - t**2, 1e-300, None)) - log_norm)
+
+
+def class_colours(n: int) -> tuple[str, ...]:
+    """``n`` colours: Okabe–Ito up to eight, else evenly spaced along viridis."""
+    if n <= len(OKABE_ITO):
+        return OKABE_ITO[:n]
+    anchors = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in _VIRIDIS], dtype=float)
+    where = np.linspace(0, len(_VIRIDIS) - 1, n)
+    rgb = [np.interp(where, np.arange(len(_VIRIDIS)), anchors[:, k]) for k in range(3)]
+    return tuple("#{:02X}{:02X}{:02X}".format(*(int(round(c[i])) for c in rgb)) for i in range(n))
+
+
+def _result(results: Results, name: str) -> Any:
+    if name not in results:
+        raise InvalidInputError(f"this figure needs the {name!r} analyzer; these results hold {sorted(results)}.")
+    return results[name]
+
+
+def _class_names(results: Results, n: int) -> tuple[str, ...]:
+    names = [str(c) for c in results.meta.get("classes", [])]
+    return tuple(names[i] if i < len(names) else str(i) for i in range(n))
+
+
+def spectrum(results: Results) -> LinePlot:
+    """Covariance eigenvalues (log scale; zeros left out) against the isotropic baseline."""
+    result = _result(results, "spectrum")
+    eig = np.asarray(result.arrays["covariance_eigenvalues"], dtype=float)
+    n = int(results.meta.get("n_samples", eig.size + 1))
+    ranks = np.arange(1, eig.size + 1, dtype=float)
+    erank = result.scalars.get("effective_rank", np.nan)
+    return LinePlot(
+        title=f"eigenvalue spectrum (effective rank {erank:.1f})", xlabel="rank", ylabel="covariance eigenvalue",
+        lines=(Line("embeddings", ranks, np.where(eig > 0, eig, np.nan), OKABE_ITO[0]),
+               Line("isotropic Gaussian, same N, D, trace", ranks,
+                    isotropic_spectrum(n, eig.size, float(np.nansum(eig))), OKABE_ITO[1], "dashed")),
+        log_y=True)
+
+
+COSINE_SERIES = (("cosine_hist_all", "all pairs", OKABE_ITO[0]), ("cosine_hist_pos", "positive pairs", OKABE_ITO[2]),
+                 ("cosine_hist_neg", "negative pairs", OKABE_ITO[3]))
+
+
+def cosine_histogram(results: Results) -> LinePlot:
+    """Pair-cosine densities (all, positive, negative pairs) and the random-pair density on S^{D−1}."""
+    arrays = _result(results, "contrastive").arrays
+    edges = np.asarray(arrays["cosine_hist_edges"], dtype=float)
+    centres, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
+    lines = []
+    for key, label, colour in COSINE_SERIES:
+        if key in arrays:
+            counts = np.asarray(arrays[key], dtype=float)
+            lines.append(Line(label, centres, counts / max(counts.sum(), 1) / width, colour, "step"))
+    D = int(results.meta.get("n_features", 2))
+    lines.append(Line(f"uniform on S^{D - 1}", centres, random_pair_density(centres, D), "#000000", "dotted"))
+    return LinePlot("pairwise cosine similarity", "cosine", "density", tuple(lines))
+
+
+def similarity_order(matrix: np.ndarray) -> np.ndarray:
+    """Class order that puts similar classes side by side: leaves of an average-linkage tree on
+    1 − similarity with optimal leaf ordering; label order when there are fewer than three
+    classes or missing entries."""
+    C = matrix.shape[0]
+    if C < 3 or not np.all(np.isfinite(matrix)):
+        return np.arange(C)
+    from scipy.cluster.hierarchy import leaves_list, linkage
+    from scipy.spatial.distance import squareform
+
+    distance = np.clip(1.0 - (matrix + matrix.T) / 2, 0.0, None)
+    np.fill_diagonal(distance, 0.0)
+    return leaves_list(linkage(squareform(distance, checks=False), "average", optimal_ordering=True))
+
+
+def class_cosine(results: Results, *, centred: bool = False, ordered: bool = True) -> Heatmap:
+    """Cosine between class means, classes ordered by similarity (or by label with ``ordered=False``)."""
+    key = "class_mean_cosine_centred" if centred else "class_mean_cosine"
+    arrays = _result(results, "orthogonality").arrays
+    if key not in arrays:
+        raise InvalidInputError(f"the orthogonality result has no {key!r} (too many classes were analysed).")
+    matrix = np.asarray(arrays[key], dtype=float)
+    order = similarity_order(matrix) if ordered else np.arange(matrix.shape[0])
+    names = _class_names(results, matrix.shape[0])
+    return Heatmap(("centred " if centred else "") + "class-mean cosine" + (", similar classes adjacent" if ordered
+                                                                            else ""),
+                   matrix[np.ix_(order, order)], tuple(names[i] for i in order), -1.0, 1.0, "cosine", True)
+
+
+def simo_matrices(results: Results) -> tuple[Heatmap, Heatmap]:
+    """SimO's class-mean matrices: squared dot products (μ_c·μ_c')² and squared distances ‖μ_c − μ_c'‖²,
+    both in the order of the class-mean cosine heatmap."""
+    arrays = _result(results, "orthogonality").arrays
+    if "simo_sqdot" not in arrays:
+        raise InvalidInputError("the orthogonality result has no SimO matrices (too many classes were analysed).")
+    cosine = np.asarray(arrays["class_mean_cosine"], dtype=float)
+    order = similarity_order(cosine)
+    names = _class_names(results, cosine.shape[0])
+    ordered_names = tuple(names[i] for i in order)
+    maps = []
+    for key, title, label in (("simo_sqdot", "SimO (μ_c·μ_c')²", "squared dot"),
+                              ("simo_distance", "SimO ‖μ_c − μ_c'‖²", "squared distance")):
+        matrix = np.asarray(arrays[key], dtype=float)[np.ix_(order, order)]
+        top = float(np.nanmax(matrix)) if np.any(np.isfinite(matrix)) else 1.0
+        maps.append(Heatmap(title, matrix, ordered_names, 0.0, top if top > 0 else 1.0, label, False))
+    return maps[0], maps[1]
+
+
+def verdicts(results: Results) -> tuple[VerdictBar, ...]:
+    """Findings with a finite value, each with its baseline, fail threshold and verdict colour."""
+    return tuple(VerdictBar(f["name"], f["verdict"], float(f["value"]), float(f.get("baseline", np.nan)),
+                            float(f.get("threshold", {}).get("fail", np.nan)),
+                            VERDICT_COLOURS.get(f["verdict"], "#808080"))
+                 for f in results.findings if f.get("value") is not None and np.isfinite(f["value"]))
+
+
+def trajectory(trajectory: Mapping[str, Any], keys: Sequence[str]) -> Trajectory:
+    """Values of ``keys`` over the checkpoints (NaN where a checkpoint lacks one) and onsets."""
+    checkpoints = trajectory["checkpoints"]
+    if not keys:
+        raise InvalidInputError("plot_trajectory: name at least one metric key (e.g. 'spectrum/rankme').")
+    palette = class_colours(len(keys))
+    panels = tuple(Panel(key, key.split("/")[-1],
+                         np.array([c["scalars"].get(key, np.nan) for c in checkpoints], dtype=float), colour)
+                   for key, colour in zip(keys, palette))
+    onsets = tuple((name, float(onset["step"])) for name, onset in trajectory.get("onsets", {}).items())
+    return Trajectory(np.array([c["step"] for c in checkpoints], dtype=float), panels, onsets)
+
+
+def projection(results: Results, *, max_points: int | None = None, random_state: int = 0) -> Map:
+    """The stored 2-D map by class; above ``max_points`` a stratified (per-label) seeded subsample,
+    the title saying how many of the embedded rows are shown."""
+    result = _result(results, "projection")
+    coords = np.asarray(result.arrays["coords"], dtype=float)
+    labels = result.arrays.get("labels")
+    codes = np.zeros(len(coords), dtype=int) if labels is None else np.asarray(labels, dtype=int)
+    if max_points is not None and max_points < len(coords):
+        keep = stratified_sample(None if labels is None else codes, len(coords), max_points, random_state=random_state)
+        coords, codes = coords[keep], codes[keep]
+    present = np.unique(codes)
+    names = _class_names(results, int(present.max()) + 1 if present.size else 0)
+    palette = class_colours(present.size)
+    groups = tuple(ScatterGroup("points" if labels is None else names[code], coords[codes == code, 0],
+                                coords[codes == code, 1], colour) for code, colour in zip(present, palette))
+    params = result.params
+    n_total = int(params.get("n_total", len(coords)))
+    trust = result.scalars.get("trustworthiness", np.nan)
+    title = (f"{params.get('method', '')} map, showing {len(coords)} of {n_total} points "
+             f"(trustworthiness {trust:.2f})")
+    return Map(title, groups, len(coords), n_total)
+
+
+def _has_orthogonality_array(results: Results, key: str) -> bool:
+    return "orthogonality" in results and key in results["orthogonality"].arrays
+
+
+AVAILABLE: dict[str, Callable[[Results], bool]] = {
+    "spectrum": lambda r: "spectrum" in r,
+    "cosine_histogram": lambda r: "contrastive" in r,
+    "class_mean_cosine": lambda r: _has_orthogonality_array(r, "class_mean_cosine"),
+    "simo": lambda r: _has_orthogonality_array(r, "simo_sqdot"),
+    "verdicts": lambda r: bool(verdicts(r)),
+    "projection": lambda r: "projection" in r,
+}
+
+
+def available_figures(results: Results) -> list[str]:
+    """Names of the figures (keys of both backends' ``FIGURES``) these results hold the data for."""
+    return [name for name, has_data in AVAILABLE.items() if has_data(results)]
