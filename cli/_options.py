@@ -18,6 +18,9 @@ BatchSizeOpt = Annotated[Optional[int], typer.Option(
     min=1, help="Rows per batch sent to the device (default: from a 128 MB budget).")]
 PrecisionOpt = Annotated[str, typer.Option(
     help="GEMM precision: float32 (fast) or float64 (resolves singular values below ~2e-4 of the largest).")]
+PairwisePrecisionOpt = Annotated[str, typer.Option(
+    "--pairwise-precision", help="Pairwise tile GEMMs (contrastive, knn): float32, bfloat16 (cosines to ~4e-3; "
+    "fast on GPUs/AMX CPUs only) or tf32 (CUDA; cosines to ~1e-3).")]
 SeedOpt = Annotated[int, typer.Option(help="Seed for every subsample.")]
 JsonOpt = Annotated[Optional[Path], typer.Option("--json", help="Write the results as JSON to this file.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Do not print the summary table.")]
@@ -37,6 +40,7 @@ ViewsOpt = Annotated[Optional[Path], typer.Option(
 GroupsOpt = Annotated[Optional[str], typer.Option(
     "--groups", help="Group ids (file or key): all pairs within a group are positives.")]
 ExactOpt = Annotated[bool, typer.Option(
-    "--exact", help="All pairs for the pairwise statistics, however large N (default: exact up to 5e8 pairs).")]
+    "--exact", help="All pairs for the pairwise statistics and kNN lists of all rows, however large N "
+    "(default: exact up to 5e8 pairs, sampled estimates with standard errors above).")]
 KnnKOpt = Annotated[int, typer.Option("--knn-k", min=1, help="Neighbours for kNN accuracy and hubness.")]
 KnnTemperatureOpt = Annotated[float, typer.Option("--knn-temperature", min=1e-6, help="Temperature of the kNN vote.")]

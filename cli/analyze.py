@@ -24,6 +24,7 @@ from ._options import (
     KnnKOpt,
     KnnTemperatureOpt,
     PairsOpt,
+    PairwisePrecisionOpt,
     JsonOpt,
     KeyOpt,
     LabelsOpt,
@@ -45,6 +46,7 @@ def analyze(
     device: DeviceOpt = "auto",
     batch_size: BatchSizeOpt = None,
     precision: PrecisionOpt = "float32",
+    pairwise_precision: PairwisePrecisionOpt = "float32",
     seed: SeedOpt = 0,
     json_out: JsonOpt = None,
     quiet: QuietOpt = False,
@@ -70,7 +72,9 @@ def analyze(
     if json_out is not None:
         gp.check_output_path(json_out, inputs=[path] + ([labels] if labels else []) + ([classifier] if classifier else []))
     params: dict[str, dict[str, object]] = {"knn": {"k": knn_k, "temperature": knn_temperature},
-                                            "contrastive": {"exact": True} if exact else {}}
+                                            "contrastive": {}}
+    if exact:
+        params["knn"]["exact"] = params["contrastive"]["exact"] = True
     if classifier:
         params["neural_collapse"] = {"classifier": load_classifier(classifier, key=classifier_key)}
     if pairs:
@@ -81,8 +85,8 @@ def analyze(
         params["contrastive"]["views"] = gp.load(views).X
     emb = gp.load(path, labels=labels, key=key)
     coarse = gp.io.read_array_spec(coarse_labels, container=path) if coarse_labels else None
-    results = gp.analyze(emb, analyzers, device=device, batch_size=batch_size, precision=precision, seed=seed,
-                         params=params, coarse_labels=coarse)
+    results = gp.analyze(emb, analyzers, device=device, batch_size=batch_size, precision=precision,
+                         pairwise_precision=pairwise_precision, seed=seed, params=params, coarse_labels=coarse)
     if project is not None:
         results = gp.Results([*results.values(), gp.project(emb, project, random_state=seed).to_result()],
                              meta=results.meta, findings=results.findings)

@@ -1,29 +1,39 @@
 """Tiled pairwise engine: reductions over all pairs of rows without an N×N matrix.
 
 :func:`cosine_tiles` walks the upper triangle of the cosine matrix in square tiles
-(``j ≥ i``: half the work), each one GEMM ``X_I X_Jᵀ`` scaled by precomputed inverse row
-norms — rows are never copied normalised. Tile size comes from a memory budget. Consumers
-reduce each tile on the fly (log-sum-exp, sums, histograms, running top-k), so several
-reductions share one pass and memory stays O(tile²).
+(``j ≥ i``: half the work), each one GEMM ``X_I X_Jᵀ``. :func:`run_pass` feeds every tile to
+several consumers (:class:`~geometry_probe.functional.contrastive.PairSums`,
+:class:`~geometry_probe.functional.knn.NeighbourLists`, ...), so uniformity, cosine
+histograms and kNN share one pass and memory stays O(tile² + N·k).
 
-Precision: tiles are float32 by default (cosines accurate to ~1e-7); ``dtype=torch.bfloat16``
-runs the GEMM in bfloat16, whose 8-bit mantissa gives cosines accurate to only ~4e-3 — fine for
-histograms and kNN ranks, not for uniformity in the −3.9 … −4 range. Reductions accumulate in
-float64.
+Normalisation scales the two row blocks of each tile by their inverse norms (a copy of
+``tile × D`` values, never of X); unit-norm input is used as is. Tile size comes from a
+memory budget. Cosines come out of the GEMM unclamped (within a few ulp of [−1, 1]);
+consumers that bin or take square roots clamp.
+
+Precision (``dtype``): float32 by default (cosines accurate to ~1e-7). ``torch.bfloat16``
+runs the GEMM in bfloat16, whose 8-bit mantissa gives cosines accurate to only ~4e-3
+(uniformity to ~1e-2, kNN ranks among near-ties may swap); it is fast on GPUs and on CPUs
+with AMX/AVX-512-BF16, and several times *slower* on plain AVX2 CPUs. TF32 (CUDA only, see
+:func:`matmul_precision`) rounds the GEMM inputs to a 10-bit mantissa: cosines to ~1e-3.
+Reductions accumulate per-tile float32 sums (pairwise summation) into float64 totals.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
-from geometry_probe.exceptions import InvalidEmbeddingsError
+from geometry_probe.exceptions import InvalidEmbeddingsError, InvalidInputError
 
 TILE_MEMORY_BYTES = 32 * 2**20
+PAIRWISE_PRECISIONS = ("float32", "bfloat16", "tf32")
 
 
 def tile_size(n_rows: int, *, memory_bytes: int = TILE_MEMORY_BYTES) -> int:
@@ -48,7 +58,7 @@ class Tile:
 
     rows: slice
     cols: slice
-    cosine: Tensor            # (len(rows), len(cols)), float32
+    cosine: Tensor            # (len(rows), len(cols)), float32, unclamped
 
     @property
     def diagonal(self) -> bool:
@@ -56,22 +66,79 @@ class Tile:
         return self.rows == self.cols
 
 
-def cosine_tiles(X: Tensor, *, tile: int | None = None, dtype: torch.dtype = torch.float32) -> Iterator[Tile]:
-    """Yield the upper-triangle tiles of the cosine matrix of the rows of ``X`` (shape (N, D))."""
-    N = X.shape[0]
-    tile = tile or tile_size(N)
+class TileConsumer(Protocol):
+    """Anything that reduces tiles: ``add_tile`` is called once per upper-triangle tile."""
+
+    def add_tile(self, tile: Tile) -> None: ...
+
+
+def _unit_blocks(X: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor | None]:
+    """X (rescaled if its magnitudes would overflow float32) and its inverse norms, or None
+    when the rows are already unit-norm (no scaling needed)."""
     inv = inverse_norms(X)
     largest, smallest = float(1 / inv.min()), float(1 / inv.max())
     if largest > 1e15 or smallest < 1e-15:       # float32 products would overflow or underflow:
         X = X / largest                          # rescale a copy (cosines are scale-free)
         inv = inverse_norms(X)
-    inv = inv.to(torch.float32)
-    Xc = X.to(dtype)
+    if bool(((inv - 1).abs() < 1e-6).all()):
+        return X, None
+    return X, inv.to(torch.float32)
+
+
+def _block(X: Tensor, inv: Tensor | None, rows: slice, dtype: torch.dtype) -> Tensor:
+    block = X[rows]
+    if inv is not None:
+        block = block.to(torch.float32) * inv[rows, None]
+    return block.to(dtype)
+
+
+def cosine_tiles(X: Tensor, *, tile: int | None = None, dtype: torch.dtype = torch.float32) -> Iterator[Tile]:
+    """Yield the upper-triangle tiles of the cosine matrix of the rows of ``X`` (shape (N, D))."""
+    N = X.shape[0]
+    tile = tile or tile_size(N)
+    X, inv = _unit_blocks(X, dtype)
     for i in range(0, N, tile):
         rows = slice(i, min(i + tile, N))
-        left = Xc[rows]
+        left = _block(X, inv, rows, dtype)
         for j in range(i, N, tile):
             cols = slice(j, min(j + tile, N))
-            cos = (left @ Xc[cols].T).to(torch.float32)
-            cos.mul_(inv[rows, None]).mul_(inv[None, cols]).clamp_(-1.0, 1.0)
-            yield Tile(rows, cols, cos)
+            right = left if j == i else _block(X, inv, cols, dtype)
+            yield Tile(rows, cols, (left @ right.T).to(torch.float32))
+
+
+def cross_cosines(Q: Tensor, X: Tensor, *, dtype: torch.dtype = torch.float32) -> Tensor:
+    """Cosines between the rows of ``Q`` (queries) and of ``X`` (a block of candidates), shape
+    (len(Q), len(X)), float32: the non-symmetric tile behind sampled kNN estimates."""
+    Q_unit = Q.to(torch.float32) * inverse_norms(Q)[:, None].to(torch.float32)
+    X_unit = X.to(torch.float32) * inverse_norms(X)[:, None].to(torch.float32)
+    return (Q_unit.to(dtype) @ X_unit.to(dtype).T).to(torch.float32)
+
+
+def run_pass(X: Tensor, consumers: Sequence[TileConsumer], *, tile: int | None = None,
+             dtype: torch.dtype = torch.float32) -> None:
+    """One walk over the upper-triangle tiles of ``X``, each tile fed to every consumer."""
+    for t in cosine_tiles(X, tile=tile, dtype=dtype):
+        for consumer in consumers:
+            consumer.add_tile(t)
+
+
+def precision_dtype(precision: str) -> torch.dtype:
+    """Tile GEMM dtype for a ``pairwise_precision`` name (``tf32`` keeps float32 tensors)."""
+    if precision not in PAIRWISE_PRECISIONS:
+        raise InvalidInputError(f"pairwise_precision must be one of {', '.join(PAIRWISE_PRECISIONS)}, "
+                                f"got {precision!r}.")
+    return torch.bfloat16 if precision == "bfloat16" else torch.float32
+
+
+@contextlib.contextmanager
+def matmul_precision(precision: str) -> Iterator[None]:
+    """Allow TF32 GEMMs on CUDA inside the block when ``precision == "tf32"``; restore after."""
+    if precision != "tf32":
+        yield
+        return
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)

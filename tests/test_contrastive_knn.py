@@ -169,3 +169,78 @@ def test_twonn_recovers_dimension_of_a_flat_patch():
     rng = np.random.default_rng(13)
     patch = np.hstack([rng.uniform(-0.05, 0.05, (4000, 3)), np.ones((4000, 1))])   # ≈ 3-D near the pole
     assert gp.analyze(patch, "knn").scalars()["knn/twonn_id"] == pytest.approx(3.0, rel=0.1)
+
+
+def _pair_cosines(X):
+    U = X / np.linalg.norm(X, axis=1, keepdims=True)
+    return (U @ U.T)[np.triu_indices(len(X), 1)]
+
+
+@pytest.mark.parametrize("unit", [False, True])
+def test_histogram_and_counts_equal_naive_all_pairs(unit):
+    X = np.random.default_rng(11).standard_normal((97, 6))
+    if unit:                                                  # the unit-norm shortcut (no scaling) path
+        X = X / np.linalg.norm(X, axis=1, keepdims=True)
+    cos = _pair_cosines(X)
+    for threshold in (0.5, 0.123):                            # a bin edge (read off the histogram) and not
+        sums = all_pair_sums(torch.as_tensor(X, dtype=torch.float32), threshold=threshold, tile=10)
+        naive = np.histogram(cos, bins=C.HIST_BINS, range=(-1, 1))[0]
+        assert np.abs(sums.histogram - naive).sum() <= 2      # float32 vs float64 rounding at a bin edge
+        assert sums.above == (cos > threshold).sum()
+        assert sums.sum_abs == pytest.approx(np.abs(cos).sum(), rel=1e-5)
+        assert sums.uniformity == pytest.approx(np.log(np.mean(np.exp(4 * cos - 4))), abs=1e-6)
+
+
+def test_contrastive_and_knn_share_one_tile_pass(monkeypatch):
+    from geometry_probe.analyzers import base
+
+    calls = []
+    real = base.run_pass
+    monkeypatch.setattr(base, "run_pass", lambda X, consumers, **kw: (calls.append(len(consumers)),
+                                                                      real(X, consumers, **kw)))
+    X = np.random.default_rng(12).standard_normal((300, 8))
+    y = np.arange(300) % 4
+    both = gp.analyze(X, ["contrastive", "knn"], labels=y, verdicts=False).scalars()
+    assert calls == [2]                                       # one pass fed both consumers
+    alone = {**gp.analyze(X, "contrastive", verdicts=False).scalars(),
+             **gp.analyze(X, "knn", labels=y, verdicts=False).scalars()}
+    assert both == pytest.approx(alone, nan_ok=True)
+
+
+def test_knn_above_budget_uses_exact_neighbours_of_sampled_queries():
+    rng = np.random.default_rng(13)
+    X = rng.standard_normal((1500, 5)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    res = gp.analyze(X, "knn", labels=y, verdicts=False,                  # 1000 queries (the minimum) of 1500
+                     params={"knn": {"pair_budget": 1500 * 50, "k": 5}})["knn"]
+    assert "sampled query rows" in res.params["estimator"] and "accuracy_stderr" in res.scalars
+    U = X / np.linalg.norm(X, axis=1, keepdims=True)
+    queries = np.sort(np.random.default_rng(0).choice(1500, size=1000, replace=False))
+    _, index = NearestNeighbors(n_neighbors=6, metric="cosine").fit(U).kneighbors(U[queries])
+    votes = np.array([np.bincount(y[row[1:]], weights=np.exp((U[row[1:]] @ U[q]) / 0.07), minlength=2).argmax()
+                      for q, row in zip(queries, index)])
+    assert res.scalars["accuracy"] == pytest.approx(np.mean(votes == y[queries]), abs=1e-12)
+
+
+def test_knn_sampled_queries_match_brute_force():
+    X = torch.randn(400, 7, generator=torch.Generator().manual_seed(14))
+    queries = torch.tensor([0, 5, 17, 399])
+    sims, idx = K.knn_search_queries(X, queries, 6, tile=33)
+    U = (X / X.norm(dim=1, keepdim=True)).numpy()
+    full = U[queries.numpy()] @ U.T
+    full[np.arange(4), queries.numpy()] = -np.inf
+    np.testing.assert_array_equal(idx.numpy(), np.argsort(-full, axis=1)[:, :6])
+
+
+def test_bfloat16_tiles_cost_stated_accuracy():
+    X = np.random.default_rng(15).standard_normal((800, 32)).astype(np.float32)
+    y = np.arange(800) % 5
+    full = gp.analyze(X, ["contrastive", "knn"], labels=y, verdicts=False)
+    half = gp.analyze(X, ["contrastive", "knn"], labels=y, verdicts=False, pairwise_precision="bfloat16")
+    assert half["contrastive"].params["pairwise_precision"] == "bfloat16"
+    assert half.scalars()["contrastive/uniformity"] == pytest.approx(full.scalars()["contrastive/uniformity"],
+                                                                      abs=1e-2)
+    assert half.scalars()["contrastive/mean_abs_cosine"] == pytest.approx(
+        full.scalars()["contrastive/mean_abs_cosine"], abs=4e-3)
+    with pytest.raises(gp.InvalidInputError, match="pairwise_precision"):
+        gp.analyze(X, "contrastive", pairwise_precision="int8")

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,6 +37,18 @@ def test_results_agree_across_batch_sizes():
         assert b[key] == pytest.approx(a[key], rel=1e-9, abs=1e-12, nan_ok=True), key
 
 
+def _wait_until_mapped(pid, path, *, timeout):
+    """Block until process ``pid`` has memory-mapped ``path`` (robust to slow imports under load)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if str(path) in Path(f"/proc/{pid}/maps").read_text():
+                return
+        except FileNotFoundError:
+            return
+        time.sleep(0.05)
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ctrl_c_during_analyze_exits_130_and_writes_nothing(tmp_path):
     big = tmp_path / "big.npy"
@@ -44,7 +57,8 @@ def test_ctrl_c_during_analyze_exits_130_and_writes_nothing(tmp_path):
     proc = subprocess.Popen(["geoprobe", "analyze", str(big), "--json", str(tmp_path / "out.json"), "-q",
                              "--batch-size", "2048", "--precision", "float64"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(4.0)                                    # import + start of the streaming pass
+    _wait_until_mapped(proc.pid, big, timeout=120)      # imports done, the streaming pass has begun
+    time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err

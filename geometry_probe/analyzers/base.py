@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from geometry_probe.batch import Batch
 from geometry_probe.embeddings import Embeddings
 from geometry_probe.exceptions import EmptyAnalyzerError, MissingLabelsError
+from geometry_probe.pairwise import TileConsumer, matmul_precision, precision_dtype, run_pass
 from geometry_probe.result import Result
 from geometry_probe.stats import SumStats
 
@@ -106,8 +109,11 @@ class Analyzer(ABC):
 class PairwiseAnalyzer(ABC):
     """An analyzer over pairs of rows (O(N²) work), run on the whole :class:`Embeddings`.
 
-    It is not streamable: :func:`geometry_probe.analyze` calls :meth:`run` once, after the
-    streaming pass, with the device and batch size it was given.
+    It is not streamable. :func:`run_pairwise` asks every chosen pairwise analyzer for a tile
+    consumer (:meth:`start`), walks the tiles of the cosine matrix **once** for all of them
+    (so uniformity, histograms and kNN share one GEMM per tile), then calls :meth:`finish`.
+    Analyzers that estimate from samples above their pair budget return no consumer, and the
+    rows are then never all loaded at once.
     """
 
     name: ClassVar[str]
@@ -119,6 +125,30 @@ class PairwiseAnalyzer(ABC):
     def __init__(self, **params: Any) -> None:
         self.params = params
 
+    def start(self, emb: Embeddings, *, device: torch.device) -> TileConsumer | None:
+        """The consumer to feed with the exact tile pass, or ``None`` when none is needed."""
+        return None
+
     @abstractmethod
-    def run(self, emb: Embeddings, *, device: torch.device, batch_size: int) -> Result:
-        """Compute the result on all of ``emb``."""
+    def finish(self, emb: Embeddings, X: Tensor | None, consumer: TileConsumer | None, *,
+               device: torch.device, dtype: torch.dtype) -> Result:
+        """The result, from the fed ``consumer`` (``X``: all rows, loaded only for the pass)."""
+
+    def run(self, emb: Embeddings, *, device: torch.device, batch_size: int | None = None,
+            precision: str = "float32") -> Result:
+        """Compute the result on all of ``emb`` (``batch_size`` is accepted for symmetry)."""
+        return run_pairwise(emb, [self], device=device, precision=precision)[0]
+
+
+def run_pairwise(emb: Embeddings, analyzers: Sequence[PairwiseAnalyzer], *, device: torch.device,
+                 precision: str = "float32") -> list[Result]:
+    """Run pairwise analyzers with one shared tile pass; ``precision`` is the tile GEMM's
+    (``float32``, ``bfloat16`` or ``tf32``, see :mod:`geometry_probe.pairwise`)."""
+    dtype = precision_dtype(precision)
+    with matmul_precision(precision):
+        consumers = [a.start(emb, device=device) for a in analyzers]
+        active = [c for c in consumers if c is not None]
+        X = emb.rows(np.arange(emb.n_samples), device=device) if active else None
+        if active:
+            run_pass(X, active, dtype=dtype)
+        return [a.finish(emb, X, c, device=device, dtype=dtype) for a, c in zip(analyzers, consumers)]

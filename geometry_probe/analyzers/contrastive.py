@@ -18,6 +18,8 @@ from geometry_probe.result import Result
 PAIR_BUDGET = 5 * 10**8           # all pairs up to N ≈ 31,600; above, an estimate from sampled pairs
 SAMPLED_PAIRS = 2 * 10**6
 MATRIX_MAX_ROWS = 500
+ROW_CHUNK = 65536
+MAX_ESTIMATOR_BATCHES = 1024
 
 
 class Contrastive(PairwiseAnalyzer):
@@ -64,40 +66,47 @@ class Contrastive(PairwiseAnalyzer):
         self.pair_budget, self.pairs, self.views, self.groups = pair_budget, pairs, views, groups
         self.batch_size_estimator, self.seed = batch_size_estimator, seed
 
-    def run(self, emb: Embeddings, *, device: torch.device, batch_size: int) -> Result:
+    def start(self, emb: Embeddings, *, device: torch.device) -> F.PairSums | None:
+        """All-pairs sums for the shared pass when exact, else ``None`` (sampled estimate)."""
+        return F.PairSums(t=self.t, threshold=self.threshold) if self._exact(emb.n_samples) else None
+
+    def _exact(self, n_samples: int) -> bool:
+        return self.exact if self.exact is not None else n_samples * (n_samples - 1) / 2 <= self.pair_budget
+
+    def finish(self, emb: Embeddings, X: torch.Tensor | None, consumer: F.PairSums | None, *,
+               device: torch.device, dtype: torch.dtype) -> Result:
         """All signals for ``emb`` (pairs/views/groups, if given, define the positives)."""
         N = emb.n_samples
-        X = emb.rows(np.arange(N), device=device)
-        inv = inverse_norms(X)
         n_pairs = N * (N - 1) / 2
-        exact = self.exact if self.exact is not None else n_pairs <= self.pair_budget
         notes: list[str] = []
-        unit_norm = bool(torch.allclose(inv, torch.ones_like(inv), atol=1e-3))
+        unit_sum, unit_norm = _unit_row_sum(emb, device)
         if not unit_norm:
             notes.append("the input rows were not unit-norm: they were L2-normalised first, as sphere metrics "
                          "require (pass normalised embeddings to silence this).")
-        scalars: dict[str, float] = {"mean_cosine": F.mean_cosine(X), "input_unit_norm": float(unit_norm)}
-        if exact:
-            sums = F.all_pair_sums(X, t=self.t, threshold=self.threshold)
+        scalars: dict[str, float] = {"mean_cosine": F.mean_cosine_from_sum(unit_sum, N),
+                                     "input_unit_norm": float(unit_norm)}
+        if consumer is not None:
+            sums = consumer
             scalars.update(uniformity=sums.uniformity, mean_abs_cosine=sums.sum_abs / sums.count,
                            frac_cosine_above=sums.above / sums.count)
             histogram = sums.histogram
             scalars["uniformity_self_included"] = math.log(
                 (2 * math.exp(sums.log_sum_exp) + N) / (N * N))
         else:
-            est = _sampled(X, inv, self.t, self.threshold, self.seed)
+            est = _sampled(emb, device, self.t, self.threshold, self.seed)
             scalars.update(est["scalars"])
             histogram = est["histogram"]
             notes.append(f"N={N}: {n_pairs:.3g} pairs exceed the pair budget {self.pair_budget:.3g}; the pair "
                          f"statistics are estimated from {SAMPLED_PAIRS} random pairs (stderr given); "
                          "pass exact=True (--exact) for all pairs.")
-        scalars["uniformity_batch_averaged"] = _batch_averaged(X, self.t, self.batch_size_estimator, self.seed)
+        averaged, n_batches = _batch_averaged(emb, device, self.t, self.batch_size_estimator, self.seed)
+        scalars["uniformity_batch_averaged"] = averaged
         arrays: dict[str, np.ndarray] = {"cosine_hist_edges": np.linspace(-1, 1, F.HIST_BINS + 1),
                                          "cosine_hist_all": histogram}
-        positives = self._positives(emb, X, inv, device)
+        positives = self._positives(emb, device)
         if positives is not None:
             pos_cos, alignment = positives
-            pos_hist = np.histogram(pos_cos, bins=F.HIST_BINS, range=(-1, 1))[0].astype(float)
+            pos_hist = F.cosine_histogram(torch.from_numpy(pos_cos))
             neg_hist = np.clip(histogram - pos_hist, 0, None) if self.views is None else histogram
             neg_mean = float((neg_hist * (arrays["cosine_hist_edges"][:-1] + 1 / F.HIST_BINS)).sum()
                              / max(neg_hist.sum(), 1))
@@ -107,24 +116,27 @@ class Contrastive(PairwiseAnalyzer):
             arrays.update(cosine_hist_pos=pos_hist, cosine_hist_neg=neg_hist)
         if N <= MATRIX_MAX_ROWS:
             order = np.argsort(emb.labels, kind="stable") if emb.labels is not None else np.arange(N)
-            U = X[torch.as_tensor(order)].to(torch.float64) * inv[torch.as_tensor(order)].to(torch.float64)[:, None]
+            U = _unit(emb.rows(order, device=device)).to(torch.float64)
             arrays.update(sample_cosine_matrix=(U @ U.T).cpu().numpy(), sample_order=order)
         return Result(self.name, scalars, arrays=arrays, notes=tuple(notes),
                       params={"t": self.t, "alpha": self.alpha, "threshold": self.threshold,
-                              "estimator": "exact all pairs i<j" if exact else f"{SAMPLED_PAIRS} sampled pairs",
-                              "batch_size_estimator": self.batch_size_estimator, "normalisation": "L2 rows",
+                              "estimator": "exact all pairs i<j" if consumer is not None
+                              else f"{SAMPLED_PAIRS} sampled pairs",
+                              "pairwise_precision": str(dtype).removeprefix("torch."),
+                              "batch_size_estimator": self.batch_size_estimator,
+                              "batch_averaged_batches": n_batches, "normalisation": "L2 rows",
                               "pairs": "i<j (self excluded)"})
 
-    def _positives(self, emb: Embeddings, X: torch.Tensor, inv: torch.Tensor,
-                   device: torch.device) -> tuple[np.ndarray, float] | None:
+    def _positives(self, emb: Embeddings, device: torch.device) -> tuple[np.ndarray, float] | None:
         if self.views is not None:
             views = self.views if isinstance(self.views, torch.Tensor) else torch.from_numpy(np.array(self.views))
-            Y = views.to(device=device, dtype=X.dtype)
-            if Y.shape != X.shape:
-                raise InvalidInputError(f"views: shape {tuple(Y.shape)} does not match the embeddings "
-                                        f"{tuple(X.shape)}; row i of views must be the positive of row i.")
-            cos = ((X * Y).sum(1) * inv * inverse_norms(Y)).clamp(-1, 1)
-            return cos.cpu().numpy(), F.alignment(X, Y, alpha=self.alpha)
+            if tuple(views.shape) != (emb.n_samples, emb.n_features):
+                raise InvalidInputError(f"views: shape {tuple(views.shape)} does not match the embeddings "
+                                        f"{(emb.n_samples, emb.n_features)}; row i of views must be the positive "
+                                        "of row i.")
+            return _paired_cosines(lambda s: emb.rows(np.arange(s.start, s.stop), device=device),
+                                   lambda s: views[s].to(device=device, dtype=torch.float64),
+                                   emb.n_samples, self.alpha)
         if self.pairs is not None:
             P = np.asarray(self.pairs)
             if P.ndim != 2 or P.shape[1] != 2 or P.dtype.kind not in "iu":
@@ -132,17 +144,44 @@ class Contrastive(PairwiseAnalyzer):
             if P.size and (P.min() < 0 or P.max() >= emb.n_samples):
                 raise InvalidInputError(f"pairs: row indices must lie in [0, {emb.n_samples}); got "
                                         f"[{P.min()}, {P.max()}].")
-            a, b = X[torch.as_tensor(P[:, 0])], X[torch.as_tensor(P[:, 1])]
-            cos = ((a * b).sum(1) * inv[torch.as_tensor(P[:, 0])] * inv[torch.as_tensor(P[:, 1])]).clamp(-1, 1)
-            return cos.cpu().numpy(), F.alignment(a, b, alpha=self.alpha)
+            return _paired_cosines(lambda s: emb.rows(P[s, 0], device=device),
+                                   lambda s: emb.rows(P[s, 1], device=device), len(P), self.alpha)
         if self.groups is not None:
             g = np.asarray(self.groups)
             if g.shape != (emb.n_samples,):
                 raise InvalidInputError(f"groups: expected {emb.n_samples} ids, got shape {g.shape}.")
             pairs = np.array([(i, j) for members in _members(g) for k, i in enumerate(members)
                               for j in members[k + 1:]], dtype=np.int64).reshape(-1, 2)
-            return Contrastive(pairs=pairs, alpha=self.alpha)._positives(emb, X, inv, device)
+            return Contrastive(pairs=pairs, alpha=self.alpha)._positives(emb, device)
         return None
+
+
+def _unit(X: torch.Tensor, offset: int = 0) -> torch.Tensor:
+    """Rows of ``X`` scaled to unit norm (float64 input stays float64); zero rows raise."""
+    inv = inverse_norms(X, offset=offset)
+    return X.to(inv.dtype) * inv[:, None]
+
+
+def _unit_row_sum(emb: Embeddings, device: torch.device) -> tuple[torch.Tensor, bool]:
+    """Float64 sum of the unit rows (streamed) and whether the input rows were unit-norm."""
+    total = torch.zeros(emb.n_features, dtype=torch.float64, device=device)
+    unit_norm = True
+    for X, _, offset in emb.batches(ROW_CHUNK, device=device):
+        inv = inverse_norms(X, offset=offset).to(torch.float64)
+        unit_norm &= bool(((inv - 1).abs() < 1e-3).all())
+        total += (X.to(torch.float64) * inv[:, None]).sum(dim=0)
+    return total, unit_norm
+
+
+def _paired_cosines(first, second, n_pairs: int, alpha: float) -> tuple[np.ndarray, float]:
+    """Cosines and alignment of ``n_pairs`` positive pairs, rows fetched in chunks."""
+    cosines, distances = [], 0.0
+    for start in range(0, n_pairs, ROW_CHUNK):
+        chunk = slice(start, min(start + ROW_CHUNK, n_pairs))
+        a, b = _unit(first(chunk), start).to(torch.float64), _unit(second(chunk), start).to(torch.float64)
+        cosines.append((a * b).sum(1).clamp(-1, 1).cpu())
+        distances += float(torch.linalg.vector_norm(a - b, dim=1).pow(alpha).sum())
+    return torch.cat(cosines).numpy(), distances / n_pairs if n_pairs else math.nan
 
 
 def _members(groups: np.ndarray) -> list[np.ndarray]:
@@ -151,13 +190,16 @@ def _members(groups: np.ndarray) -> list[np.ndarray]:
     return [m for m in np.split(order, starts[1:]) if m.size > 1]
 
 
-def _sampled(X: torch.Tensor, inv: torch.Tensor, t: float, threshold: float, seed: int) -> dict[str, Any]:
-    N = X.shape[0]
+def _sampled(emb: Embeddings, device: torch.device, t: float, threshold: float, seed: int) -> dict[str, Any]:
+    """Unbiased estimates from ``SAMPLED_PAIRS`` pairs drawn uniformly among distinct pairs;
+    rows are fetched chunk by chunk (never all at once)."""
+    N = emb.n_samples
     g = torch.Generator().manual_seed(seed)
     i = torch.randint(0, N, (SAMPLED_PAIRS,), generator=g)
     j = (i + torch.randint(1, N, (SAMPLED_PAIRS,), generator=g)) % N          # uniform over j ≠ i
-    cos = torch.cat([((X[i[s:s + 65536]] * X[j[s:s + 65536]]).sum(1) * inv[i[s:s + 65536]] * inv[j[s:s + 65536]])
-                     for s in range(0, SAMPLED_PAIRS, 65536)]).clamp(-1, 1).to(torch.float64)
+    cos = torch.cat([(_unit(emb.rows(i[s:s + ROW_CHUNK].numpy(), device=device))
+                      * _unit(emb.rows(j[s:s + ROW_CHUNK].numpy(), device=device))).sum(1).cpu()
+                     for s in range(0, SAMPLED_PAIRS, ROW_CHUNK)]).clamp(-1, 1).to(torch.float64)
     kernel = torch.exp(-t * (2 - 2 * cos))
     M = float(cos.numel())
     mean_kernel, se_kernel = float(kernel.mean()), float(kernel.std() / math.sqrt(M))
@@ -167,15 +209,17 @@ def _sampled(X: torch.Tensor, inv: torch.Tensor, t: float, threshold: float, see
                         "mean_abs_cosine_stderr": float(cos.abs().std() / math.sqrt(M)),
                         "frac_cosine_above": float(above.mean()),
                         "frac_cosine_above_stderr": float(above.std() / math.sqrt(M))},
-            "histogram": torch.histc(cos, bins=F.HIST_BINS, min=-1, max=1).numpy() * (N * (N - 1) / 2 / M)}
+            "histogram": F.cosine_histogram(cos) * (N * (N - 1) / 2 / M)}
 
 
-def _batch_averaged(X: torch.Tensor, t: float, batch: int, seed: int) -> float:
-    """Wang & Isola's training estimator: the mean over random batches of each batch's uniformity."""
-    N = X.shape[0]
+def _batch_averaged(emb: Embeddings, device: torch.device, t: float, batch: int, seed: int) -> tuple[float, int]:
+    """Wang & Isola's training estimator: the mean over random batches of each batch's
+    uniformity (at most ``MAX_ESTIMATOR_BATCHES`` batches: its expectation does not depend on N)."""
+    N = emb.n_samples
     if N < 2:
-        return math.nan
-    order = torch.randperm(N, generator=torch.Generator().manual_seed(seed))
-    values = [F.all_pair_sums(X[order[s:s + batch]], t=t).uniformity for s in range(0, N, batch)
-              if min(batch, N - s) >= 2]
-    return float(np.mean(values))
+        return math.nan, 0
+    order = torch.randperm(N, generator=torch.Generator().manual_seed(seed)).numpy()
+    starts = [s for s in range(0, N, batch) if min(batch, N - s) >= 2][:MAX_ESTIMATOR_BATCHES]
+    values = [F.all_pair_sums(emb.rows(order[s:s + batch], device=device), t=t, full=False).uniformity
+              for s in starts]
+    return float(np.mean(values)), len(values)

@@ -12,7 +12,11 @@ from geometry_probe.analyzers.base import PairwiseAnalyzer
 from geometry_probe.embeddings import Embeddings
 from geometry_probe.exceptions import InvalidInputError
 from geometry_probe.functional import knn as F
+from geometry_probe.pairwise import cross_cosines, tile_size
 from geometry_probe.result import Result
+
+PAIR_BUDGET = 5 * 10**8           # all rows up to N ≈ 31,600; above, the neighbours of sampled query rows
+MIN_QUERIES = 1000
 
 
 class Knn(PairwiseAnalyzer):
@@ -25,6 +29,12 @@ class Knn(PairwiseAnalyzer):
     temperature : float, default=0.07
         Temperature of the exp(similarity / T) vote.
 
+    exact : bool, optional
+        Neighbour lists of all rows (True) or of sampled query rows (False); default: all rows
+        up to ``pair_budget`` pairs.
+    pair_budget : int, default=5e8
+    seed : int, default=0
+
     Notes
     -----
     Similarity is the cosine of the rows (L2-normalised inside the tiles); self-matches are
@@ -36,33 +46,77 @@ class Knn(PairwiseAnalyzer):
     uses_labels: ClassVar[bool] = True
     invariances: ClassVar[frozenset[str]] = frozenset({"rotation", "scale"})
 
-    def __init__(self, *, k: int = 20, temperature: float = 0.07, n_classes: int | None = None) -> None:
+    def __init__(self, *, k: int = 20, temperature: float = 0.07, n_classes: int | None = None,
+                 exact: bool | None = None, pair_budget: int = PAIR_BUDGET, seed: int = 0) -> None:
         super().__init__()
         if k < 1 or temperature <= 0:
             raise InvalidInputError(f"knn: k must be >= 1 and temperature > 0, got k={k}, temperature={temperature}.")
         self.k, self.temperature, self.n_classes = k, temperature, n_classes
+        self.exact, self.pair_budget, self.seed = exact, pair_budget, seed
 
-    def run(self, emb: Embeddings, *, device: torch.device, batch_size: int) -> Result:
-        """Neighbours of every row, then the metrics."""
+    def _k(self, n_samples: int) -> int:
+        """Neighbours searched: k capped at N − 1, at least 2 for TwoNN when N > 2."""
+        return max(min(self.k, n_samples - 1), 2) if n_samples > 2 else 1
+
+    def _exact(self, n_samples: int) -> bool:
+        return self.exact if self.exact is not None else n_samples * (n_samples - 1) / 2 <= self.pair_budget
+
+    def start(self, emb: Embeddings, *, device: torch.device) -> F.NeighbourLists | None:
+        """Running neighbour lists of every row for the shared pass, or ``None`` above the budget."""
+        if not self._exact(emb.n_samples):
+            return None
+        return F.NeighbourLists(emb.n_samples, self._k(emb.n_samples), device=device)
+
+    def finish(self, emb: Embeddings, X: torch.Tensor | None, consumer: F.NeighbourLists | None, *,
+               device: torch.device, dtype: torch.dtype) -> Result:
+        """Metrics from the neighbour lists (all rows, or a seeded sample of query rows)."""
         N = emb.n_samples
         k = min(self.k, N - 1)
-        X = emb.rows(np.arange(N), device=device)
-        sims, index = F.knn_search(X, max(k, 2) if N > 2 else 1)
-        notes = []
+        notes: list[str] = []
+        if consumer is not None:
+            sims, index, rows = consumer.similarities, consumer.indices, None
+            estimator = "exact, all rows"
+        else:
+            sims, index, rows = self._sampled(emb, device, dtype)
+            estimator = f"exact neighbours of {len(rows)} sampled query rows"
+            notes.append(f"N={N} exceeds the pair budget {self.pair_budget:.3g}: accuracy and TwoNN use the exact "
+                         f"neighbours (among all {N} rows) of {len(rows)} seeded random query rows (stderr given); "
+                         "hubness counts occurrences in those queries' lists only; pass exact=True (--exact) "
+                         "for all rows.")
+        occurrence = F.k_occurrence(index[:, :k], N)
         scalars = {"hubness_skew": F.hubness_skewness(index[:, :k], N),
-                   "k_occurrence_max": float(F.k_occurrence(index[:, :k], N).max()),
+                   "k_occurrence_max": float(occurrence.max()),
                    "twonn_id": F.twonn_dimension(sims) if sims.shape[1] >= 2 else math.nan}
         if math.isnan(scalars["hubness_skew"]):
             notes.append("hubness_skew is NaN: every row occurs equally often in the neighbour lists (σ = 0).")
         if emb.labels is not None:
             labels = torch.as_tensor(emb.labels, device=sims.device)
-            scalars["accuracy"] = F.weighted_knn_accuracy(sims[:, :k], index[:, :k], labels,
-                                                          int(emb.labels.max()) + 1, temperature=self.temperature)
+            query_labels = labels if rows is None else labels[torch.as_tensor(rows, device=sims.device)]
+            correct = F.weighted_knn_correct(sims[:, :k], index[:, :k], labels, query_labels,
+                                             int(emb.labels.max()) + 1, temperature=self.temperature)
+            scalars["accuracy"] = float(correct.mean())
+            if rows is not None:
+                scalars["accuracy_stderr"] = float(correct.std() / math.sqrt(len(rows)))
         else:
             scalars["accuracy"] = math.nan
             notes.append("accuracy needs labels (--labels); hubness and TwoNN do not.")
-        hist = np.bincount(F.k_occurrence(index[:, :k], N).astype(np.int64))
+        hist = np.bincount(occurrence.astype(np.int64))
         return Result(self.name, scalars, arrays={"knn_k_occurrence_hist": hist.astype(float)}, notes=tuple(notes),
                       params={"k": k, "temperature": self.temperature, "similarity": "cosine",
+                              "estimator": estimator, "pairwise_precision": str(dtype).removeprefix("torch."),
                               "self_match": "excluded by position", "skewness": "population (biased)",
                               "twonn": "MLE on chord distances of L2-normalised rows"})
+
+    def _sampled(self, emb: Embeddings, device: torch.device,
+                 dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """Exact neighbours of ``pair_budget / N`` seeded query rows, streaming the candidates."""
+        N = emb.n_samples
+        m = int(min(N, max(MIN_QUERIES, self.pair_budget // N)))
+        rows = np.sort(np.random.default_rng(self.seed).choice(N, size=m, replace=False))
+        queries = torch.as_tensor(rows, device=device)
+        lists = F.NeighbourLists(m, self._k(N), n_candidates=N, device=device)
+        Q = emb.rows(rows, device=device)
+        for X, _, offset in emb.batches(tile_size(N), device=device):
+            cols = slice(offset, offset + X.shape[0])
+            lists.add_query_block(queries, cols, cross_cosines(Q, X, dtype=dtype))
+        return lists.similarities, lists.indices, rows

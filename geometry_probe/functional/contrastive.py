@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from geometry_probe.pairwise import Tile, cosine_tiles, inverse_norms
+from geometry_probe.pairwise import Tile, inverse_norms, run_pass
 
 HIST_BINS = 200
 
@@ -22,7 +22,11 @@ HIST_BINS = 200
 class PairSums:
     """Float64 reductions over all unordered pairs, filled tile by tile.
 
-    With ``full=False`` only the uniformity kernel is summed (the cheapest pass).
+    Each tile is reduced in float32 (PyTorch's pairwise summation: relative error ~1e-7 for a
+    tile) and the per-tile sums accumulate in float64. With ``full=False`` only the uniformity
+    kernel is summed (the cheapest pass). The histogram has ``HIST_BINS`` equal bins on
+    [−1, 1] (bin b holds −1 + b·w ≤ cos < −1 + (b+1)·w, the last bin also cos = 1); when
+    ``threshold`` is a bin edge, ``above`` is read off the histogram, otherwise counted.
     """
 
     t: float
@@ -31,33 +35,47 @@ class PairSums:
     count: float = 0.0
     sum_kernel: float = 0.0                 # Σ exp(-t ‖x̂_i − x̂_j‖²) = Σ exp(2t (cos − 1))
     sum_abs: float = 0.0
-    sum_sq: float = 0.0
     above: float = 0.0
     histogram: np.ndarray = field(default_factory=lambda: np.zeros(HIST_BINS))
 
     def add(self, cos: Tensor) -> None:
         """Add the cosines of some distinct pairs (any shape)."""
-        self._add(cos, weight=1.0)
+        self._add(cos)
 
     def add_tile(self, tile: Tile) -> None:
-        """Add the pairs i < j of a tile; a diagonal tile counts its full square minus the
-        diagonal, halved (no masked copy)."""
+        """Add the pairs i < j of a tile; a diagonal tile counts its square with the diagonal
+        zeroed in the temporaries, halved (no masked copy of the tile)."""
         if not tile.diagonal:
-            self._add(tile.cosine, weight=1.0)
+            self._add(tile.cosine)
             return
-        self._add(tile.cosine, weight=0.5)
-        self._add(torch.diagonal(tile.cosine), weight=-0.5)
+        self._add(tile.cosine, diagonal=True)
 
-    def _add(self, cos: Tensor, *, weight: float) -> None:
-        self.count += weight * cos.numel()
-        kernel = cos.mul(2 * self.t).sub_(2 * self.t).exp_()             # float32 temporary
-        self.sum_kernel += weight * float(kernel.sum(dtype=torch.float64))
+    def _add(self, cos: Tensor, *, diagonal: bool = False) -> None:
+        weight = 0.5 if diagonal else 1.0
+        self.count += weight * (cos.numel() - (cos.shape[0] if diagonal else 0))
+        shift = 2 * self.t if self.t > 40 else 0.0        # e^{2t cos} overflows float32 beyond t ≈ 44
+        kernel = cos.mul(2 * self.t).sub_(shift).exp_()                    # float32 temporary
+        if diagonal:
+            kernel.fill_diagonal_(0.0)
+        self.sum_kernel += weight * float(kernel.sum()) * math.exp(shift - 2 * self.t)
         if not self.full:
             return
-        self.sum_abs += weight * float(kernel.copy_(cos).abs_().sum(dtype=torch.float64))
-        self.sum_sq += weight * float(kernel.copy_(cos).square_().sum(dtype=torch.float64))
-        self.above += weight * float((cos > self.threshold).sum())
-        self.histogram += weight * torch.histc(cos, bins=HIST_BINS, min=-1.0, max=1.0).cpu().numpy()
+        absolute = kernel.copy_(cos).abs_()
+        if diagonal:
+            absolute.fill_diagonal_(0.0)
+        self.sum_abs += weight * float(absolute.sum())
+        counts = cosine_histogram(cos, kernel)
+        if diagonal:
+            counts -= cosine_histogram(torch.diagonal(cos))
+        self.histogram += weight * counts
+        edge = (self.threshold + 1) * HIST_BINS / 2
+        if abs(edge - round(edge)) < 1e-9 and 0 <= round(edge) <= HIST_BINS:
+            self.above += weight * float(counts[int(round(edge)):].sum())
+        else:
+            above = (cos > self.threshold)
+            if diagonal:
+                above.fill_diagonal_(False)
+            self.above += weight * float(above.sum())
 
     @property
     def log_sum_exp(self) -> float:
@@ -70,12 +88,22 @@ class PairSums:
         return self.log_sum_exp - math.log(self.count) if self.count else math.nan
 
 
+def cosine_histogram(cos: Tensor, scratch: Tensor | None = None) -> np.ndarray:
+    """Counts of ``cos`` in HIST_BINS equal bins on [−1, 1] (``scratch``: an optional
+    same-shape, same-dtype buffer to reuse)."""
+    scratch = torch.empty_like(cos) if scratch is None else scratch
+    scaled = torch.add(cos, 1.0, out=scratch).mul_(HIST_BINS / 2)
+    index = scaled.to(torch.int32).flatten()           # truncation; |cos| ≤ 1 + ulp stays in 0 … HIST_BINS
+    counts = torch.bincount(index, minlength=HIST_BINS + 1).to(torch.float64).cpu().numpy()
+    counts[HIST_BINS - 1] += counts[HIST_BINS:].sum()  # cos = 1 (and rounding above it) → last bin
+    return counts[:HIST_BINS]
+
+
 def all_pair_sums(X: Tensor, *, t: float = 2.0, threshold: float = 0.9, tile: int | None = None,
                   dtype: torch.dtype = torch.float32, full: bool = True) -> PairSums:
     """Exact reductions over all N(N−1)/2 pairs in one tiled pass."""
     sums = PairSums(t=t, threshold=threshold, full=full)
-    for tile_ in cosine_tiles(X, tile=tile, dtype=dtype):
-        sums.add_tile(tile_)
+    run_pass(X, [sums], tile=tile, dtype=dtype)
     return sums
 
 
@@ -136,9 +164,13 @@ def mean_cosine(X: Tensor | np.ndarray) -> float:
     -1.0
     """
     X = torch.as_tensor(X)
-    N = X.shape[0]
     total = (X.to(torch.float64) * inverse_norms(X)[:, None].to(torch.float64)).sum(dim=0)
-    return float((total.dot(total) - N) / (N * (N - 1)))
+    return mean_cosine_from_sum(total, X.shape[0])
+
+
+def mean_cosine_from_sum(unit_sum: Tensor, n_samples: int) -> float:
+    """:func:`mean_cosine` from the float64 sum of the N unit rows (streamable form)."""
+    return float((unit_sum.dot(unit_sum) - n_samples) / (n_samples * (n_samples - 1)))
 
 
 def alignment(X: Tensor | np.ndarray, Y: Tensor | np.ndarray, *, alpha: float = 2.0) -> float:

@@ -1,8 +1,8 @@
 r"""Exact k-nearest neighbours by cosine similarity, and the metrics built on them.
 
-:func:`knn_search` keeps a running top-k per row while walking the upper-triangle tiles of
-the cosine matrix (each tile updates its rows and, transposed, its columns), so memory is
-O(N·k + tile²). Self-matches are excluded by position, so duplicate points still count as
+:class:`NeighbourLists` keeps a running top-k per row while the upper-triangle tiles of
+the cosine matrix go by (each tile updates its rows and, transposed, its columns), so memory
+is O(N·k + tile²) and the pass can be shared with other tile consumers. Self-matches are excluded by position, so duplicate points still count as
 neighbours of each other (metrics-reference §11 item 19).
 """
 
@@ -14,40 +14,86 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from geometry_probe.pairwise import cosine_tiles
+from geometry_probe.pairwise import Tile, cross_cosines, run_pass, tile_size
+
+
+class NeighbourLists:
+    """Running top-``k`` cosine neighbours of every row, fed upper-triangle tiles.
+
+    Each tile updates its rows (``topk`` along the tile's rows) and, transposed, its columns
+    (``topk`` down the columns); the k winners merge with the running lists (a (rows, 2k)
+    ``topk``), so the tile itself is never copied. Self-matches are excluded by position.
+
+    Parameters
+    ----------
+    n_rows : int
+        Number of lists (rows whose neighbours are sought).
+    k : int
+        Neighbours kept per row, ``1 <= k < n_candidates``.
+    n_candidates : int, optional
+        Number of rows searched (default ``n_rows``).
+    device : torch.device, optional
+    """
+
+    def __init__(self, n_rows: int, k: int, *, n_candidates: int | None = None,
+                 device: torch.device | None = None) -> None:
+        n_candidates = n_rows if n_candidates is None else n_candidates
+        if not 1 <= k < n_candidates:
+            raise ValueError(f"k must be in [1, {n_candidates - 1}] for {n_candidates} rows, got {k}.")
+        self.k = k
+        self.similarities = torch.full((n_rows, k), -math.inf, device=device)
+        self.indices = torch.zeros((n_rows, k), dtype=torch.long, device=device)
+
+    def add_tile(self, tile: Tile) -> None:
+        """Merge the candidates of one tile into the lists of its rows and columns."""
+        sims = tile.cosine
+        if tile.diagonal:
+            sims = sims.clone()
+            sims.fill_diagonal_(-math.inf)
+        self._merge(tile.rows, *sims.topk(min(self.k, sims.shape[1]), dim=1), offset=tile.cols.start)
+        if not tile.diagonal:
+            top, pos = sims.topk(min(self.k, sims.shape[0]), dim=0)
+            self._merge(tile.cols, top.T, pos.T, offset=tile.rows.start)
+
+    def add_query_block(self, rows: Tensor, cols: slice, sims: Tensor) -> None:
+        """Merge a block of cosines between query rows ``rows`` (global indices, one list each
+        at the same positions of this object) and columns ``cols``; self-matches dropped."""
+        self_match = rows[:, None] == torch.arange(cols.start, cols.stop, device=sims.device)[None, :]
+        sims = sims.masked_fill(self_match, -math.inf)
+        self._merge(slice(0, rows.numel()), *sims.topk(min(self.k, sims.shape[1]), dim=1), offset=cols.start)
+
+    def _merge(self, rows: slice, top: Tensor, pos: Tensor, *, offset: int) -> None:
+        values = torch.cat([self.similarities[rows], top], dim=1)
+        index = torch.cat([self.indices[rows], pos + offset], dim=1)
+        best, where = values.topk(self.k, dim=1)
+        self.similarities[rows], self.indices[rows] = best, index.gather(1, where)
 
 
 def knn_search(X: Tensor, k: int, *, tile: int | None = None) -> tuple[Tensor, Tensor]:
-    """Top-``k`` cosine similarities and indices of every row among the other rows.
+    """Top-``k`` cosine similarities and indices of every row among the other rows (exact).
 
     Returns
     -------
     similarities : Tensor of shape (N, k), float32, descending
     indices : Tensor of shape (N, k), int64
     """
+    lists = NeighbourLists(X.shape[0], k, device=X.device)
+    run_pass(X, [lists], tile=tile)
+    return lists.similarities, lists.indices
+
+
+def knn_search_queries(X: Tensor, queries: Tensor, k: int, *, tile: int | None = None,
+                       dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
+    """Exact top-``k`` cosine neighbours among all rows of ``X`` for the rows ``queries`` only
+    (global indices; self excluded): O(len(queries)·N·D) work for sampled estimates."""
     N = X.shape[0]
-    if not 1 <= k < N:
-        raise ValueError(f"k must be in [1, {N - 1}] for {N} rows, got {k}.")
-    best = torch.full((N, k), -math.inf, device=X.device)
-    where = torch.zeros((N, k), dtype=torch.long, device=X.device)
-
-    def merge(rows: slice, sims: Tensor, cols: slice) -> None:
-        cand_idx = torch.arange(cols.start, cols.stop, device=X.device).expand(sims.shape[0], -1)
-        values = torch.cat([best[rows], sims], dim=1)
-        index = torch.cat([where[rows], cand_idx], dim=1)
-        top, pos = values.topk(k, dim=1)
-        best[rows], where[rows] = top, index.gather(1, pos)
-
-    for t in cosine_tiles(X, tile=tile):
-        sims = t.cosine
-        if t.diagonal:
-            sims = sims.clone()
-            sims.fill_diagonal_(-math.inf)
-            merge(t.rows, sims, t.cols)
-        else:
-            merge(t.rows, sims, t.cols)
-            merge(t.cols, sims.T, t.rows)
-    return best, where
+    tile = tile or tile_size(N)
+    lists = NeighbourLists(queries.numel(), k, n_candidates=N, device=X.device)
+    Q = X[queries]
+    for start in range(0, N, tile):
+        cols = slice(start, min(start + tile, N))
+        lists.add_query_block(queries, cols, cross_cosines(Q, X[cols], dtype=dtype))
+    return lists.similarities, lists.indices
 
 
 def weighted_knn_accuracy(similarities: Tensor, indices: Tensor, labels: Tensor, n_classes: int, *,
@@ -79,10 +125,18 @@ def weighted_knn_accuracy(similarities: Tensor, indices: Tensor, labels: Tensor,
     >>> weighted_knn_accuracy(s, i, torch.tensor([0, 0, 1, 1]), 2)
     1.0
     """
-    weights = torch.exp(similarities.to(torch.float64) / temperature)                  # (N, k)
-    votes = torch.zeros(len(labels), n_classes, dtype=torch.float64, device=weights.device)
+    return float(weighted_knn_correct(similarities, indices, labels, labels, n_classes,
+                                      temperature=temperature).mean())
+
+
+def weighted_knn_correct(similarities: Tensor, indices: Tensor, labels: Tensor, query_labels: Tensor,
+                         n_classes: int, *, temperature: float = 0.07) -> Tensor:
+    """Per-query correctness (float64 0/1) of the weighted kNN vote of
+    :func:`weighted_knn_accuracy`; ``labels`` index the neighbours, ``query_labels`` the queries."""
+    weights = torch.exp(similarities.to(torch.float64) / temperature)                  # (M, k)
+    votes = torch.zeros(len(query_labels), n_classes, dtype=torch.float64, device=weights.device)
     votes.scatter_add_(1, labels[indices], weights)
-    return float((votes.argmax(dim=1) == labels).to(torch.float64).mean())
+    return (votes.argmax(dim=1) == query_labels).to(torch.float64)
 
 
 def hubness_skewness(indices: Tensor, n_samples: int) -> float:
