@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 
 import geometry_probe as gp
-from geometry_probe.reporting.html_report import write_report
+from geometry_probe.reporting.html_report import REPORT_MAX_POINTS, write_report
 from geometry_probe.reporting.static import write_figures
 
 from ._output import console
@@ -22,7 +22,7 @@ def figures(
     out: Annotated[Path, typer.Option("-o", "--out", help="Folder for the figures (created if missing).")],
     fmt: Annotated[str, typer.Option("--format", help="pdf, svg or png.")] = "pdf",
 ) -> None:
-    """Write the publication figures the results support (spectrum, cosines, class means, verdicts)."""
+    """Write the publication figures the results support (spectrum, cosines, class means, SimO, verdicts, map)."""
     loaded = gp.Results.from_json(results)
     out.mkdir(parents=True, exist_ok=True)
     for path in write_figures(loaded, out, fmt=fmt):
@@ -33,7 +33,12 @@ def figures(
 def report(
     results: ResultsArg,
     out: Annotated[Path, typer.Option("-o", "--out", help="HTML file to write.")],
+    static: Annotated[bool, typer.Option("--static", help="PNG figures and no JavaScript (a far smaller file).")]
+    = False,
+    max_points: Annotated[int, typer.Option("--max-points", help="Points drawn in the 2-D map at most (stratified "
+                                            "subsample; the report states how many).")] = REPORT_MAX_POINTS,
 ) -> None:
-    """Write one self-contained HTML report (works offline; every user string escaped)."""
+    """Write one self-contained HTML report: interactive figures, works offline, every user string escaped."""
     gp.check_output_path(out, inputs=[results])
-    console.print(f"wrote {write_report(gp.Results.from_json(results), out)}")
+    written = write_report(gp.Results.from_json(results), out, interactive=not static, max_points=max_points)
+    console.print(f"wrote {written}")
