@@ -58,18 +58,29 @@ def compact_coordinates(coords: np.ndarray, *, resolution: float = 1e-5) -> np.n
 
 
 def stratified_sample(labels: np.ndarray | None, n_total: int, n: int, *, random_state: int = 0) -> np.ndarray:
-    """Sorted row indices: ``n`` rows drawn uniformly, or per label in proportion to its size."""
+    """Sorted row indices: exactly ``n`` rows drawn uniformly, or per label in proportion to its
+    size (largest remainders round the shares; every label keeps a row while ``n`` allows)."""
     rng = np.random.default_rng(random_state)
     if n >= n_total:
         return np.arange(n_total)
     if labels is None:
         return np.sort(rng.choice(n_total, size=n, replace=False))
-    picked = []
-    for code in np.unique(labels):
-        members = np.flatnonzero(labels == code)
-        take = max(1, int(round(n * members.size / n_total)))
-        picked.append(rng.choice(members, size=min(take, members.size), replace=False))
+    codes, sizes = np.unique(labels, return_counts=True)
+    takes = _proportional_shares(sizes, n)
+    picked = [rng.choice(np.flatnonzero(labels == code), size=take, replace=False)
+              for code, take in zip(codes, takes) if take]
     return np.sort(np.concatenate(picked))
+
+
+def _proportional_shares(sizes: np.ndarray, n: int) -> np.ndarray:
+    quotas = n * sizes / sizes.sum()
+    takes = np.floor(quotas).astype(int)
+    takes[np.argsort(takes - quotas, kind="stable")[: n - takes.sum()]] += 1      # largest remainders
+    if n >= sizes.size:                                                            # no label left out
+        for empty in np.flatnonzero(takes == 0):
+            takes[np.argmax(takes)] -= 1
+            takes[empty] = 1
+    return takes
 
 
 def project(data: Any, method: str = "pca", *, max_samples: int = 50_000, random_state: int = 0,

@@ -52,6 +52,19 @@ def test_stratified_subsample_keeps_class_shares():
     assert np.all(np.diff(index) > 0)
 
 
+def test_stratified_subsample_has_exactly_n_rows_and_every_label():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        sizes = rng.integers(1, 300, rng.integers(2, 25))
+        labels = rng.permutation(np.repeat(np.arange(sizes.size), sizes))
+        n = int(rng.integers(sizes.size, labels.size))
+        index = stratified_sample(labels, labels.size, n, random_state=1)
+        assert index.size == n == np.unique(index).size
+        assert np.unique(labels[index]).size == sizes.size
+        shares = np.bincount(labels[index], minlength=sizes.size)
+        assert np.all(np.abs(shares - n * sizes / sizes.sum()) < 1 + (shares == 1))   # proportional, ±1
+
+
 def test_projection_result_round_trips_and_figure_has_legend(blobs, tmp_path):
     from geometry_probe.reporting.static import plot_projection
 
@@ -61,7 +74,17 @@ def test_projection_result_round_trips_and_figure_has_legend(blobs, tmp_path):
     back = gp.Results.from_json(tmp_path / "r.json")
     fig = plot_projection(back)
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["0", "1", "2", "3"]
-    assert "400 of 400 rows" in fig.axes[0].get_title()
+    assert "showing 400 of 400 points" in fig.axes[0].get_title()
+    np.testing.assert_allclose(back["projection"].arrays["coords"], res["projection"].arrays["coords"])
+
+
+def test_coordinates_are_rounded_far_below_a_pixel():
+    from geometry_probe.projection import compact_coordinates
+
+    coords = np.random.default_rng(0).standard_normal((1000, 2)) * 30
+    rounded = compact_coordinates(coords)
+    assert np.max(np.abs(rounded - coords)) <= 1e-5 * np.max(np.abs(coords))
+    assert max(len(repr(v)) for v in rounded.ravel().tolist()) <= 10          # short JSON numbers
 
 
 def test_import_stays_light():

@@ -1,21 +1,57 @@
-"""Figures and the HTML report: structure, baselines, escaping, offline, a real browser."""
+"""Static figures and the HTML report: structure, baselines, escaping, offline, size, a real browser."""
 
+import json
+import re
 import shutil
 import subprocess
+from html.parser import HTMLParser
 
 import numpy as np
 import pytest
 
 import geometry_probe as gp
+from geometry_probe.baselines import uniformity_uniform_sphere
 from geometry_probe.reporting import static
-from geometry_probe.reporting.html_report import write_report
+from geometry_probe.reporting.html_report import script_json, write_report
+
+HOSTILE = "</script><script>document.title='pwned'</script>"
 
 
 @pytest.fixture(scope="module")
 def results():
     X, y = gp.datasets.make_simplex_etf(4, 16, 60, noise=0.3)
-    names = np.array(["<script>alert(1)</script>", "b&c", "cat", "dog"])[y]
-    return gp.analyze(X, ["spectrum", "orthogonality", "contrastive"], labels=names)
+    names = np.array([HOSTILE, "b&c", "cat", "dog"])[y]
+    res = gp.analyze(X, ["spectrum", "orthogonality", "contrastive"], labels=names)
+    proj = gp.project(gp.Embeddings(X, labels=names), "pca").to_result()
+    return gp.Results([*res.values(), proj], meta=res.meta, findings=res.findings)
+
+
+@pytest.fixture(scope="module")
+def report(results, tmp_path_factory):
+    path = write_report(results, tmp_path_factory.mktemp("report") / "r.html")
+    return path, path.read_text(encoding="utf-8")
+
+
+class _Tags(HTMLParser):
+    """Every start tag with its attributes (script contents are not parsed as tags)."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def _tags(html):
+    parser = _Tags()
+    parser.feed(html)
+    return parser.tags
+
+
+def _figure_specs(html):
+    return {m.group(1): json.loads(m.group(2)) for m in re.finditer(
+        r'<script type="application/json" class="plot-data" data-for="([^"]+)">(.*?)</script>', html, re.S)}
 
 
 def test_random_pair_density_is_normalised_and_matches_sampling():
@@ -43,16 +79,28 @@ def test_spectrum_figure_has_data_and_baseline(results):
 def test_cosine_histogram_and_class_heatmap(results):
     ax = static.plot_cosine_histogram(results).axes[0]
     assert [line.get_label() for line in ax.get_lines()] == ["all pairs", "uniform on S^15"]
-    heat = static.plot_class_cosine(results)
+    heat = static.plot_class_cosine(results, ordered=False)
     image = heat.axes[0].get_images()[0]
-    assert image.get_array().shape == (4, 4)
+    np.testing.assert_allclose(image.get_array(), results["orthogonality"].arrays["class_mean_cosine"])
     assert [t.get_text() for t in heat.axes[0].get_xticklabels()] == list(results.meta["classes"])
+    ordered = static.plot_class_cosine(results).axes[0]
+    names = [t.get_text() for t in ordered.get_xticklabels()]
+    order = [list(results.meta["classes"]).index(n) for n in names]
+    matrix = results["orthogonality"].arrays["class_mean_cosine"]
+    np.testing.assert_allclose(ordered.get_images()[0].get_array(), matrix[np.ix_(order, order)])
+
+
+def test_projection_figure_has_a_legend_and_states_the_count(results):
+    ax = static.plot_projection(results, max_points=100).axes[0]
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == sorted(results.meta["classes"])
+    assert "showing 100 of 240 points" in ax.get_title()
+    assert sum(len(c.get_offsets()) for c in ax.collections) == 100
 
 
 def test_write_figures_writes_every_available_figure(results, tmp_path):
     paths = static.write_figures(results, tmp_path, fmt="svg")
-    assert [p.name for p in paths] == ["spectrum.svg", "cosine_histogram.svg", "class_mean_cosine.svg",
-                                       "verdicts.svg"]
+    assert [p.name for p in paths] == ["spectrum.svg", "cosine_histogram.svg", "class_mean_cosine.svg", "simo.svg",
+                                       "verdicts.svg", "projection.svg"]
     assert all(p.read_text().lstrip().startswith("<?xml") for p in paths)
     with pytest.raises(gp.InvalidInputError):
         static.write_figures(results, tmp_path, fmt="jpg")
@@ -67,32 +115,116 @@ def test_trajectory_figure_marks_onsets():
     assert lines[1].get_xdata()[0] == 3 and lines[1].get_label() == "over_fusion onset"
 
 
-def test_html_report_escapes_verdicts_first_offline(results, tmp_path):
-    html = write_report(results, tmp_path / "r.html").read_text()
-    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+def test_script_json_cannot_close_a_script_block():
+    text = script_json({"name": "</script><!-- & \u2028"})
+    assert "<" not in text and ">" not in text and "&" not in text and "\u2028" not in text
+    assert json.loads(text) == {"name": "</script><!-- & \u2028"}
+
+
+def test_report_verdicts_first_then_a_section_per_analyzer(results, report):
+    _, html = report
+    order = [html.index(f'id="{name}"') for name in ("verdicts", "spectrum", "orthogonality", "contrastive",
+                                                      "projection")]
+    assert order == sorted(order)
+    for finding in results.findings:
+        assert f'<td class="verdict {finding["verdict"]}">{finding["verdict"]}</td>' in html
+    assert "exp(H(σ/Σσ))" in html and "simplex ETF" in html                    # formulas
+    baseline = f"{uniformity_uniform_sphere(16):.4g} (uniform on the sphere (lowest reachable))"
+    assert re.search(r"<td>uniformity</td><td>[-0-9.e]+</td><td>" + re.escape(baseline) + "</td><td>how evenly",
+                     html)
+    assert "<td>trustworthiness</td>" in html
+
+
+def test_report_embeds_plotly_once_and_fetches_nothing(report):
+    import plotly.offline
+
+    _, html = report
+    bundle = plotly.offline.get_plotlyjs()
+    assert html.count(bundle[:300]) == 1 and html.count(bundle[-300:]) == 1
+    for tag, attrs in _tags(html):
+        for attribute in ("src", "href"):
+            assert not re.match(r"\s*(https?:)?//", attrs.get(attribute) or ""), (tag, attrs)
+    scripts = [attrs for tag, attrs in _tags(html) if tag == "script"]
+    assert all("src" not in attrs for attrs in scripts)
+    assert set(_figure_specs(html)) == {"figure-verdicts", "figure-spectrum-spectrum",
+                                        "figure-orthogonality-class_mean_cosine", "figure-orthogonality-simo",
+                                        "figure-contrastive-cosine_histogram", "figure-projection-projection"}
+
+
+def test_report_escapes_user_strings_in_page_and_figure_json(results, report):
+    _, html = report
+    assert HOSTILE not in html and "<script>document.title" not in html
+    assert "&lt;/script&gt;&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;" in html   # classes list
     assert "b&amp;c" in html
-    assert html.index('id="verdicts"') < html.index('id="spectrum"') < html.index('id="contrastive"')
-    assert "http://" not in html and "https://" not in html                 # nothing fetched
-    assert html.count("data:image/png;base64,") == 3
+    projection = _figure_specs(html)["figure-projection-projection"]
+    names = [trace["name"] for trace in projection["data"]]
+    assert "&lt;/script&gt;&lt;script&gt;document.title='pwned'&lt;/script&gt;" in names    # plotly shows it as text
+    assert "b&amp;c" in names
+
+
+def test_static_report_has_no_script(results, tmp_path):
+    html = write_report(results, tmp_path / "s.html", interactive=False).read_text()
+    assert "<script" not in html and html.count("data:image/png;base64,") == 6
+    with pytest.raises(gp.InvalidInputError):
+        write_report(results, tmp_path / "t.html", max_points=0)
+
+
+def test_report_size_is_bounded_at_a_million_points(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 50_000)
+    coords = rng.standard_normal((50_000, 2)) + labels[:, None]
+    projection = gp.Result("projection", {"trustworthiness": 0.93},
+                           arrays={"coords": coords, "indices": np.arange(50_000), "labels": labels},
+                           params={"method": "umap", "n_total": 1_000_000, "n_shown": 50_000})
+    res = gp.Results([projection], meta={"n_samples": 1_000_000, "n_features": 64, "n_classes": 10,
+                                         "classes": [f"class {i}" for i in range(10)]})
+    path = write_report(res, tmp_path / "big.html")
+    assert path.stat().st_size <= 15 * 2**20
+    spec = _figure_specs(path.read_text())["figure-projection-projection"]
+    assert "showing 10000 of 1000000 points" in spec["layout"]["title"]["text"]
+    assert len(spec["data"]) == 10
+
+
+def _chromium():
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no Chromium on this machine (.ci/run installs Debian's chromium); the browser test needs one")
+    return browser
+
+
+def _open(browser, page, profile, *extra):
+    """Load ``page`` headless; return (stdout, console lines logged by the page)."""
+    flags = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--enable-logging=stderr", "--v=0",
+             "--virtual-time-budget=15000", f"--user-data-dir={profile}"]
+    run = subprocess.run([browser, *flags, *extra, page.as_uri()], capture_output=True, text=True, timeout=180)
+    return run.stdout, [line for line in run.stderr.splitlines() if ":CONSOLE" in line]
 
 
 @pytest.mark.browser
-def test_report_renders_in_headless_chromium(results, tmp_path):
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        pytest.skip("no chromium on this machine (.ci/run installs Debian's chromium)")
-    report = write_report(results, tmp_path / "r.html")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run([browser, *flags, "--dump-dom", report.as_uri()], capture_output=True, text=True,
-                         timeout=120)
-    assert "Verdicts" in dom.stdout and "over_fusion" in dom.stdout
-    assert "<script>alert" not in dom.stdout                                  # escaped text, not a script node
+def test_console_capture_sees_page_errors(tmp_path):
+    browser = _chromium()
+    page = tmp_path / "bad.html"
+    page.write_text("<html><body><script>console.error('boom'); missingFunction();</script></body></html>")
+    _, console = _open(browser, page, tmp_path / "profile", "--dump-dom")
+    assert any("boom" in line for line in console) and any("missingFunction" in line for line in console)
+
+
+@pytest.mark.browser
+def test_report_renders_in_headless_chromium(results, report, tmp_path):
+    browser = _chromium()
+    path, _ = report
+    dom, console = _open(browser, path, tmp_path / "profile", "--dump-dom")
+    assert console == []                                                     # no errors, no messages at all
+    assert dom.count('class="main-svg"') >= 6                                # plotly drew every figure
+    assert "<title>geometry-probe report: embeddings</title>" in dom        # the hostile label never ran
+    assert "&lt;/script&gt;&lt;script&gt;document.title='pwned'&lt;/script&gt;</text>" in dom   # legend text
     shot = tmp_path / "shot.png"
-    subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=900,1200", report.as_uri()],
-                   capture_output=True, timeout=120)
+    _open(browser, path, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1000,1400",
+          "--hide-scrollbars")
     from matplotlib.image import imread
 
-    pixels = imread(shot)
-    assert pixels.shape[0] == 1200 and pixels[..., :3].std() > 0.05          # not a blank page
+    pixels = (imread(shot)[..., :3] * 255).round()
+    assert pixels.shape[:2] == (1400, 1000) and pixels.std() > 20           # not a blank page
+    ok_green = np.all(np.abs(pixels - [0, 158, 115]) <= 3, axis=-1)          # verdict cells: #009E73
+    assert ok_green.sum() > 500
