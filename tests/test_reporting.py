@@ -228,3 +228,38 @@ def test_report_renders_in_headless_chromium(results, report, tmp_path):
     assert pixels.shape[:2] == (1400, 1000) and pixels.std() > 20           # not a blank page
     ok_green = np.all(np.abs(pixels - [0, 158, 115]) <= 3, axis=-1)          # verdict cells: #009E73
     assert ok_green.sum() > 500
+
+
+def _geoprobe(args, capsys):
+    import sys
+
+    from geometry_probe.cli.main import main
+
+    saved, sys.argv = sys.argv, ["geoprobe", *map(str, args)]
+    try:
+        with pytest.raises(SystemExit) as info:
+            main()
+    finally:
+        sys.argv = saved
+    return info.value.code, capsys.readouterr()
+
+
+def test_cli_analyze_report_figures_and_report(tmp_path, capsys):
+    X, y = gp.datasets.make_simplex_etf(3, 8, 40, noise=0.3)
+    np.save(tmp_path / "x.npy", X.astype(np.float32))
+    np.save(tmp_path / "y.npy", y)
+    code, _ = _geoprobe(["analyze", tmp_path / "x.npy", "--labels", tmp_path / "y.npy", "--analyzers",
+                         "spectrum,orthogonality", "--json", tmp_path / "r.json", "--report", tmp_path / "a.html",
+                         "--project", "pca"], capsys)
+    assert code == 0
+    specs = _figure_specs((tmp_path / "a.html").read_text())
+    assert {"figure-spectrum-spectrum", "figure-projection-projection", "figure-orthogonality-simo"} <= set(specs)
+    code, out = _geoprobe(["figures", tmp_path / "r.json", "-o", tmp_path / "figs", "--format", "png"], capsys)
+    assert code == 0 and sorted(p.name for p in (tmp_path / "figs").iterdir()) == [
+        "class_mean_cosine.png", "projection.png", "simo.png", "spectrum.png", "verdicts.png"]
+    code, _ = _geoprobe(["report", tmp_path / "r.json", "-o", tmp_path / "b.html", "--static"], capsys)
+    assert code == 0 and "<script" not in (tmp_path / "b.html").read_text()
+    code, out = _geoprobe(["report", tmp_path / "r.json", "-o", tmp_path / "r.json"], capsys)
+    assert code == 2 and "refusing to overwrite an input" in out.err
+    code, out = _geoprobe(["figures", tmp_path / "r.json", "-o", tmp_path / "figs", "--format", "jpg"], capsys)
+    assert code == 2 and "jpg" in out.err
