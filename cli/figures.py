@@ -1,5 +1,6 @@
 """`geoprobe figures` and `geoprobe report`: render saved results without recomputing."""
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -7,26 +8,42 @@ import typer
 
 import geometry_probe as gp
 from geometry_probe.reporting.html_report import REPORT_MAX_POINTS, write_report
-from geometry_probe.reporting.static import write_figures
+from geometry_probe.reporting.static import write_figures, write_trajectory_figure
 
 from ._output import console
 from .app import app
 
 ResultsArg = Annotated[Path, typer.Argument(help="Results JSON written by `geoprobe analyze --json`.",
                                             show_default=False)]
+FiguresArg = Annotated[Path, typer.Argument(help="Results JSON (`geoprobe analyze --json`) or a trajectory JSON "
+                                            "(`geoprobe track --json`).", show_default=False)]
 
 
 @app.command()
 def figures(
-    results: ResultsArg,
+    results: FiguresArg,
     out: Annotated[Path, typer.Option("-o", "--out", help="Folder for the figures (created if missing).")],
     fmt: Annotated[str, typer.Option("--format", help="pdf, svg or png.")] = "pdf",
 ) -> None:
-    """Write the publication figures the results support (spectrum, cosines, class means, SimO, verdicts, map)."""
-    loaded = gp.Results.from_json(results)
+    """Write the publication figures the results support (spectrum, cosines, class means, SimO, verdicts, map),
+    or, for a `geoprobe track` trajectory JSON, the metrics over checkpoints with collapse onsets marked."""
+    trajectory = _trajectory_or_none(results)
+    loaded = gp.Results.from_json(results) if trajectory is None else None
     out.mkdir(parents=True, exist_ok=True)
-    for path in write_figures(loaded, out, fmt=fmt):
+    paths = write_figures(loaded, out, fmt=fmt) if loaded is not None else [
+        write_trajectory_figure(trajectory, out, fmt=fmt)]
+    for path in paths:
         console.print(f"wrote {path}")
+
+
+def _trajectory_or_none(path: Path) -> dict | None:
+    """The trajectory a `geoprobe track --json` file holds, or None for anything else."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    is_trajectory = isinstance(data, dict) and isinstance(data.get("checkpoints"), list) and data["checkpoints"]
+    return data if is_trajectory else None
 
 
 @app.command()

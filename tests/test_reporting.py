@@ -263,3 +263,17 @@ def test_cli_analyze_report_figures_and_report(tmp_path, capsys):
     assert code == 2 and "refusing to overwrite an input" in out.err
     code, out = _geoprobe(["figures", tmp_path / "r.json", "-o", tmp_path / "figs", "--format", "jpg"], capsys)
     assert code == 2 and "jpg" in out.err
+
+
+def test_cli_figures_of_a_trajectory_marks_onsets(tmp_path, capsys):
+    from geometry_probe.reporting import _figure_data
+
+    trajectory = {"checkpoints": [{"path": f"e{s}", "step": s, "scalars": {"spectrum/rankme": 8.0 - s,
+                                                                          "knn/accuracy": 0.5}, "findings": []}
+                                  for s in range(4)], "onsets": {"over_fusion": {"path": "e2", "step": 2}}}
+    assert _figure_data.trajectory_keys(trajectory) == ["spectrum/rankme"]
+    (tmp_path / "t.json").write_text(json.dumps(trajectory))
+    code, _ = _geoprobe(["figures", tmp_path / "t.json", "-o", tmp_path / "figs", "--format", "svg"], capsys)
+    assert code == 0 and [p.name for p in (tmp_path / "figs").iterdir()] == ["trajectory.svg"]
+    svg = (tmp_path / "figs" / "trajectory.svg").read_text()
+    assert ">over_fusion onset</text>" in svg and ">rankme</text>" in svg              # text kept as text

@@ -241,6 +241,17 @@ def verdicts(results: Results) -> tuple[VerdictBar, ...]:
                  for f in results.findings if f.get("value") is not None and np.isfinite(f["value"]))
 
 
+TRAJECTORY_KEYS = ("spectrum/effective_rank", "spectrum/rankme", "contrastive/uniformity", "neural_collapse/nc1",
+                   "orthogonality/class_mean_abs_cosine")
+
+
+def trajectory_keys(trajectory: Mapping[str, Any]) -> list[str]:
+    """The headline metrics a trajectory holds (:data:`TRAJECTORY_KEYS`), else its first four."""
+    present = [key for c in trajectory["checkpoints"] for key in c["scalars"]]
+    headline = [key for key in TRAJECTORY_KEYS if key in present]
+    return headline or list(dict.fromkeys(present))[:4]
+
+
 def trajectory(trajectory: Mapping[str, Any], keys: Sequence[str]) -> Trajectory:
     """Values of ``keys`` over the checkpoints (NaN where a checkpoint lacks one) and onsets."""
     checkpoints = trajectory["checkpoints"]

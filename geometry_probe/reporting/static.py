@@ -23,7 +23,7 @@ from geometry_probe.result import Results
 
 __all__ = ["FIGURES", "FORMATS", "OKABE_ITO", "available_figures", "isotropic_spectrum", "plot_class_cosine",
            "plot_cosine_histogram", "plot_projection", "plot_scalar_summary", "plot_simo", "plot_spectrum",
-           "plot_trajectory", "random_pair_density", "write_figures"]
+           "plot_trajectory", "random_pair_density", "write_figures", "write_trajectory_figure"]
 
 COLUMN = (3.3, 2.4)
 FORMATS = ("pdf", "svg", "png")
@@ -157,9 +157,40 @@ def write_figures(results: Results, folder: str | os.PathLike[str], *, fmt: str 
     written = []
     for name in available_figures(results):
         path = check_output_path(folder / f"{name}.{fmt}")
-        fig = FIGURES[name](results)
-        with atomic_open(path, "wb") as handle:
-            fig.savefig(handle, format=fmt)
+        _save(FIGURES[name](results), path, fmt)
         written.append(path)
     return written
 
+
+
+def write_trajectory_figure(trajectory: Mapping[str, Any], folder: str | os.PathLike[str], *, fmt: str = "pdf",
+                            keys: Sequence[str] | None = None) -> Path:
+    """Save the metric trajectory (``geoprobe track`` output) to ``folder/trajectory.<fmt>`` atomically.
+
+    Parameters
+    ----------
+    trajectory : mapping
+        ``{"checkpoints": [{"step", "scalars", ...}], "onsets": {...}}``.
+    folder : path-like
+        An existing folder.
+    fmt : {"pdf", "svg", "png"}, default="pdf"
+    keys : sequence of str, optional
+        Metrics to draw; by default the headline ones the trajectory holds.
+
+    Returns
+    -------
+    Path
+    """
+    if fmt not in FORMATS:
+        raise InvalidInputError(f"format: got {fmt!r}; choose one of {list(FORMATS)}.")
+    path = check_output_path(Path(folder) / f"trajectory.{fmt}")
+    _save(plot_trajectory(trajectory, list(keys) if keys else data.trajectory_keys(trajectory)), path, fmt)
+    return path
+
+
+def _save(fig: Any, path: Path, fmt: str) -> None:
+    """Write atomically; vector formats keep text as text (TrueType in PDF, <text> in SVG)."""
+    from matplotlib import rc_context
+
+    with rc_context({"pdf.fonttype": 42, "svg.fonttype": "none"}), atomic_open(path, "wb") as handle:
+        fig.savefig(handle, format=fmt)
