@@ -28,6 +28,7 @@ import importlib.metadata
 import importlib.util
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -41,6 +42,7 @@ import geometry_probe as gp
 from geometry_probe import datasets
 from geometry_probe.functional import contrastive, knn, spectrum
 from geometry_probe.functional.class_geometry import off_diagonal
+from geometry_probe.stats import Moments
 
 VALUE_SHAPE = (5000, 128)
 TIMING_SHAPE = (20_000, 768)
@@ -147,7 +149,7 @@ def sklearn_knn(U: np.ndarray, k: int) -> np.ndarray:
 def reptrix_rankme_convention(X: np.ndarray) -> float:
     """reptrix's "RankMe" from our spectra: exp entropy of λ/Σλ + 1e-7, λ the centred
     covariance eigenvalues (``rankme_from_spectrum`` takes squared singular values, so λ²)."""
-    spectra = spectrum._spectra(torch.from_numpy(X))
+    spectra = spectrum.Spectra.of(Moments.of(torch.from_numpy(X)))
     return spectrum.rankme_from_spectrum(spectra.centred ** 2, spectra.n_samples, eps=1e-7)
 
 
@@ -381,7 +383,7 @@ def timings() -> list[str]:
     rows.append(["uniformity", f"{ours['seconds']:.3f}", "torch.pdist reference", f"{ref['seconds']:.3f}",
                  f"{ref['seconds'] / ours['seconds']:.2f}x", ours["value"], ref["value"]])
     return [f"## wall time, {TIMING_SHAPE[0]} x {TIMING_SHAPE[1]} isotropic Gaussian float32, {THREADS} threads "
-            "(kNN rows: first neighbour index of row 0)",
+            f"(kNN rows: first neighbour index of row 0); 1-min load average at the end {os.getloadavg()[0]:.2f}",
             *_table(["gp metric", "gp s", "peer", "peer s", "peer/gp", "gp value", "peer value"], rows),
             f"uniformity extra peak memory: gp {ours['extra_peak'] / 2**20:.0f} MiB, "
             f"torch.pdist {ref['extra_peak'] / 2**20:.0f} MiB"]

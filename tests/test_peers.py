@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from geometry_probe.functional import contrastive, knn, spectrum
+from geometry_probe.stats import Moments
 
 BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_peers.py"
 
@@ -43,9 +44,10 @@ def _unit(X):
 def test_reptrix_suite_numbers_from_our_spectra():
     # reptrix tests: torch.manual_seed(0); torch.randn(1000, 1024) -> get_rankme 613.4726, get_alpha 0.148936
     torch.manual_seed(0)
-    X = torch.randn(1000, 1024)
-    assert conventions.reptrix_rankme_convention(X.numpy()) == pytest.approx(613.4726, rel=1e-6)
-    assert spectrum.alpha_req(X) == pytest.approx(0.148936, abs=1e-6)
+    spectra = spectrum.Spectra.of(Moments.of(torch.randn(1000, 1024)))
+    reptrix_rankme = spectrum.rankme_from_spectrum(spectra.centred**2, spectra.n_samples, eps=1e-7)
+    assert reptrix_rankme == pytest.approx(613.4726, rel=1e-6)
+    assert spectrum.alpha_req_from_spectrum(spectra.centred) == pytest.approx(0.148936, abs=1e-6)
 
 
 def test_pdist_uniformity_reference_equals_exact_uniformity():
