@@ -37,7 +37,7 @@ class NeuralCollapse(Analyzer):
     * ``trace_ratio`` = Tr Σ_W / Tr Σ_B;
     * ``nc2_equinorm`` (CoV of centred-mean norms, unbiased std), ``nc2_equiangular``
       (population std of off-diagonal cosines of centred means),
-      ``nc2_equiangular_mean_abs`` (mean |cos + 1/(C−1)|), ``nc2_etf_error``
+      ``nc2_equiangular_mean_abs`` (mean ``|cos + 1/(C−1)|``), ``nc2_etf_error``
       (normalised-Gram distance of centred means to the simplex ETF);
     * ``gnc2`` (variance of the log inverse distance of the normalised centred means,
       Liu et al. 2023), only when C > D + 1, where an exact ETF cannot exist;

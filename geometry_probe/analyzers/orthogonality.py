@@ -28,7 +28,7 @@ class Orthogonality(Analyzer):
 
     Scalars (family ``orthogonality/``), all on the *uncentred* class means μ_c:
 
-    * ``class_mean_abs_cosine``: mean |cos(μ_c, μ_c')| over c ≠ c' (0 for an orthogonal
+    * ``class_mean_abs_cosine``: mean ``|cos(μ_c, μ_c')|`` over c ≠ c' (0 for an orthogonal
       frame, 1/(C−1) for a simplex ETF, 1 when all means are parallel);
     * ``max_abs_cosine``: the largest of those (mutual coherence);
     * ``of_distance``: ‖G/‖G‖_F − I/√C‖_F with G = M Mᵀ (Kini et al.'s Δ_OF; unequal norms
