@@ -18,6 +18,7 @@ import io
 import json
 import math
 import os
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,8 @@ from geometry_probe.result import Results
 REPORT_MAX_POINTS = 10_000
 FIGURES_OF = {"spectrum": ("spectrum",), "contrastive": ("cosine_histogram",),
               "orthogonality": ("class_mean_cosine", "simo"), "projection": ("projection",)}
-_SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_SCRIPT_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
+                                  "\u2029": "\\u2029"})
 
 
 def write_report(results: Results, path: str | os.PathLike[str], *, interactive: bool = True,
@@ -87,7 +89,7 @@ def script_json(value: Any) -> str:
     """JSON text safe inside ``<script type="application/json">``: ``<``, ``>``, ``&`` and the JS
     line separators become ``\\u`` escapes, which ``JSON.parse`` turns back into the same characters."""
     text = value if isinstance(value, str) else json.dumps(value)
-    return "".join(_SCRIPT_ESCAPES.get(ch, ch) for ch in text)
+    return text.translate(_SCRIPT_ESCAPES)
 
 
 def _interactive_figure(element_id: str, name: str, results: Results, options: dict[str, Any]) -> dict[str, Any]:
@@ -107,7 +109,7 @@ def _static_figure(element_id: str, name: str, results: Results, options: dict[s
 def _plotlyjs() -> str:
     """The installed plotly's plotly.js bundle, made safe to inline in one ``<script>`` element."""
     offline = require("plotly.offline", extra="report", package="plotly")
-    return offline.get_plotlyjs().replace("</script", "<\\/script")
+    return re.sub(r"</(script)", r"<\\/\1", offline.get_plotlyjs(), flags=re.IGNORECASE)
 
 
 def _format(value: float) -> str:
