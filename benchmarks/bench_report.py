@@ -59,7 +59,8 @@ def run_size(n):
     return {"n": n, "analyze_s": t_analyze, "project_s": t_project, "report_s": t_report, "static_s": t_static,
             "baseline_s": t_baseline, "report_mib": size["report.html"], "static_mib": size["static.html"],
             "baseline_mib": size["plotly.html"], "json_mib": len(json_text.encode()) / 2**20,
-            "n_shown": proj.params["n_shown"], "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "n_shown": proj.params["n_shown"],
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def main():
@@ -68,7 +69,8 @@ def main():
         out = subprocess.run([sys.executable, __file__, str(n)], capture_output=True, text=True, check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"N={n}: interactive report {r['report_s']:.2f} s, {r['report_mib']:.2f} MiB "
-              f"(map: 10000 of {n} points drawn; {r['n_shown']} stored in the results JSON of {r['json_mib']:.2f} MiB); "
+              f"(map: 10000 of {n} points drawn; {r['n_shown']} stored in the results JSON of "
+              f"{r['json_mib']:.2f} MiB); "
               f"static report {r['static_s']:.2f} s, {r['static_mib']:.2f} MiB; "
               f"baseline plotly write_html of the map with all {r['n_shown']} stored points {r['baseline_s']:.2f} s, "
               f"{r['baseline_mib']:.2f} MiB; report/baseline time ratio {r['report_s'] / r['baseline_s']:.2f}; "

@@ -53,7 +53,8 @@ def _lines(plot: data.LinePlot) -> Any:
 
 
 def _heatmap_trace(heat: data.Heatmap, **extra: Any) -> Any:
-    return _go().Heatmap(z=heat.matrix, x=[plain(n) for n in heat.names], y=[plain(n) for n in heat.names], zmin=heat.zmin, zmax=heat.zmax,
+    names = [plain(n) for n in heat.names]
+    return _go().Heatmap(z=heat.matrix, x=names, y=names, zmin=heat.zmin, zmax=heat.zmax,
                          colorscale=_DIVERGING if heat.diverging else "Cividis", name=plain(heat.title),
                          hovertemplate="%{y} · %{x}: %{z:.3f}<extra></extra>", **extra)
 
