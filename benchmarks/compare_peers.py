@@ -207,6 +207,7 @@ def timed(fn: Callable[[], object]) -> tuple[object, float]:
 
 
 def _status(field: str) -> int:
+    """A memory field of /proc/self/status in bytes (VmRSS: now, VmHWM: peak)."""
     with open("/proc/self/status") as handle:
         for line in handle:
             if line.startswith(field):
@@ -236,6 +237,7 @@ def uniformity_in_subprocess(case: str) -> dict[str, float]:
 # ---------------------------------------------------------------- sections
 
 def _table(header: list[str], rows: list[list[object]]) -> list[str]:
+    """Plain-text table with aligned columns (floats to 6 significant digits)."""
     def cell(value: object) -> str:
         return f"{value:.6g}" if isinstance(value, float) else str(value)
     cells = [[cell(v) for v in row] for row in [header, *rows]]
@@ -293,10 +295,10 @@ def lightly_values(sets: dict) -> list[str]:
     X = sets["power_law_1/i"][0]
     rotation, _ = np.linalg.qr(np.random.default_rng(1).standard_normal((X.shape[1],) * 2))
     rotated = (X @ rotation).astype(np.float32)
+    before, after = (float(std_of_l2_normalized(torch.from_numpy(Y))) for Y in (X, rotated))
     return ["## lightly std_of_l2_normalized (5000 x 128)",
             *_table(["data", "lightly", "1/sqrt(D)", "gp sqrt((1-mean_cos)/D)", "ratio", "gp erank"], rows),
-            f"power_law_1/i after a random rotation: lightly {float(std_of_l2_normalized(torch.from_numpy(rotated))):.6f}"
-            f" (before {float(std_of_l2_normalized(torch.from_numpy(X))):.6f}); gp erank "
+            f"power_law_1/i after a random rotation: lightly {after:.6f} (before {before:.6f}); gp erank "
             f"{spectrum.effective_rank(rotated):.4f} (before {spectrum.effective_rank(X):.4f})"]
 
 
@@ -389,6 +391,12 @@ def timings() -> list[str]:
             f"torch.pdist {ref['extra_peak'] / 2**20:.0f} MiB"]
 
 
+def _emit(lines: list[str], block: list[str]) -> None:
+    """Print a section as soon as it is done and append it (after a blank line) to ``lines``."""
+    print("\n".join(["", *block]), flush=True)
+    lines += ["", *block]
+
+
 def main() -> None:
     """Run every section, print it and write RESULTS."""
     torch.set_num_threads(THREADS)
@@ -397,11 +405,9 @@ def main() -> None:
              f"geometry-probe {gp.__version__}; " + "; ".join(f"{k} {v}" for k, v in versions.items())]
     print("\n".join(lines), flush=True)
     sets = value_datasets()
-    for section in (spectral_values, monai_values, lightly_values, twonn_values, knn_values, uniformity_values,
-                    lambda _: timings()):
-        block = ["", *section(sets)]
-        print("\n".join(block), flush=True)
-        lines += block
+    for section in (spectral_values, monai_values, lightly_values, twonn_values, knn_values, uniformity_values):
+        _emit(lines, section(sets))
+    _emit(lines, timings())
     RESULTS.write_text("\n".join(lines) + "\n")
 
 
