@@ -44,10 +44,9 @@ def _unit(X):
 def test_reptrix_suite_numbers_from_our_spectra():
     # reptrix tests: torch.manual_seed(0); torch.randn(1000, 1024) -> get_rankme 613.4726, get_alpha 0.148936
     torch.manual_seed(0)
-    spectra = spectrum.Spectra.of(Moments.of(torch.randn(1000, 1024)))
-    reptrix_rankme = spectrum.rankme_from_spectrum(spectra.centred**2, spectra.n_samples, eps=1e-7)
-    assert reptrix_rankme == pytest.approx(613.4726, rel=1e-6)
-    assert spectrum.alpha_req_from_spectrum(spectra.centred) == pytest.approx(0.148936, abs=1e-6)
+    centred = spectrum.eigvals_desc(Moments.of(torch.randn(1000, 1024)).scatter(center=True))   # λ, descending
+    assert spectrum.rankme_from_spectrum(centred**2, 1000, eps=1e-7) == pytest.approx(613.4726, rel=1e-6)
+    assert spectrum.alpha_req_from_spectrum(centred) == pytest.approx(0.148936, abs=1e-6)
 
 
 def test_pdist_uniformity_reference_equals_exact_uniformity():
