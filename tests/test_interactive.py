@@ -70,6 +70,21 @@ def test_cosine_histogram_densities_and_sphere_baseline():
     assert fig.layout.xaxis.title.text == "cosine" and fig.layout.yaxis.title.text == "density"
 
 
+def test_k_occurrence_against_the_binomial_null():
+    hist = np.array([2.0, 3.0, 1.0, 0.0, 4.0])                      # 10 rows, N_k = 0..4, k = 2
+    res = gp.Results([gp.Result("knn", {"hubness_skew": 0.5}, arrays={"knn_k_occurrence_hist": hist},
+                                params={"k": 2})])
+    fig = interactive.plot_k_occurrence(res)
+    observed, null = fig.data
+    assert observed.name == "embeddings" and null.name.startswith("no hubs")
+    np.testing.assert_allclose(observed.y[:5], [0.2, 0.3, 0.1, 0.0, 0.4])
+    assert list(observed.x[:5]) == [0, 1, 2, 3, 4] and fig.layout.xaxis.title.text.startswith("N_k")
+    assert null.y[0] == pytest.approx((7 / 9) ** 9)                 # P(N_k = 0), Binomial(9, 2/9)
+    assert null.y[1] == pytest.approx(9 * (2 / 9) * (7 / 9) ** 8)
+    line = static.plot_k_occurrence(res).axes[0].get_lines()[0]
+    np.testing.assert_allclose(line.get_ydata(), observed.y)
+
+
 def test_class_cosine_heatmap_is_the_matrix_in_similarity_order(results):
     fig = interactive.plot_class_cosine(results)
     (heat,) = fig.data

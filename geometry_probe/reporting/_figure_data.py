@@ -185,6 +185,26 @@ def cosine_histogram(results: Results) -> LinePlot:
     return LinePlot("pairwise cosine similarity", "cosine", "density", tuple(lines))
 
 
+def k_occurrence(results: Results) -> LinePlot:
+    """Share of rows that are among the k nearest neighbours of j other rows, N_k = j, against the
+    no-hub null: each of the N − 1 other rows picks a row with probability k/(N − 1), so
+    N_k ~ Binomial(N − 1, k/(N − 1)), close to Poisson(k)."""
+    from scipy.stats import binom
+
+    result = _result(results, "knn")
+    counts = np.asarray(result.arrays["knn_k_occurrence_hist"], dtype=float)
+    k = int(result.params.get("k", 1))
+    n = int(counts.sum())
+    occurrence = np.arange(max(counts.size, 3 * k), dtype=float)
+    observed = np.zeros(occurrence.size)
+    observed[: counts.size] = counts / max(n, 1)
+    null = binom.pmf(occurrence, max(n - 1, 1), min(k / max(n - 1, 1), 1.0))
+    skew = result.scalars.get("hubness_skew", np.nan)
+    return LinePlot(f"k-occurrence, k = {k} (hubness skewness {skew:.2f})", "N_k (times among others' k nearest)",
+                    "share of rows", (Line("embeddings", occurrence, observed, OKABE_ITO[0], "step"),
+                                      Line("no hubs: Binomial(N−1, k/(N−1))", occurrence, null, "#000000", "dotted")))
+
+
 def similarity_order(matrix: np.ndarray) -> np.ndarray:
     """Class order that puts similar classes side by side: leaves of an average-linkage tree on
     1 − similarity with optimal leaf ordering; label order when there are fewer than three
@@ -295,6 +315,7 @@ def _has_orthogonality_array(results: Results, key: str) -> bool:
 AVAILABLE: dict[str, Callable[[Results], bool]] = {
     "spectrum": lambda r: "spectrum" in r,
     "cosine_histogram": lambda r: "contrastive" in r,
+    "k_occurrence": lambda r: "knn" in r and "knn_k_occurrence_hist" in r["knn"].arrays,
     "class_mean_cosine": lambda r: _has_orthogonality_array(r, "class_mean_cosine"),
     "simo": lambda r: _has_orthogonality_array(r, "simo_sqdot"),
     "verdicts": lambda r: bool(verdicts(r)),

@@ -69,6 +69,11 @@ def plot_cosine_histogram(results: Results) -> Any:
     return _lines(data.cosine_histogram(results))
 
 
+def plot_k_occurrence(results: Results) -> Any:
+    """How often each row is among the others' k nearest neighbours, against the no-hub Binomial null."""
+    return _lines(data.k_occurrence(results))
+
+
 def plot_class_cosine(results: Results, *, centred: bool = False, ordered: bool = True) -> Any:
     """Heatmap of the cosine between class means, similar classes adjacent (``ordered=False``: label order)."""
     heat = data.class_cosine(results, centred=centred, ordered=ordered)
@@ -152,6 +157,7 @@ def plot_projection(results: Results, *, max_points: int | None = None) -> Any:
 FIGURES: dict[str, Callable[..., Any]] = {
     "spectrum": plot_spectrum,
     "cosine_histogram": plot_cosine_histogram,
+    "k_occurrence": plot_k_occurrence,
     "class_mean_cosine": plot_class_cosine,
     "simo": plot_simo,
     "verdicts": plot_scalar_summary,

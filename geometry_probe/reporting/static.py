@@ -22,8 +22,8 @@ from geometry_probe.reporting._figure_data import OKABE_ITO, available_figures, 
 from geometry_probe.result import Results
 
 __all__ = ["FIGURES", "FORMATS", "OKABE_ITO", "available_figures", "isotropic_spectrum", "plot_class_cosine",
-           "plot_cosine_histogram", "plot_projection", "plot_scalar_summary", "plot_simo", "plot_spectrum",
-           "plot_trajectory", "random_pair_density", "write_figures", "write_trajectory_figure"]
+           "plot_cosine_histogram", "plot_k_occurrence", "plot_projection", "plot_scalar_summary", "plot_simo",
+           "plot_spectrum", "plot_trajectory", "random_pair_density", "write_figures", "write_trajectory_figure"]
 
 COLUMN = (3.3, 2.4)
 FORMATS = ("pdf", "svg", "png")
@@ -72,6 +72,11 @@ def plot_spectrum(results: Results) -> Any:
 def plot_cosine_histogram(results: Results) -> Any:
     """Pairwise cosine histograms (all, positive, negative pairs) with the random-pair density on S^{D−1}."""
     return _draw_lines(data.cosine_histogram(results))
+
+
+def plot_k_occurrence(results: Results) -> Any:
+    """How often each row is among the others' k nearest neighbours, against the no-hub Binomial null."""
+    return _draw_lines(data.k_occurrence(results))
 
 
 def plot_class_cosine(results: Results, *, centred: bool = False, ordered: bool = True) -> Any:
@@ -140,6 +145,7 @@ def plot_projection(results: Results, *, max_points: int | None = None) -> Any:
 FIGURES: dict[str, Callable[..., Any]] = {
     "spectrum": plot_spectrum,
     "cosine_histogram": plot_cosine_histogram,
+    "k_occurrence": plot_k_occurrence,
     "class_mean_cosine": plot_class_cosine,
     "simo": plot_simo,
     "verdicts": plot_scalar_summary,
