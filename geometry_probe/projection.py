@@ -2,10 +2,10 @@
 
 Computation only; figures take the returned :class:`Projection`. Above ``max_samples`` rows a
 stratified (per-label) seeded subsample is projected and the count is recorded. Each map
-reports its trustworthiness (sklearn, on a seeded sample of at most 2000 of the projected rows, so
-its cost stays fixed at any size). A map can be
-reused as a fixed layout for later checkpoints (``reference=``): PCA keeps its basis, t-SNE
-uses openTSNE's ``transform`` and UMAP its ``transform`` into the first map.
+reports its trustworthiness (sklearn, on a seeded sample of at most 2000 of the projected rows,
+so its cost stays fixed at any size). A map can be reused as a fixed layout for later
+checkpoints (``reference=``): PCA keeps its basis, t-SNE uses openTSNE's ``transform`` and UMAP
+its ``transform`` into the first map.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import numpy as np
 import torch
 
 from geometry_probe._optional import require
-from geometry_probe._validation import check_choice
-from geometry_probe.embeddings import Embeddings, as_embeddings
+from geometry_probe._validation import check_choice, check_positive_int
+from geometry_probe.embeddings import as_embeddings
+from geometry_probe.exceptions import InvalidInputError
 from geometry_probe.result import Result
 
 METHODS = ("pca", "tsne", "umap")
@@ -106,11 +107,15 @@ def project(data: Any, method: str = "pca", *, max_samples: int = 50_000, random
     """
     emb = as_embeddings(data)
     check_choice(method, METHODS, name="method")
+    check_positive_int(max_samples, name="max_samples")
     index = stratified_sample(emb.labels, emb.n_samples, max_samples, random_state=random_state)
     X = emb.rows(index).cpu().numpy()
     if reference is not None:
         if reference.method != method:
-            raise ValueError(f"reference map is {reference.method!r}, not {method!r}.")
+            raise InvalidInputError(f"reference map is {reference.method!r}, not {method!r}.")
+        if reference.model is None:
+            raise InvalidInputError("reference map has no fitted model (a map read back from JSON cannot place "
+                                    "new rows); pass the Projection that gp.project returned.")
         coords, model = _transform(reference, X), reference.model
     else:
         coords, model = _fit(method, X, random_state, params)

@@ -92,3 +92,16 @@ def test_import_stays_light():
             "if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "[]"
+
+
+def test_bad_requests_are_clear_errors(blobs):
+    pca = gp.project(blobs, "pca")
+    with pytest.raises(gp.InvalidInputError, match="reference map is 'pca'"):
+        gp.project(blobs, "umap", reference=pca)
+    detached = gp.Projection(pca.coords, pca.indices, pca.labels, "pca", pca.trustworthiness)
+    with pytest.raises(gp.InvalidInputError, match="no fitted model"):
+        gp.project(blobs, "pca", reference=detached)
+    with pytest.raises(gp.InvalidInputError, match="max_samples"):
+        gp.project(blobs, "pca", max_samples=0)
+    with pytest.raises(gp.InvalidInputError, match="method"):
+        gp.project(blobs, "isomap")
