@@ -89,10 +89,12 @@ def plot_simo(results: Results) -> Any:
     from plotly.subplots import make_subplots
 
     heats = data.simo_matrices(results)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=[plain(heat.title) for heat in heats], horizontal_spacing=0.18)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[plain(heat.title) for heat in heats], horizontal_spacing=0.2,
+                        shared_yaxes=True)
     for col, heat in enumerate(heats, start=1):
-        fig.add_trace(_heatmap_trace(heat, colorbar={"title": {"text": heat.colourbar}, "x": 0.41 if col == 1
-                                                     else 1.0}), row=1, col=col)
+        colourbar = {"title": {"text": heat.colourbar}, "x": 0.42 if col == 1 else 1.02, "xanchor": "left",
+                     "len": 0.9}
+        fig.add_trace(_heatmap_trace(heat, colorbar=colourbar), row=1, col=col)
     fig.update_layout(**_layout("SimO class-mean matrices"))
     fig.update_xaxes(type="category")
     fig.update_yaxes(autorange="reversed", type="category")
