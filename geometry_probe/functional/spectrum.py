@@ -34,7 +34,7 @@ COLLAPSED_DIM_THRESHOLD = 1e-6
 
 @dataclass(frozen=True)
 class Spectra:
-    """Eigenvalues (descending, float64, clipped at 0) of the centred and raw scatter.
+    r"""Eigenvalues (descending, float64, clipped at 0) of the centred and raw scatter.
 
     Attributes
     ----------
