@@ -63,7 +63,7 @@ sphinx_gallery_conf = {
     "examples_dirs": "../gallery",
     "gallery_dirs": "auto_examples",
     "filename_pattern": r"/plot_",
-    "ignore_pattern": r"(/_[^/]*\.py$|train_digits\.py$)",
+    "ignore_pattern": r"(^|[/\\])(_[^/\\]*|train_digits)\.py$",   # helpers (_*.py), the training script
     "download_all_examples": False,
     "within_subsection_order": "FileNameSortKey",
     "remove_config_comments": True,
