@@ -1,102 +1,155 @@
-"""Pairwise engine benchmark (issue 3), 2 CPU threads.
+"""Pairwise engine benchmark (issue 3), 2 CPU threads, each case in a fresh subprocess.
 
 1. Exact uniformity, N = 20,000, D = 768: geometry-probe's tiled pass vs the reference code's
-   way, ``torch.pdist(x).pow(2).mul(-2).exp().mean().log()``, in the same run (time and peak
-   extra memory, VmHWM growth in a fresh subprocess).
-2. Exact 10-NN at 20,000 x 768 (cosine = inner product of normalised rows) vs faiss-cpu
-   ``IndexFlatIP`` on the same normalised rows (the IndexFlatL2 ranking is identical on the
-   unit sphere), or sklearn brute force when faiss is not installed.
+   way, ``torch.pdist(x).pow(2).mul(-2).exp().mean().log()``, in the same run.
+2. Exact 10-NN at 20,000 x 768 vs faiss-cpu ``IndexFlatL2`` (the issue's baseline; on the unit
+   sphere its ranking equals cosine ranking) and ``IndexFlatIP``.
+3. One shared pass (uniformity + histograms + 10-NN lists, what ``analyze`` runs for
+   ``contrastive,knn``) vs the two passes run separately, at 20,000 x 768.
+4. The bare upper-triangle float32 GEMM of the same tiles: the floor of any exact pass.
+5. With ``--large``: the shared pass at 100,000 x 768 (float32; bfloat16 with ``--bf16``).
 
-Run: python benchmarks/bench_pairwise.py
+Memory: growth of the process's anonymous resident memory (``RssAnon`` high-water, sampled by
+a thread every 5 ms) over its value after the input is in memory and the kernels have run
+once on a tiny input (so library code pages and thread pools are not counted).
+
+Run: flock /tmp/bench.lock python benchmarks/bench_pairwise.py [--large] [--bf16]
 """
 
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
 
-N, D = 20_000, 768
+D = 768
 
 
-def _hwm():
+def _rss_anon():
     with open("/proc/self/status") as handle:
         for line in handle:
-            if line.startswith("VmHWM"):
+            if line.startswith("RssAnon"):
                 return int(line.split()[1]) * 1024
     return 0
 
 
-def _rss():
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) * 1024
-    return 0
+class PeakAnon:
+    """High-water mark of RssAnon, sampled every 5 ms by a thread."""
+
+    def __enter__(self):
+        self.base = self.peak = _rss_anon()
+        self._stop = False
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self):
+        while not self._stop:
+            self.peak = max(self.peak, _rss_anon())
+            time.sleep(0.005)
+
+    def __exit__(self, *exc):
+        self._stop = True
+        self._thread.join()
+        self.peak = max(self.peak, _rss_anon())
+
+    @property
+    def extra(self):
+        return self.peak - self.base
 
 
-def child(case):
+def child(case, n):
     import torch
 
     torch.set_num_threads(2)
-    X = torch.from_numpy(np.random.default_rng(0).standard_normal((N, D), dtype=np.float32))
+    X = torch.from_numpy(np.random.default_rng(0).standard_normal((n, D), dtype=np.float32))
     X = X / X.norm(dim=1, keepdim=True)
-    from geometry_probe.functional.contrastive import uniformity
-    from geometry_probe.functional.knn import knn_search
+    from geometry_probe.functional.contrastive import PairSums, uniformity
+    from geometry_probe.functional.knn import NeighbourLists, knn_search
+    from geometry_probe.pairwise import run_pass, tile_size
 
-    before = _rss()
-    started = time.perf_counter()
-    if case == "ours":
-        value = uniformity(X)
-    elif case == "pdist":
-        value = float(torch.pdist(X).pow(2).mul(-2).exp().mean().log())
-    elif case == "knn_ours":
-        knn_search(X, 10)
-        value = 0.0
-    elif case == "knn_faiss":
-        try:
+    def fused(dtype=torch.float32):
+        sums, lists = PairSums(t=2.0, threshold=0.9), NeighbourLists(n, 10)
+        run_pass(X, [sums, lists], dtype=dtype)
+        return sums.uniformity
+
+    warm = X[:300].clone()
+    uniformity(warm), knn_search(warm, 10)                  # load kernels, spin up thread pools
+    value = 0.0
+    with PeakAnon() as memory:
+        started = time.perf_counter()
+        if case == "ours":
+            value = uniformity(X)
+        elif case == "pdist":
+            value = float(torch.pdist(X).pow(2).mul(-2).exp().mean().log())
+        elif case == "knn_ours":
+            knn_search(X, 10)
+        elif case in ("faiss_l2", "faiss_ip"):
             import faiss
 
             faiss.omp_set_num_threads(2)
-            index = faiss.IndexFlatIP(D)
+            index = faiss.IndexFlatL2(D) if case == "faiss_l2" else faiss.IndexFlatIP(D)
             index.add(X.numpy())
             index.search(X.numpy(), 11)
-        except ImportError:
-            from sklearn.neighbors import NearestNeighbors
+        elif case == "two_passes":
+            value = uniformity(X)
+            knn_search(X, 10)
+        elif case == "fused":
+            value = fused()
+        elif case == "fused_bf16":
+            value = fused(torch.bfloat16)
+        elif case == "gemm":
+            tile = tile_size(n)
+            for i in range(0, n, tile):
+                for j in range(i, n, tile):
+                    X[i:i + tile] @ X[j:j + tile].T
+        elapsed = time.perf_counter() - started
+    print(json.dumps({"s": elapsed, "value": value, "extra": memory.extra}))
 
-            NearestNeighbors(n_neighbors=11, algorithm="brute", metric="cosine", n_jobs=2).fit(X.numpy()).kneighbors()
-        value = 0.0
-    elapsed = time.perf_counter() - started
-    print(json.dumps({"s": elapsed, "value": value, "extra": _hwm() - before}))
 
-
-def run(case):
+def run(case, n):
     env = {**os.environ, "OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
-    out = subprocess.run([sys.executable, __file__, case], capture_output=True, text=True, env=env, check=True)
+    out = subprocess.run([sys.executable, __file__, "--child", case, str(n)], capture_output=True, text=True,
+                         env=env, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main():
-    if len(sys.argv) > 1:
-        child(sys.argv[1])
-        return
-    try:
-        import faiss  # noqa: F401
+def _line(name, r, base=None):
+    ratio = f", {r['s'] / base['s']:.2f}x of {base['name']}" if base else ""
+    value = f", value {r['value']:.6f}" if r["value"] else ""
+    return f"  {name:44s} {r['s']:7.2f} s  extra anon peak {r['extra'] / 2**20:6.0f} MiB{value}{ratio}"
 
-        knn_baseline = "faiss-cpu IndexFlatIP"
-    except ImportError:
-        knn_baseline = "sklearn brute force (faiss-cpu not installed)"
-    ours, ref = run("ours"), run("pdist")
-    k_ours, k_ref = run("knn_ours"), run("knn_faiss")
-    lines = [f"# {N} x {D} float32 (rows unit-norm), 2 threads",
-             f"exact uniformity: geometry-probe {ours['s']:.2f} s, extra peak {ours['extra'] / 2**20:.0f} MiB, "
-             f"value {ours['value']:.6f}",
-             f"               torch.pdist reference {ref['s']:.2f} s, extra peak {ref['extra'] / 2**20:.0f} MiB, "
-             f"value {ref['value']:.6f}; speed-up {ref['s'] / ours['s']:.1f}x",
-             f"exact 10-NN: geometry-probe {k_ours['s']:.2f} s vs {knn_baseline} {k_ref['s']:.2f} s "
-             f"(ratio {k_ours['s'] / k_ref['s']:.2f}x)"]
+
+def main():
+    if sys.argv[1:2] == ["--child"]:
+        child(sys.argv[2], int(sys.argv[3]))
+        return
+    n = 20_000
+    gemm = {**run("gemm", n), "name": "bare GEMM"}
+    ours, ref = run("ours", n), {**run("pdist", n), "name": "torch.pdist"}
+    k_ours = run("knn_ours", n)
+    l2, ip = {**run("faiss_l2", n), "name": "faiss IndexFlatL2"}, {**run("faiss_ip", n), "name": "faiss IndexFlatIP"}
+    two, fused = {**run("two_passes", n), "name": "two passes"}, run("fused", n)
+    lines = [f"# {n} x {D} float32, unit-norm rows, 2 threads (machine shared with other work: compare ratios)",
+             _line("upper-triangle float32 GEMM only (floor)", gemm),
+             _line("exact uniformity, geometry-probe", ours, gemm),
+             _line("exact uniformity, torch.pdist reference", ref),
+             f"  -> geometry-probe is {ref['s'] / ours['s']:.1f}x faster than torch.pdist",
+             _line("exact 10-NN, geometry-probe", k_ours, l2),
+             _line("exact 10-NN, faiss IndexFlatL2", l2),
+             _line("exact 10-NN, faiss IndexFlatIP", ip),
+             f"  -> geometry-probe 10-NN / faiss IndexFlatIP = {k_ours['s'] / ip['s']:.2f}x",
+             _line("uniformity + 10-NN, two passes", two, gemm),
+             _line("uniformity + histograms + 10-NN, one pass", fused, two)]
+    if "--large" in sys.argv:
+        n = 100_000
+        lines.append(f"# {n} x {D}: uniformity + histograms + 10-NN in one pass")
+        lines.append(_line("float32", run("fused", n)))
+        if "--bf16" in sys.argv:
+            lines.append(_line("bfloat16", run("fused_bf16", n)))
     text = "\n".join(lines)
     print(text)
     with open(os.path.join(os.path.dirname(__file__), "results", "bench_pairwise.txt"), "w") as handle:
