@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from geometry_probe.embeddings import Embeddings
+from geometry_probe.exceptions import InvalidInputError
 
 
 def make_isotropic(n_samples: int = 1000, n_features: int = 64, *, random_state: int = 0) -> np.ndarray:
@@ -41,14 +42,22 @@ def make_simplex_etf(n_classes: int = 5, n_features: int = 8, n_per_class: int =
     """Class means on a simplex equiangular tight frame (unit norm) plus Gaussian noise.
 
     Returns ``(X, labels)`` with X of shape (n_classes * n_per_class, n_features).
-    Needs ``n_features >= n_classes - 1``.
+    Needs ``n_features >= n_classes - 1`` (:class:`~geometry_probe.InvalidInputError` otherwise);
+    with ``n_features == n_classes - 1`` the frame fills the whole space.
     """
     rng = np.random.default_rng(random_state)
     if n_features < n_classes - 1:
-        raise ValueError(f"a simplex ETF of {n_classes} classes needs n_features >= {n_classes - 1}.")
-    basis, _ = np.linalg.qr(rng.standard_normal((n_features, n_classes)))       # (D, C) orthonormal
+        raise InvalidInputError(f"n_features: got {n_features}; a simplex ETF of {n_classes} classes needs "
+                                f"n_features >= {n_classes - 1}.")
     centred = np.eye(n_classes) - 1.0 / n_classes
-    means = (basis @ centred).T * np.sqrt(n_classes / (n_classes - 1))        # (C, D), unit norm
+    vertices = centred * np.sqrt(n_classes / (n_classes - 1))   # (C, C): the ETF in the hyperplane ⟂ 1 of R^C
+    if n_features >= n_classes:
+        basis, _ = np.linalg.qr(rng.standard_normal((n_features, n_classes)))   # (D, C) orthonormal columns
+    else:   # D = C − 1: map only the hyperplane ⟂ 1, through an orthonormal basis of it, into R^D
+        hyperplane = np.linalg.eigh(centred)[1][:, 1:]                        # (C, C − 1), eigenvalue 1
+        rotation, _ = np.linalg.qr(rng.standard_normal((n_features, n_features)))
+        basis = rotation @ hyperplane.T                                       # (D, C), isometric on ⟂ 1
+    means = vertices @ basis.T                                                # (C, D), unit norm
     labels = np.repeat(np.arange(n_classes), n_per_class)
     X = means[labels] + noise * rng.standard_normal((labels.size, n_features))
     return X, labels
