@@ -67,10 +67,10 @@ def analyze(
     """Analyse an embeddings file: print a table of metrics and collapse verdicts, optionally write JSON."""
     if fail_on not in (None, "collapse"):
         raise typer.BadParameter(f"got {fail_on!r}; the only choice is 'collapse'.", param_hint="--fail-on")
-    if report is not None:
-        gp.check_output_path(report, inputs=[path])
-    if json_out is not None:
-        gp.check_output_path(json_out, inputs=[path] + ([labels] if labels else []) + ([classifier] if classifier else []))
+    inputs = [path, *(f for f in (labels, classifier, coarse_labels, pairs, groups, views) if f)]
+    for out in (report, json_out):
+        if out is not None:
+            gp.check_output_path(out, inputs=inputs)
     params: dict[str, dict[str, object]] = {"knn": {"k": knn_k, "temperature": knn_temperature},
                                             "contrastive": {}}
     if exact:

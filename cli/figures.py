@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 import geometry_probe as gp
+from geometry_probe._atomic import make_output_folder
 from geometry_probe.reporting.html_report import REPORT_MAX_POINTS, write_report
 from geometry_probe.reporting.static import write_figures, write_trajectory_figure
 
@@ -29,7 +30,7 @@ def figures(
     or, for a `geoprobe track` trajectory JSON, the metrics over checkpoints with collapse onsets marked."""
     trajectory = _trajectory_or_none(results)
     loaded = gp.Results.from_json(results) if trajectory is None else None
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_folder(out, inputs=[results])
     paths = write_figures(loaded, out, fmt=fmt) if loaded is not None else [
         write_trajectory_figure(trajectory, out, fmt=fmt)]
     for path in paths:

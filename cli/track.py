@@ -40,7 +40,7 @@ def track_command(
     pool: PoolOpt = None,
 ) -> None:
     """Analyse checkpoints in order; print verdicts per checkpoint and the first failing one."""
-    inputs = list(paths or [])
+    inputs = list(paths or []) + ([labels] if labels else [])
     for out in (json_out, csv_out):
         if out is not None:
             gp.check_output_path(out, inputs=inputs)

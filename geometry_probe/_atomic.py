@@ -22,21 +22,60 @@ def check_output_path(path: str | os.PathLike[str], *, inputs: Iterable[str | os
     Raises
     ------
     OutputError
-        The path names an input file, a directory, or lies in a folder that does not exist
-        or cannot be written.
+        The path names an input file, a directory, or lies in a folder that does not exist,
+        is a file, or cannot be written.
     """
-    out = Path(path)
-    for given in inputs:
-        if Path(given).exists() and out.exists() and out.resolve() == Path(given).resolve():
-            raise OutputError(f"{out}: refusing to overwrite an input file; choose another output path.")
+    out = _not_an_input(Path(path), inputs)
     if out.is_dir():
         raise OutputError(f"{out}: is a directory; give a file name for the output.")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
+        blocker = _existing_ancestor(parent)
+        if blocker.exists() and not blocker.is_dir():
+            raise OutputError(f"{out}: {blocker} is a file, not a folder; choose an output path in a folder.")
         raise OutputError(f"{out}: the folder {parent} does not exist; create it first.")
-    if not os.access(parent, os.W_OK):
+    if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"{out}: the folder {parent} is not writable.")
     return out
+
+
+def make_output_folder(path: str | os.PathLike[str], *, inputs: Iterable[str | os.PathLike[str]] = ()) -> Path:
+    """Create the output folder ``path`` (and missing parents) after checking it can be written.
+
+    Raises
+    ------
+    OutputError
+        The path names an input file or another file, lies under a file, or its nearest
+        existing folder cannot be written.
+    """
+    folder = _not_an_input(Path(path), inputs)
+    existing = _existing_ancestor(folder)
+    if not existing.is_dir():
+        where = "" if existing == folder else f"{existing} "
+        raise OutputError(f"{folder}: {where}is a file, not a folder; choose another output folder.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"{folder}: the folder {existing} is not writable.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"{folder}: cannot create the output folder ({err.strerror}).") from err
+    return folder
+
+
+def _not_an_input(out: Path, inputs: Iterable[str | os.PathLike[str]]) -> Path:
+    """``out``, after checking it is none of the existing ``inputs`` (symbolic links resolved)."""
+    for given in inputs:
+        if Path(given).exists() and out.exists() and out.resolve() == Path(given).resolve():
+            raise OutputError(f"{out}: refusing to overwrite an input file; choose another output path.")
+    return out
+
+
+def _existing_ancestor(path: Path) -> Path:
+    """``path`` itself if it exists, else its nearest existing parent (``.`` for relative paths)."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate
+    return Path(".")
 
 
 @contextlib.contextmanager
