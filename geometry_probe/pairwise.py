@@ -67,7 +67,8 @@ class Tile:
 
 
 class TileConsumer(Protocol):
-    """Anything that reduces tiles: ``add_tile`` is called once per upper-triangle tile."""
+    """Anything that reduces tiles: ``add_tile`` is called once per upper-triangle tile (whose
+    ``cosine`` lives in a reused buffer, valid only during the call)."""
 
     def add_tile(self, tile: Tile) -> None: ...
 
@@ -93,17 +94,30 @@ def _block(X: Tensor, inv: Tensor | None, rows: slice, dtype: torch.dtype) -> Te
 
 
 def cosine_tiles(X: Tensor, *, tile: int | None = None, dtype: torch.dtype = torch.float32) -> Iterator[Tile]:
-    """Yield the upper-triangle tiles of the cosine matrix of the rows of ``X`` (shape (N, D))."""
+    """Yield the upper-triangle tiles of the cosine matrix of the rows of ``X`` (shape (N, D)).
+
+    Every tile is written into one reused buffer: a consumer must not keep ``tile.cosine``
+    beyond its ``add_tile`` call (copy what it needs).
+    """
     N = X.shape[0]
     tile = tile or tile_size(N)
     X, inv = _unit_blocks(X, dtype)
+    buffer = torch.empty(min(tile, N) ** 2, dtype=torch.float32, device=X.device)
     for i in range(0, N, tile):
         rows = slice(i, min(i + tile, N))
         left = _block(X, inv, rows, dtype)
         for j in range(i, N, tile):
             cols = slice(j, min(j + tile, N))
             right = left if j == i else _block(X, inv, cols, dtype)
-            yield Tile(rows, cols, (left @ right.T).to(torch.float32))
+            yield Tile(rows, cols, _product(left, right, buffer))
+
+
+def _product(left: Tensor, right: Tensor, buffer: Tensor) -> Tensor:
+    """``left @ right.T`` as float32, written into (a contiguous view of) ``buffer``."""
+    out = buffer[:left.shape[0] * right.shape[0]].view(left.shape[0], right.shape[0])
+    if left.dtype == torch.float32:
+        return torch.mm(left, right.T, out=out)
+    return out.copy_(left @ right.T)
 
 
 def cross_cosines(Q: Tensor, X: Tensor, *, dtype: torch.dtype = torch.float32) -> Tensor:
