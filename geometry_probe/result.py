@@ -117,8 +117,12 @@ class Results(Mapping[str, Result]):
         }
 
     def to_json(self, path: str | os.PathLike[str] | None = None, *, indent: int = 2) -> str:
-        """Serialise to JSON text; with ``path``, also write it atomically. Returns the text."""
-        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False) + "\n"
+        """Serialise to JSON text; with ``path``, also write it atomically. Returns the text.
+
+        Objects are indented by ``indent`` for reading; arrays (spectra, matrices, histograms,
+        coordinates) are written compactly on one line each, so the file stays small.
+        """
+        text = compact_json(self.to_dict(), indent=indent) + "\n"
         if path is not None:
             atomic_write_text(path, text)
         return text
@@ -159,6 +163,32 @@ def _unnull(value: Any) -> Any:
     if isinstance(value, list):
         return [_unnull(v) for v in value]
     return math.nan if value is None else value
+
+
+def compact_json(value: Any, *, indent: int = 2, level: int = 0) -> str:
+    """JSON text with objects (and lists of objects) indented and every other list written compactly
+    on one line (strict: no NaN).
+
+    Examples
+    --------
+    >>> print(compact_json({"a": [1, [2, 3]], "b": {"c": 1.5}}))
+    {
+      "a": [1,[2,3]],
+      "b": {
+        "c": 1.5
+      }
+    }
+    """
+    if isinstance(value, dict) and value:
+        pad, inner = " " * (indent * level), " " * (indent * (level + 1))
+        items = ",\n".join(f"{inner}{json.dumps(str(key))}: {compact_json(item, indent=indent, level=level + 1)}"
+                           for key, item in value.items())
+        return "{\n" + items + "\n" + pad + "}"
+    if isinstance(value, list) and any(isinstance(item, dict) for item in value):     # e.g. findings: one per line
+        pad, inner = " " * (indent * level), " " * (indent * (level + 1))
+        return "[\n" + ",\n".join(inner + compact_json(item, indent=indent, level=level + 1) for item in value) \
+            + "\n" + pad + "]"
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
 
 
 def _clean(value: Any) -> Any:

@@ -11,7 +11,7 @@ import pytest
 
 import geometry_probe as gp
 from geometry_probe.baselines import uniformity_uniform_sphere
-from geometry_probe.reporting import static
+from geometry_probe.reporting import interactive, static
 from geometry_probe.reporting.html_report import script_json, write_report
 
 HOSTILE = "</script><script>document.title='pwned'</script>"
@@ -90,6 +90,22 @@ def test_cosine_histogram_and_class_heatmap(results):
     np.testing.assert_allclose(ordered.get_images()[0].get_array(), matrix[np.ix_(order, order)])
 
 
+def test_sample_cosine_heatmap_is_the_label_sorted_cosine_matrix():
+    X, y = gp.datasets.make_simplex_etf(3, 8, 20, noise=0.3)
+    perm = np.random.default_rng(1).permutation(len(y))
+    X, y = X[perm], y[perm]
+    names = np.array(["ant", "bee", "cow"])[y]
+    res = gp.analyze(X, ["contrastive"], labels=names)
+    order = np.argsort(y, kind="stable")
+    U = X[order] / np.linalg.norm(X[order], axis=1, keepdims=True)
+    ax = static.plot_sample_cosine(res).axes[0]
+    np.testing.assert_allclose(ax.get_images()[0].get_array(), U @ U.T, atol=1e-12)
+    assert "sorted by label" in ax.get_title()
+    heat = interactive.plot_sample_cosine(res).data[0]
+    np.testing.assert_allclose(np.asarray(heat.z), U @ U.T, atol=1e-12)
+    assert list(heat.x) == [f"{row} · {names[row]}" for row in order]
+
+
 def test_projection_figure_has_a_legend_and_states_the_count(results):
     ax = static.plot_projection(results, max_points=100).axes[0]
     assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == sorted(results.meta["classes"])
@@ -100,7 +116,7 @@ def test_projection_figure_has_a_legend_and_states_the_count(results):
 def test_write_figures_writes_every_available_figure(results, tmp_path):
     paths = static.write_figures(results, tmp_path, fmt="svg")
     assert [p.name for p in paths] == ["spectrum.svg", "cosine_histogram.svg", "class_mean_cosine.svg", "simo.svg",
-                                       "verdicts.svg", "projection.svg"]
+                                       "sample_cosine.svg", "verdicts.svg", "projection.svg"]
     assert all(p.read_text().lstrip().startswith("<?xml") for p in paths)
     with pytest.raises(gp.InvalidInputError):
         static.write_figures(results, tmp_path, fmt="jpg")
@@ -148,7 +164,8 @@ def test_report_embeds_plotly_once_and_fetches_nothing(report):
     assert all("src" not in attrs for attrs in scripts)
     assert set(_figure_specs(html)) == {"figure-verdicts", "figure-spectrum-spectrum",
                                         "figure-orthogonality-class_mean_cosine", "figure-orthogonality-simo",
-                                        "figure-contrastive-cosine_histogram", "figure-projection-projection"}
+                                        "figure-contrastive-cosine_histogram", "figure-contrastive-sample_cosine",
+                                        "figure-projection-projection"}
 
 
 def test_report_escapes_user_strings_in_page_and_figure_json(results, report):
@@ -164,7 +181,7 @@ def test_report_escapes_user_strings_in_page_and_figure_json(results, report):
 
 def test_static_report_has_no_script(results, tmp_path):
     html = write_report(results, tmp_path / "s.html", interactive=False).read_text()
-    assert "<script" not in html and html.count("data:image/png;base64,") == 6
+    assert "<script" not in html and html.count("data:image/png;base64,") == 7
     with pytest.raises(gp.InvalidInputError):
         write_report(results, tmp_path / "t.html", max_points=0)
 

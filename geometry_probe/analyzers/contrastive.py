@@ -118,6 +118,8 @@ class Contrastive(PairwiseAnalyzer):
             order = np.argsort(emb.labels, kind="stable") if emb.labels is not None else np.arange(N)
             U = _unit(emb.rows(order, device=device)).to(torch.float64)
             arrays.update(sample_cosine_matrix=(U @ U.T).cpu().numpy(), sample_order=order)
+            if emb.labels is not None:
+                arrays.update(sample_labels=np.asarray(emb.labels)[order])
         return Result(self.name, scalars, arrays=arrays, notes=tuple(notes),
                       params={"t": self.t, "alpha": self.alpha, "threshold": self.threshold,
                               "estimator": "exact all pairs i<j" if consumer is not None

@@ -234,6 +234,25 @@ def class_cosine(results: Results, *, centred: bool = False, ordered: bool = Tru
                    matrix[np.ix_(order, order)], tuple(names[i] for i in order), -1.0, 1.0, "cosine", True)
 
 
+def sample_cosine(results: Results) -> Heatmap:
+    """Cosine between the analysed rows themselves (kept by ``contrastive`` for small N), rows sorted
+    by label so that classes form blocks; names are ``"<row> · <class>"`` (unique, for hover text)."""
+    arrays = _result(results, "contrastive").arrays
+    if "sample_cosine_matrix" not in arrays:
+        raise InvalidInputError("the contrastive result has no sample cosine matrix (kept only for N <= 500).")
+    matrix = np.asarray(arrays["sample_cosine_matrix"], dtype=float)
+    order = np.asarray(arrays["sample_order"], dtype=int)
+    if "sample_labels" in arrays:
+        codes = np.asarray(arrays["sample_labels"], dtype=int)
+        classes = _class_names(results, int(codes.max()) + 1 if codes.size else 0)
+        names = tuple(f"{row} · {classes[code]}" for row, code in zip(order, codes))
+    else:
+        names = tuple(str(row) for row in order)
+    return Heatmap(f"cosine between the {matrix.shape[0]} rows" + (", sorted by label" if "sample_labels" in arrays
+                                                                    else ""),
+                   matrix, names, -1.0, 1.0, "cosine", True)
+
+
 def simo_matrices(results: Results) -> tuple[Heatmap, Heatmap]:
     """SimO's class-mean matrices: squared dot products (μ_c·μ_c')² and squared distances ‖μ_c − μ_c'‖²,
     both in the order of the class-mean cosine heatmap."""
@@ -318,6 +337,7 @@ AVAILABLE: dict[str, Callable[[Results], bool]] = {
     "k_occurrence": lambda r: "knn" in r and "knn_k_occurrence_hist" in r["knn"].arrays,
     "class_mean_cosine": lambda r: _has_orthogonality_array(r, "class_mean_cosine"),
     "simo": lambda r: _has_orthogonality_array(r, "simo_sqdot"),
+    "sample_cosine": lambda r: "contrastive" in r and "sample_cosine_matrix" in r["contrastive"].arrays,
     "verdicts": lambda r: bool(verdicts(r)),
     "projection": lambda r: "projection" in r,
 }

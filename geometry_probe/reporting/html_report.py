@@ -34,7 +34,7 @@ from geometry_probe.reporting._metric_guide import FORMULAS, Shape, explain
 from geometry_probe.result import Results
 
 REPORT_MAX_POINTS = 10_000
-FIGURES_OF = {"spectrum": ("spectrum",), "contrastive": ("cosine_histogram",), "knn": ("k_occurrence",),
+FIGURES_OF = {"spectrum": ("spectrum",), "contrastive": ("cosine_histogram", "sample_cosine"), "knn": ("k_occurrence",),
               "orthogonality": ("class_mean_cosine", "simo"), "projection": ("projection",)}
 _SCRIPT_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
                                   "\u2029": "\\u2029"})

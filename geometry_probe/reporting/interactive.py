@@ -101,6 +101,16 @@ def plot_simo(results: Results) -> Any:
     return fig
 
 
+def plot_sample_cosine(results: Results) -> Any:
+    """Heatmap of the cosine between the rows themselves (small N), sorted by label: classes as blocks."""
+    heat = data.sample_cosine(results)
+    fig = _go().Figure(_heatmap_trace(heat, colorbar={"title": {"text": heat.colourbar}}))
+    fig.update_layout(**_layout(heat.title))
+    fig.update_xaxes(type="category", showticklabels=len(heat.names) <= 30)
+    fig.update_yaxes(autorange="reversed", type="category", showticklabels=len(heat.names) <= 30)
+    return fig
+
+
 def plot_scalar_summary(results: Results) -> Any:
     """Horizontal bars of each finding's value against its fail threshold and null baseline."""
     go = _go()
@@ -162,6 +172,7 @@ FIGURES: dict[str, Callable[..., Any]] = {
     "k_occurrence": plot_k_occurrence,
     "class_mean_cosine": plot_class_cosine,
     "simo": plot_simo,
+    "sample_cosine": plot_sample_cosine,
     "verdicts": plot_scalar_summary,
     "projection": plot_projection,
 }

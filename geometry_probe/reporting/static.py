@@ -22,7 +22,7 @@ from geometry_probe.reporting._figure_data import OKABE_ITO, available_figures, 
 from geometry_probe.result import Results
 
 __all__ = ["FIGURES", "FORMATS", "OKABE_ITO", "available_figures", "isotropic_spectrum", "plot_class_cosine",
-           "plot_cosine_histogram", "plot_k_occurrence", "plot_projection", "plot_scalar_summary", "plot_simo",
+           "plot_cosine_histogram", "plot_k_occurrence", "plot_projection", "plot_sample_cosine", "plot_scalar_summary", "plot_simo",
            "plot_spectrum", "plot_trajectory", "random_pair_density", "write_figures", "write_trajectory_figure"]
 
 COLUMN = (3.3, 2.4)
@@ -96,6 +96,15 @@ def plot_simo(results: Results) -> Any:
     return fig
 
 
+def plot_sample_cosine(results: Results) -> Any:
+    """Heatmap of the cosine between the rows themselves (small N), sorted by label: classes as blocks."""
+    heat = data.sample_cosine(results)
+    fig = _figure((3.3, 3.0))
+    ax = fig.add_subplot()
+    fig.colorbar(_draw_heatmap(ax, heat), ax=ax, shrink=0.8, label=heat.colourbar)
+    return fig
+
+
 def plot_scalar_summary(results: Results) -> Any:
     """Horizontal bars of each finding's value against its fail threshold and null baseline."""
     bars = data.verdicts(results)
@@ -148,6 +157,7 @@ FIGURES: dict[str, Callable[..., Any]] = {
     "k_occurrence": plot_k_occurrence,
     "class_mean_cosine": plot_class_cosine,
     "simo": plot_simo,
+    "sample_cosine": plot_sample_cosine,
     "verdicts": plot_scalar_summary,
     "projection": plot_projection,
 }
