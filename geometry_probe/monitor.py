@@ -1,27 +1,51 @@
-"""`CollapseMonitor`: watch embeddings during training and warn when collapse begins.
+r"""`CollapseMonitor`: watch embeddings during training and warn when collapse begins.
 
-Each :meth:`CollapseMonitor.update` is cheap and never synchronises with the device: it adds
-O(B·D) additive statistics (count, Σz, Σẑ of the L2-normalised rows, a running "all finite"
-flag) and copies the batch into a fixed-size ring buffer on the same device. Every
-``every_n_steps`` updates it takes a snapshot — the one host synchronisation of the window —
-computes the sphere and spectral signals of the buffer (from its n×n Gram, so the cost is
-independent of D's square) and judges them as :func:`~geometry_probe.diagnosis.diagnose` does,
-appends the snapshot to :attr:`history`, records alerts and reacts (warn, call a hook, raise
-or ask the loop to stop). Statistics are windowed: they are reset after every snapshot.
+A plain :meth:`CollapseMonitor.update` launches no tensor operation: it keeps a reference
+to the (detached) batch in a pending list, a few microseconds of Python. The additive
+statistics of the window are folded in for all pending batches at once — one concatenation
+and one GEMM, :math:`[\mathbf 1, \lVert z\rVert^{-1}, \lVert z\rVert^{-1} Y]^\top Z`, giving
+:math:`\sum z`, :math:`\sum \hat z` and the per-class :math:`\sum \hat z` in float64 — when the
+pending batches exceed ``max_pending_bytes`` or at the snapshot; the most recent rows go to a
+fixed-size ring buffer on the same device. Every ``every_n_steps`` updates a snapshot — the one
+host synchronisation of the window — computes the sphere and spectral signals of the buffer
+and judges them as :func:`~geometry_probe.diagnosis.diagnose` does, appends the snapshot to
+:attr:`history`, records alerts and reacts (warn, call a hook, raise or ask the loop to stop).
+Statistics are windowed: they are reset after every snapshot.
 
-Under ``torch.distributed`` the additive statistics are summed over ranks with one
-``all_reduce`` (exact: the sums of the parts are the sums of the union); the spectral and
-pairwise signals use each rank's own buffer.
+Overhead budget: the monitor times its own work and the time the training loop spends between
+two calls with :func:`time.perf_counter` (no device synchronisation: on an accelerator this is
+the host-side launch cost). After each snapshot it plans the next window so that its work stays
+within ``overhead_budget`` (default 1%) of the loop's time, :math:`A = b\,t_{step}\,N` for a
+window of N steps. Each cost is the minimum of its last three measurements (preemption on a
+shared machine only inflates timings) and :math:`t_{step}` their median. The snapshot's buffer
+rows are halved (down to 32) while a snapshot costs more than :math:`A/2` and doubled back while
+it costs under :math:`A/8`; the statistics then cover every ``stride``-th batch, counted back
+from the snapshot step (the last batch before a snapshot is always seen), with
+:math:`\text{stride} = \lceil c_{batch} N / (A - c_{snapshot})\rceil` clipped to [1, N]. The
+windowed statistics are exact for the rows they cover (``window/n_samples`` says how many);
+``monitor/overhead`` reports the measured share. ``overhead_budget=None`` covers every batch and
+every buffer row. A NaN confined to one batch the stride skips is not seen; a diverged model
+keeps producing NaN and is caught at the next covered batch.
+
+Under ``torch.distributed`` the additive statistics (including the non-finite count) are summed
+over ranks with one ``all_reduce`` (exact: the sums of the parts are the sums of the union);
+the spectral and pairwise signals use each rank's own buffer. Every rank must take at least
+one batch per window, as ``all_reduce`` is collective.
 
 The monitor never crashes the training loop by itself: bad shapes, NaN/inf embeddings and
 internal errors become alerts. Only ``on_collapse="raise"`` raises, and only
-:class:`CollapseError`.
+:class:`CollapseError`. A collapse finding that failed opens an *episode* (:attr:`episodes`);
+the first later snapshot where that finding reads ``ok`` again closes it and records a
+``recovered`` alert.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
+import time
 import warnings
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -31,8 +55,10 @@ from torch import Tensor
 from geometry_probe.baselines import sphere_stats
 from geometry_probe.diagnosis import COLLAPSE_FINDINGS, dimensional_finding, sphere_findings
 from geometry_probe.exceptions import GeometryProbeError, InvalidInputError
+from geometry_probe.functional.class_geometry import etf_error, orthogonal_frame_error
 
 ON_COLLAPSE = ("warn", "raise", "stop", "ignore")
+MIN_SNAPSHOT_ROWS = 32
 
 
 class CollapseWarning(UserWarning):
@@ -52,10 +78,13 @@ class CollapseMonitor:
         Snapshot period in calls to :meth:`update`.
     buffer_size : int, default=256
         Most recent rows of the window kept for the snapshot's spectral and pairwise signals
-        (a ring buffer, emptied at each snapshot); memory ``buffer_size * D`` floats on the
+        (a ring buffer, emptied at each snapshot); memory ``buffer_size * D`` float64 on the
         embeddings' device.
     n_classes : int, optional
-        Number of label codes, if labels are passed (kept for class-aware signals).
+        Number of label codes ``0 .. n_classes - 1``. With labels passed to :meth:`update`, the
+        window keeps per-class counts and sums of the unit rows, and snapshots report the
+        class means' distances to an orthogonal frame and (centred) to a simplex ETF. Labels
+        outside that range are left out of the class statistics.
     thresholds : mapping, optional
         ``{finding: (warn, fail)}`` passed to :func:`~geometry_probe.diagnosis.diagnose`.
     on_collapse : {"warn", "raise", "stop", "ignore"}, default="warn"
@@ -63,126 +92,245 @@ class CollapseMonitor:
         :class:`CollapseWarning`, raise :class:`CollapseError`, set :attr:`should_stop`, or
         only record the alert.
     hook : callable, optional
-        Called as ``hook(alert)`` for every alert (a dict with step, name, verdict, message).
+        Called as ``hook(alert)`` for every alert (a dict with step, name, verdict, value, message).
+    overhead_budget : float or None, default=0.01
+        Fraction of the training loop's wall time the monitor may spend (module docstring);
+        ``None`` disables the adaptation (every batch, all buffer rows).
+    max_pending_bytes : int, default=32 MiB
+        Pending batches are folded into the statistics once they hold more than this.
+
+    Attributes
+    ----------
+    history : list of dict
+        One snapshot per ``every_n_steps`` updates: ``{"step", "scalars", "findings"}``.
+    alerts : list of dict
+        ``{"step", "name", "verdict", "value", "message"}``; ``recovered`` alerts add ``finding``.
+    episodes : list of dict
+        ``{"name", "onset_step", "cleared_step", "worst"}`` per failed collapse finding;
+        ``cleared_step`` is ``None`` while it lasts.
+    stride, snapshot_rows : int
+        The current sampling stride and number of buffer rows in a snapshot.
 
     Examples
     --------
     >>> import torch
     >>> monitor = CollapseMonitor(every_n_steps=5, on_collapse="ignore")
     >>> direction = torch.randn(16)
-    >>> for step in range(10):
-    ...     z = torch.randn(64, 16) if step < 5 else direction * torch.randn(64, 1)  # fuses onto a line
+    >>> for step in range(15):
+    ...     z = direction * torch.randn(64, 1) if 5 <= step < 10 else torch.randn(64, 16)  # fuses onto a line
     ...     _ = monitor.update(z)
     >>> [snap["step"] for snap in monitor.history], [a["name"] for a in monitor.alerts]
-    ([5, 10], ['over_fusion'])
+    ([5, 10, 15], ['over_fusion', 'recovered'])
+    >>> monitor.episodes[0]["onset_step"], monitor.episodes[0]["cleared_step"]
+    (10, 15)
     """
 
     def __init__(self, *, every_n_steps: int = 100, buffer_size: int = 256, n_classes: int | None = None,
                  thresholds: Mapping[str, tuple[float, float]] | None = None, on_collapse: str = "warn",
-                 hook: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 hook: Callable[[dict[str, Any]], None] | None = None, overhead_budget: float | None = 0.01,
+                 max_pending_bytes: int = 32 * 2**20) -> None:
         if on_collapse not in ON_COLLAPSE:
             raise InvalidInputError(f"on_collapse: got {on_collapse!r}; choose one of {list(ON_COLLAPSE)}.")
         if every_n_steps < 1 or buffer_size < 2:
             raise InvalidInputError("every_n_steps must be >= 1 and buffer_size >= 2.")
-        self.every_n_steps, self.buffer_size, self.n_classes = every_n_steps, buffer_size, n_classes
+        if overhead_budget is not None and not overhead_budget > 0:
+            raise InvalidInputError(f"overhead_budget must be > 0 or None, got {overhead_budget!r}.")
+        self.every_n_steps, self.buffer_size, self.n_classes = every_n_steps, buffer_size, n_classes or 0
         self.thresholds, self.on_collapse, self.hook = thresholds, on_collapse, hook
+        self.overhead_budget, self.max_pending_bytes = overhead_budget, max_pending_bytes
         self.history: list[dict[str, Any]] = []
         self.alerts: list[dict[str, Any]] = []
+        self.episodes: list[dict[str, Any]] = []
         self.should_stop = False
         self.step = 0
+        self.stride, self.snapshot_rows = 1, buffer_size
         self._buffer: Tensor | None = None
+        self._open: dict[str, dict[str, Any]] = {}
+        self._recent: dict[Any, deque[float]] = {}
+        self._last_return: float | None = None
         self._reset_window()
 
     # ---- per step -------------------------------------------------------------------------
-    @torch.no_grad()
     def update(self, z: Tensor, labels: Tensor | None = None) -> dict[str, Any] | None:
-        """Add one batch of embeddings (shape (batch_size, n_features)); return a snapshot
-        every ``every_n_steps`` calls, else ``None``."""
-        self.step += 1
-        try:
-            self._accumulate(z)
-        except Exception as err:  # the monitor must never take the training loop down
-            self._alert("monitor_error", "warn", f"could not record this batch: {err}")
-        if self.step % self.every_n_steps:
-            return None
-        return self._snapshot()
+        """Add one batch of embeddings (shape (batch_size, n_features)) and optional integer
+        labels (shape (batch_size,)); return a snapshot every ``every_n_steps`` calls, else ``None``.
 
-    def _accumulate(self, z: Tensor) -> None:
+        The monitor keeps a reference to ``z`` until the next fold: a batch modified in place
+        before then is left out of the statistics with a ``monitor_error`` alert.
+        """
+        start = time.perf_counter()
+        if self._last_return is not None:
+            self._train_time += start - self._last_return
+        self.step += 1
+        until_snapshot = -self.step % self.every_n_steps
+        if until_snapshot % self.stride == 0:
+            try:
+                self._stage(z, labels)
+            except Exception as err:  # the monitor must never take the training loop down
+                self._alert("monitor_error", "warn", f"could not record this batch: {err}")
+        if until_snapshot:
+            self._last_return = time.perf_counter()
+            self._own_time += self._last_return - start
+            return None
+        return self._snapshot(start)
+
+    def _stage(self, z: Tensor, labels: Tensor | None) -> None:
         z = z.detach()
         if z.ndim != 2 or z.shape[0] == 0:
             raise InvalidInputError(f"expected embeddings of shape (batch_size, n_features), got {tuple(z.shape)}")
-        z = z.to(torch.float32)
-        if self._buffer is None or self._buffer.shape[1] != z.shape[1] or self._buffer.device != z.device:
-            self._buffer = torch.zeros(self.buffer_size, z.shape[1], device=z.device)
-            self._sums = None
-            self._filled = self._cursor = 0
-        inverse_norms = 1.0 / torch.linalg.vector_norm(z, dim=1).clamp_min(torch.finfo(z.dtype).tiny)   # (B,)
-        batch = torch.stack([z.sum(0), z.T @ inverse_norms])             # (2, D): Σz, Σẑ without a copy of z
-        finite = torch.isfinite(batch).all()                             # NaN/inf in any row reach its sums
-        self._finite = finite if self._finite is None else self._finite & finite
-        batch = batch.to(torch.float64)                                   # batch sums in float32, window in float64
-        self._sums = batch if self._sums is None else self._sums + batch
-        self._count += z.shape[0]
-        rows = z[-self.buffer_size:]
-        index = (torch.arange(rows.shape[0], device=z.device) + self._cursor) % self.buffer_size
+        if labels is not None:
+            labels = torch.as_tensor(labels).detach()
+            if labels.shape != z.shape[:1]:
+                raise InvalidInputError(f"labels: expected shape ({z.shape[0]},), got {tuple(labels.shape)}")
+        if self._pending and (z.shape[1] != self._pending[0][0].shape[1] or z.device != self._pending[0][0].device):
+            self._fold()
+        self._pending.append((z, labels, z._version))
+        self._sampled += 1
+        self._pending_bytes += z.numel() * z.element_size()
+        if self._pending_bytes > self.max_pending_bytes:
+            self._fold()
+
+    @torch.no_grad()
+    def _fold(self) -> None:
+        """Add the pending batches to the window: one concatenation, one GEMM, one ring-buffer copy."""
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
+        kept = [(z, y) for z, y, version in pending if z._version == version]
+        if len(kept) < len(pending):
+            self._alert("monitor_error", "warn", f"{len(pending) - len(kept)} batch(es) were modified in place "
+                        "after update() and are left out; pass a copy (z.detach().clone()) if you reuse the tensor.")
+        if not kept:
+            return
+        Z = torch.cat([z for z, _ in kept]).to(torch.float64)                       # (n, D)
+        if self._buffer is None or self._buffer.shape[1] != Z.shape[1] or self._buffer.device != Z.device:
+            self._buffer = torch.zeros(self.buffer_size, Z.shape[1], dtype=torch.float64, device=Z.device)
+            self._reset_window()
+        inverse_norms = 1.0 / torch.linalg.vector_norm(Z, dim=1, keepdim=True).clamp_min(torch.finfo(Z.dtype).tiny)
+        weights = [torch.ones_like(inverse_norms), inverse_norms]
+        if self.n_classes:
+            codes = torch.cat([y.to(Z.device) if y is not None else torch.full((len(z),), -1, device=Z.device)
+                               for z, y in kept])
+            one_hot = (codes[:, None] == torch.arange(self.n_classes, device=Z.device)).to(torch.float64)
+            weights.append(one_hot * inverse_norms)
+        sums = torch.cat(weights, dim=1).T @ Z                  # (2 + C, D): Σz, Σẑ, per-class Σẑ
+        class_counts = one_hot.sum(0) if self.n_classes else Z.new_zeros(0)
+        non_finite = (~torch.isfinite(sums[:2]).all()).to(torch.float64).reshape(1)
+        state = torch.cat([non_finite, class_counts, sums.flatten()])
+        self._state = state if self._state is None else self._state + state
+        self._count += Z.shape[0]
+        rows = Z[-self.buffer_size:]
+        index = (torch.arange(rows.shape[0], device=Z.device) + self._cursor) % self.buffer_size
         self._buffer.index_copy_(0, index, rows)
         self._cursor = (self._cursor + rows.shape[0]) % self.buffer_size
         self._filled = min(self.buffer_size, self._filled + rows.shape[0])
 
     # ---- every N steps ----------------------------------------------------------------------
-    def _snapshot(self) -> dict[str, Any]:
+    def _snapshot(self, start: float) -> dict[str, Any]:
         snapshot: dict[str, Any] = {"step": self.step, "scalars": {}, "findings": []}
+        folded = time.perf_counter()
         try:
+            self._fold()
+            folded = time.perf_counter()
             snapshot["scalars"], snapshot["findings"] = self._measure()
         except Exception as err:
             self._alert("monitor_error", "warn", f"snapshot failed: {err}")
         self.history.append(snapshot)
-        for finding in snapshot["findings"]:
-            if finding["name"] in COLLAPSE_FINDINGS and finding["verdict"] == "fail":
-                self._alert(finding["name"], "fail", finding["explanation"], value=finding["value"])
+        measured = time.perf_counter()
+        own, snapshot_cost = self._own_time + measured - start, measured - folded
+        if self._train_time > 0:
+            snapshot["scalars"].update({"monitor/overhead": own / self._train_time, "monitor/stride": self.stride})
+        self._adapt(statistics_cost=own - snapshot_cost, snapshot_cost=snapshot_cost)
         self._reset_window()
+        try:
+            self._judge(snapshot)
+        finally:
+            self._last_return = time.perf_counter()
         return snapshot
 
     def _measure(self) -> tuple[dict[str, float], list[dict[str, Any]]]:
-        if self._finite is None:
+        if self._state is None:
             return {}, []
-        sums = self._sums                                                    # (2, D) float64
-        count = torch.tensor([float(self._count)], dtype=torch.float64, device=sums.device)
-        finite = self._finite.to(torch.float64).reshape(1)
+        C, D = self.n_classes, self._buffer.shape[1]
+        state = torch.cat([self._state.new_tensor([float(self._count)]), self._state])
         if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.all_reduce(sums)
-            torch.distributed.all_reduce(count)
-            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
-        # the one device-to-host transfer of the window: statistics and buffer, packed
-        rows = self._buffer[: self._filled].to(torch.float64)
-        packed = torch.cat([finite, count, sums.flatten(), rows.flatten()]).cpu()
-        D = sums.shape[1]
-        finite_all, n = bool(packed[0]), float(packed[1])
-        sums, rows = packed[2:2 + 2 * D].reshape(2, D), packed[2 + 2 * D:].reshape(-1, D)
-        if not finite_all:
-            self._alert("non_finite", "fail", "embeddings contain NaN or inf: the model has diverged "
-                        "(lower the learning rate, check the loss for log(0) or division by zero).")
+            torch.distributed.all_reduce(state)
+        rows = self._buffer[: self._filled]
+        if rows.shape[0] > self.snapshot_rows:
+            rows = rows[:: math.ceil(rows.shape[0] / self.snapshot_rows)]
+        packed = torch.cat([state, rows.flatten()]).cpu()     # the one device-to-host transfer of the window
+        n, non_finite, class_counts = float(packed[0]), float(packed[1]), packed[2:2 + C]
+        sums = packed[2 + C:2 + C + (2 + C) * D].reshape(2 + C, D)
+        rows = packed[2 + C + (2 + C) * D:].reshape(-1, D)
+        if non_finite:
             return {"window/non_finite": 1.0}, []
         scalars = {"window/n_samples": n, "window/non_finite": 0.0,
                    "window/mean_norm_of_mean": float(torch.linalg.vector_norm(sums[0]) / n),
                    "window/mean_cosine": _mean_cosine(sums[1], n)}
+        if C:
+            scalars.update(_class_scalars(sums[2:], class_counts))
         rows = rows[torch.linalg.vector_norm(rows, dim=1) > 0]
         if rows.shape[0] < 2:
             return scalars, []
         measured = sphere_stats(rows)
         scalars.update({f"buffer/{k}": v for k, v in measured.items()})
+        scalars["buffer/n_rows"] = float(rows.shape[0])
         findings = sphere_findings(measured, *rows.shape, self.thresholds)
         findings.append(dimensional_finding(measured["effective_rank"], *rows.shape,
-                                            n_classes=self.n_classes or 0, limits=self.thresholds))
+                                            n_classes=self.n_classes, limits=self.thresholds))
         return scalars, findings
 
-    def _reset_window(self) -> None:
-        self._sums: Tensor | None = None
-        self._finite: Tensor | None = None
-        self._count = self._filled = self._cursor = 0
+    def _adapt(self, *, statistics_cost: float, snapshot_cost: float) -> None:
+        """Choose the next window's buffer rows and stride from recent costs (module docstring).
 
-    def _alert(self, name: str, verdict: str, message: str, value: float = math.nan) -> None:
-        alert = {"step": self.step, "name": name, "verdict": verdict, "value": value, "message": message}
+        Timings on a shared machine are inflated by preemption, never deflated, so each cost
+        is the minimum of its last three measurements and the step time their median.
+        """
+        if self.overhead_budget is None or self._train_time <= 0 or not self._sampled:
+            return
+        for key, value in ((("snapshot", self.snapshot_rows), snapshot_cost),
+                           ("batch", statistics_cost / self._sampled), ("step", self._train_time / self.every_n_steps)):
+            self._recent.setdefault(key, deque(maxlen=3)).append(value)
+        allowed = self.overhead_budget * statistics.median(self._recent["step"]) * self.every_n_steps
+        snapshot = min(self._recent[("snapshot", self.snapshot_rows)])
+        if snapshot > allowed / 2:
+            self.snapshot_rows = max(MIN_SNAPSHOT_ROWS, self.snapshot_rows // 2)
+        elif snapshot < allowed / 8:
+            self.snapshot_rows = min(self.buffer_size, 2 * self.snapshot_rows)
+        available = allowed - snapshot
+        per_batch = min(self._recent["batch"])
+        wanted = math.ceil(per_batch * self.every_n_steps / available) if available > 0 else self.every_n_steps
+        self.stride = min(self.every_n_steps, max(1, wanted))
+
+    def _judge(self, snapshot: dict[str, Any]) -> None:
+        """Alerts for non-finite embeddings and failed collapse findings; open and close episodes."""
+        if snapshot["scalars"].get("window/non_finite") == 1.0:
+            self._alert("non_finite", "fail", "embeddings contain NaN or inf: the model has diverged "
+                        "(lower the learning rate, check the loss for log(0) or division by zero).")
+        verdicts = {f["name"]: f for f in snapshot["findings"] if f["name"] in COLLAPSE_FINDINGS}
+        for name, finding in verdicts.items():
+            episode = self._open.get(name)
+            if episode is not None and finding["verdict"] == "ok":
+                episode["cleared_step"] = self.step
+                del self._open[name]
+                self._alert("recovered", "ok", f"{name} cleared: {finding['explanation']}", value=finding["value"],
+                            finding=name)
+            elif finding["verdict"] == "fail":
+                if episode is None:
+                    episode = {"name": name, "onset_step": self.step, "cleared_step": None, "worst": finding["value"]}
+                    self._open[name] = episode
+                    self.episodes.append(episode)
+                worse = max if name == "over_fusion" else min
+                episode["worst"] = worse(episode["worst"], finding["value"])
+                self._alert(name, "fail", finding["explanation"], value=finding["value"])
+
+    def _reset_window(self) -> None:
+        self._pending: list[tuple[Tensor, Tensor | None, int]] = []
+        self._pending_bytes = 0
+        self._state: Tensor | None = None
+        self._count = self._filled = self._cursor = self._sampled = 0
+        self._train_time = self._own_time = 0.0
+
+    def _alert(self, name: str, verdict: str, message: str, value: float = math.nan, **extra: Any) -> None:
+        alert = {"step": self.step, "name": name, "verdict": verdict, "value": value, "message": message, **extra}
         self.alerts.append(alert)
         if self.hook is not None:
             try:
@@ -200,8 +348,11 @@ class CollapseMonitor:
 
     @property
     def additive_state(self) -> tuple[Tensor | None, int]:
-        """``(Σ [z; ẑ] of shape (2, D), count)`` of the current window (for inspection and tests)."""
-        return self._sums, self._count
+        """``(Σ [z; ẑ] of shape (2, D), count)`` of the folded part of the current window."""
+        if self._state is None:
+            return None, self._count
+        C = self.n_classes
+        return self._state[1 + C:].reshape(2 + C, -1)[:2], self._count
 
 
 def _mean_cosine(unit_sum: Tensor, n: float) -> float:
@@ -209,3 +360,22 @@ def _mean_cosine(unit_sum: Tensor, n: float) -> float:
     if n < 2:
         return math.nan
     return float((unit_sum.dot(unit_sum) - n) / (n * (n - 1)))
+
+
+def _class_scalars(class_unit_sums: Tensor, class_counts: Tensor) -> dict[str, float]:
+    r"""Class-mean geometry of the window's unit rows (metrics-reference §4.4, §4.7, §5.3).
+
+    With :math:`\mu_c = \frac{1}{n_c}\sum_{y_i=c}\hat z_i` over the classes seen and
+    :math:`\mu_G = \sum_c n_c\mu_c / \sum_c n_c`: ``window/class_of_distance`` is
+    :math:`\Delta_{OF}(M) = \lVert G/\lVert G\rVert_F - I/\sqrt{C}\rVert_F` of the uncentred means,
+    ``window/class_etf_distance`` the simplex-ETF error of the centred means :math:`\mu_c - \mu_G`.
+    """
+    seen = class_counts > 0
+    counts = class_counts[seen].numpy()
+    if counts.size < 2:
+        return {"window/n_classes_seen": float(counts.size)}
+    means = class_unit_sums[seen].numpy() / counts[:, None]
+    centre = (counts[:, None] * means).sum(0) / counts.sum()
+    return {"window/n_classes_seen": float(counts.size), "window/class_of_distance": orthogonal_frame_error(means),
+            "window/class_etf_distance": etf_error(means - centre[None, :])}
+

@@ -1,4 +1,5 @@
-"""CollapseMonitor: onset and recovery, NaN alerts, robustness, no host sync, multi-process sums."""
+"""CollapseMonitor: onset and recovery, exact windowed and class statistics, overhead budget, NaN alerts,
+robustness, no host sync, multi-process sums."""
 
 import os
 import warnings
@@ -33,6 +34,86 @@ def test_flags_over_fusion_at_onset_and_clears_on_recovery():
     verdicts = [{f["name"]: f["verdict"] for f in snap["findings"]}["over_fusion"] for snap in monitor.history]
     assert verdicts == ["ok", "ok", "fail", "fail", "ok", "ok"]
     assert [a["step"] for a in monitor.alerts if a["name"] == "over_fusion"] == [30, 40]
+    recovered = [a for a in monitor.alerts if a["name"] == "recovered"]
+    assert sorted((a["step"], a["finding"], a["verdict"]) for a in recovered) == [
+        (50, "dimensional_collapse", "ok"), (50, "over_fusion", "ok")]   # a line is rank 1 as well
+    episodes = {e["name"]: e for e in monitor.episodes}
+    assert (episodes["over_fusion"]["onset_step"], episodes["over_fusion"]["cleared_step"]) == (30, 50)
+    assert episodes["over_fusion"]["worst"] > 0.95 and episodes["dimensional_collapse"]["worst"] < 0.05
+
+
+def _naive_window(batches, labels, n_classes):
+    """Window statistics recomputed directly in float64 NumPy from the rows."""
+    Z = np.concatenate([b.numpy() for b in batches]).astype(np.float64)
+    y = np.concatenate([lab.numpy() for lab in labels])
+    U = Z / np.linalg.norm(Z, axis=1, keepdims=True)
+    n = len(Z)
+    cos = U @ U.T
+    seen = [c for c in range(n_classes) if np.any(y == c)]
+    M = np.stack([U[y == c].mean(0) for c in seen])
+    centre = U[np.isin(y, seen)].mean(0)
+    C = len(seen)
+
+    def gram_distance(V, target):
+        G = V @ V.T
+        return np.linalg.norm(G / np.linalg.norm(G) - target)
+
+    return {"window/n_samples": n, "window/mean_cosine": (cos.sum() - n) / (n * (n - 1)),
+            "window/mean_norm_of_mean": np.linalg.norm(Z.mean(0)), "window/n_classes_seen": C,
+            "window/class_of_distance": gram_distance(M, np.eye(C) / np.sqrt(C)),
+            "window/class_etf_distance": gram_distance(M - centre, (np.eye(C) - 1.0 / C) / np.sqrt(C - 1))}
+
+
+def test_window_and_class_statistics_are_exact_across_folds():
+    g = torch.Generator().manual_seed(6)
+    sizes = (5, 17, 9, 12, 30)
+    batches = [torch.randn(n, D, generator=g) + 0.5 for n in sizes]
+    labels = [torch.randint(-1, 5, (n,), generator=g) for n in sizes]     # -1 and 4 are out of range
+    monitor = CollapseMonitor(every_n_steps=len(sizes), n_classes=4, on_collapse="ignore", overhead_budget=None,
+                              max_pending_bytes=20 * D * 4)               # folds mid-window too
+    for z, y in zip(batches, labels):
+        snap = monitor.update(z, y)
+    expected = _naive_window(batches, labels, 4)
+    for key, value in expected.items():
+        assert snap["scalars"][key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+
+
+def test_a_stride_covers_every_kth_batch_counted_back_from_the_snapshot():
+    g = torch.Generator().manual_seed(7)
+    batches = [torch.randn(8, D, generator=g) + 0.3 * i for i in range(10)]
+    labels = [torch.randint(0, 3, (8,), generator=g) for _ in batches]
+    monitor = CollapseMonitor(every_n_steps=10, n_classes=3, on_collapse="ignore", overhead_budget=None)
+    monitor.stride = 3
+    for z, y in zip(batches, labels):
+        snap = monitor.update(z, y)
+    covered = [9, 6, 3, 0]                                                 # steps 10, 7, 4, 1
+    expected = _naive_window([batches[i] for i in covered], [labels[i] for i in covered], 3)
+    for key, value in expected.items():
+        assert snap["scalars"][key] == pytest.approx(value, rel=1e-9), key
+
+
+def test_the_overhead_budget_thins_out_the_work_when_it_is_exceeded():
+    g = torch.Generator().manual_seed(8)
+    monitor = CollapseMonitor(every_n_steps=4, buffer_size=128, on_collapse="ignore", overhead_budget=1e-9)
+    for _ in range(16):
+        snap = monitor.update(torch.randn(32, D, generator=g))
+    assert monitor.stride == 4 and monitor.snapshot_rows == 32           # one batch per window, fewest rows
+    assert snap["scalars"]["window/n_samples"] == 32 and snap["scalars"]["buffer/n_rows"] == 32
+    assert snap["scalars"]["monitor/overhead"] > 0
+    generous = CollapseMonitor(every_n_steps=4, buffer_size=128, on_collapse="ignore", overhead_budget=1e9)
+    for _ in range(16):
+        generous.update(torch.randn(32, D, generator=g))
+    assert generous.stride == 1 and generous.snapshot_rows == 128
+
+
+def test_a_batch_modified_in_place_after_update_is_left_out():
+    monitor = CollapseMonitor(every_n_steps=2, on_collapse="ignore", overhead_budget=None)
+    reused = torch.randn(16, D)
+    monitor.update(reused)
+    reused.mul_(0.0)                                                       # the caller recycles its tensor
+    snap = monitor.update(torch.randn(8, D))
+    assert snap["scalars"]["window/n_samples"] == 8
+    assert "modified in place" in monitor.alerts[0]["message"]
 
 
 def test_window_mean_cosine_is_exact():
@@ -100,12 +181,13 @@ class _SyncCounter(TorchFunctionMode):
 
 
 def test_update_between_snapshots_makes_no_host_sync():
-    monitor = CollapseMonitor(every_n_steps=1000, on_collapse="ignore")
-    monitor.update(torch.randn(16, D))                      # first call allocates the buffer
+    monitor = CollapseMonitor(every_n_steps=1000, n_classes=3, on_collapse="ignore", max_pending_bytes=3 * 16 * D * 4)
+    monitor.update(torch.randn(16, D))
     with _SyncCounter() as counter:
-        for _ in range(20):
+        for _ in range(20):                                 # folds every 4th update
             monitor.update(torch.randn(16, D), torch.randint(0, 3, (16,)))
     assert counter.calls == []
+    assert monitor.additive_state[1] == 16 * 20             # folded rows (the first batch's window included)
 
 
 def test_memory_does_not_grow_over_many_steps():
@@ -113,7 +195,7 @@ def test_memory_does_not_grow_over_many_steps():
     g = torch.Generator().manual_seed(4)
     for _ in range(2000):
         monitor.update(torch.randn(8, D, generator=g))
-    assert monitor._buffer.shape == (256, D)
+    assert monitor._buffer.shape == (256, D) and not monitor._pending
     assert len(monitor.history) == 4 and all(len(s["findings"]) > 0 for s in monitor.history)
 
 
