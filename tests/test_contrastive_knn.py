@@ -71,6 +71,7 @@ def test_tiled_equals_untiled(tile):
     assert tiled.count == whole.count == 53 * 52 / 2
     assert tiled.uniformity == pytest.approx(whole.uniformity, abs=1e-6)
     assert tiled.sum_abs == pytest.approx(whole.sum_abs, rel=1e-6)
+    assert tiled.sum_sq == pytest.approx(whole.sum_sq, rel=1e-6)
     np.testing.assert_array_equal(tiled.histogram, whole.histogram)
 
 
@@ -81,6 +82,7 @@ def test_mean_cosine_closed_form_and_abs_cosine_oracle():
     res = gp.analyze(X, "contrastive").scalars()
     assert res["contrastive/mean_cosine"] == pytest.approx(cos.mean(), rel=1e-9)
     assert res["contrastive/mean_abs_cosine"] == pytest.approx(np.abs(cos).mean(), rel=1e-5)
+    assert res["contrastive/mean_sq_cosine"] == pytest.approx((cos**2).mean(), rel=1e-5)
     assert res["contrastive/frac_cosine_above"] == pytest.approx((cos > 0.9).mean(), abs=1e-9)
 
 
@@ -90,6 +92,13 @@ def test_point_and_antipodal_line_detectors():
     assert point["contrastive/mean_cosine"] == pytest.approx(1.0) and point["contrastive/uniformity"] == pytest.approx(0.0, abs=1e-6)
     assert abs(line["contrastive/mean_cosine"]) < 0.1           # mean cosine misses the line ...
     assert line["contrastive/mean_abs_cosine"] == pytest.approx(1.0)   # ... |cos| does not
+    assert line["contrastive/mean_sq_cosine"] == pytest.approx(1.0)    # ... nor cos²
+
+
+def test_mean_sq_cosine_of_uniform_directions_is_one_over_d():
+    X = np.random.default_rng(11).standard_normal((4000, 32))
+    s = gp.analyze(X, "contrastive", params={"contrastive": {"exact": True}}).scalars()
+    assert s["contrastive/mean_sq_cosine"] == pytest.approx(1 / 32, rel=0.02)        # E cos² = 1/D on S^{D-1}
 
 
 def test_estimate_within_three_standard_errors_of_exact():
@@ -100,6 +109,8 @@ def test_estimate_within_three_standard_errors_of_exact():
     assert abs(s["contrastive/uniformity"] - exact["contrastive/uniformity"]) < 3 * s["contrastive/uniformity_stderr"]
     assert abs(s["contrastive/mean_abs_cosine"] - exact["contrastive/mean_abs_cosine"]) < \
         3 * s["contrastive/mean_abs_cosine_stderr"]
+    assert abs(s["contrastive/mean_sq_cosine"] - exact["contrastive/mean_sq_cosine"]) < \
+        3 * s["contrastive/mean_sq_cosine_stderr"]
     assert any("estimated" in n for n in est.notes())
 
 
@@ -188,6 +199,7 @@ def test_histogram_and_counts_equal_naive_all_pairs(unit):
         assert np.abs(sums.histogram - naive).sum() <= 2      # float32 vs float64 rounding at a bin edge
         assert sums.above == (cos > threshold).sum()
         assert sums.sum_abs == pytest.approx(np.abs(cos).sum(), rel=1e-5)
+        assert sums.sum_sq == pytest.approx((cos**2).sum(), rel=1e-5)
         assert sums.uniformity == pytest.approx(np.log(np.mean(np.exp(4 * cos - 4))), abs=1e-6)
 
 

@@ -23,7 +23,7 @@ MAX_ESTIMATOR_BATCHES = 1024
 
 
 class Contrastive(PairwiseAnalyzer):
-    """Alignment & uniformity (Wang & Isola), cosine statistics and positive/negative separation.
+    r"""Alignment & uniformity (Wang & Isola), cosine statistics and positive/negative separation.
 
     Parameters
     ----------
@@ -48,7 +48,10 @@ class Contrastive(PairwiseAnalyzer):
 
     Notes
     -----
-    Rows are L2-normalised first; ``input_unit_norm`` says whether they already were. The
+    Rows are L2-normalised first; ``input_unit_norm`` says whether they already were.
+    ``mean_sq_cosine`` is :math:`\frac{2}{N(N-1)}\sum_{i<j}\cos^2\theta_{ij}`, which is
+    :math:`1/D` for directions uniform on :math:`S^{D-1}` and 1 when every pair is parallel or
+    antiparallel (it sees an antipodal line that the mean cosine misses). The
     estimate samples ``2e6`` pairs uniformly with replacement among distinct pairs: the mean of
     the kernel is unbiased and its standard error is the sample standard deviation over
     √M; the log of it (uniformity) has a delta-method standard error.
@@ -88,6 +91,7 @@ class Contrastive(PairwiseAnalyzer):
         if consumer is not None:
             sums = consumer
             scalars.update(uniformity=sums.uniformity, mean_abs_cosine=sums.sum_abs / sums.count,
+                           mean_sq_cosine=sums.sum_sq / sums.count,
                            frac_cosine_above=sums.above / sums.count)
             histogram = sums.histogram
             scalars["uniformity_self_included"] = math.log(
@@ -209,6 +213,8 @@ def _sampled(emb: Embeddings, device: torch.device, t: float, threshold: float, 
     return {"scalars": {"uniformity": math.log(mean_kernel), "uniformity_stderr": se_kernel / mean_kernel,
                         "mean_abs_cosine": float(cos.abs().mean()),
                         "mean_abs_cosine_stderr": float(cos.abs().std() / math.sqrt(M)),
+                        "mean_sq_cosine": float(cos.square().mean()),
+                        "mean_sq_cosine_stderr": float(cos.square().std() / math.sqrt(M)),
                         "frac_cosine_above": float(above.mean()),
                         "frac_cosine_above_stderr": float(above.std() / math.sqrt(M))},
             "histogram": F.cosine_histogram(cos) * (N * (N - 1) / 2 / M)}

@@ -35,6 +35,7 @@ class PairSums:
     count: float = 0.0
     sum_kernel: float = 0.0                 # Σ exp(-t ‖x̂_i − x̂_j‖²) = Σ exp(2t (cos − 1))
     sum_abs: float = 0.0
+    sum_sq: float = 0.0
     above: float = 0.0
     histogram: np.ndarray = field(default_factory=lambda: np.zeros(HIST_BINS))
 
@@ -64,6 +65,8 @@ class PairSums:
         if diagonal:
             absolute.fill_diagonal_(0.0)
         self.sum_abs += weight * float(absolute.sum())
+        diagonal_sq = float(torch.diagonal(cos).square().sum()) if diagonal else 0.0
+        self.sum_sq += weight * (float(torch.linalg.vector_norm(cos)) ** 2 - diagonal_sq)   # one read, no temporary
         counts = cosine_histogram(cos, kernel)
         if diagonal:
             counts -= cosine_histogram(torch.diagonal(cos))
