@@ -49,8 +49,9 @@ results = {name: gp.analyze(X, ["orthogonality", "neural_collapse"], labels=y, p
 print(f"closed-form distance between the ideals: {between_ideals:.4f}")
 for name, res in results.items():
     s = res.scalars()
-    print(f"{name:24s} OF distance {s['orthogonality/of_distance']:.3f}  ETF distance {s['orthogonality/etf_distance']:.3f}"
-          f"  mean |cos| {s['orthogonality/class_mean_abs_cosine']:.3f}  centred ETF error (NC2) "
+    print(f"{name:24s} OF distance {s['orthogonality/of_distance']:.3f}  "
+          f"ETF distance {s['orthogonality/etf_distance']:.3f}  "
+          f"mean |cos| {s['orthogonality/class_mean_abs_cosine']:.3f}  centred ETF error (NC2) "
           f"{s['neural_collapse/nc2_etf_error']:.3f}")
 
 # %%
