@@ -11,7 +11,7 @@ import :func:`train` from here; this file draws nothing.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -170,6 +170,82 @@ def _train(kind: str, *, epochs: int, lr: float, temperature: float | None, cut_
             _print_epoch(kind, lr, row)
     return {"epochs": epochs_out, "alerts": monitor.alerts, "history": monitor.history, "encoder": net,
             "labels": y.numpy()}
+
+
+def train_steps(kind: str, lr_at: Callable[[int], float], steps: int, *, seed: int = 0, every_n_steps: int = 10,
+                temperature: float | Callable[[int], float] | None = None, width: int = 64, batch_size: int = BATCH_SIZE,
+                record_at: Sequence[int] = (),
+                before_step: Callable[[int, torch.nn.Module, torch.optim.Optimizer], None] | None = None,
+                ) -> dict[str, object]:
+    """Train one encoder on digits for ``steps`` SGD steps under a per-step learning-rate schedule.
+
+    Unlike :func:`train` (whole epochs, a constant or cut learning rate), each step reads its
+    learning rate from ``lr_at(step)``, epochs drop their last partial batch, and the
+    :class:`~geometry_probe.CollapseMonitor` runs with ``overhead_budget=None`` so that every
+    batch is covered and runs are reproducible.
+
+    Parameters
+    ----------
+    kind : {"ce", "simclr", "supcon"}
+    lr_at : callable
+        ``lr_at(step)`` for step 0, 1, ...; SGD with momentum 0.9.
+    steps : int
+    seed : int, default=0
+    every_n_steps : int, default=10
+        Monitor snapshot period.
+    temperature : float or callable, optional
+        Of InfoNCE (default 0.5) or SupCon (default 0.1); a callable is read as ``temperature(step)``.
+    width : int, default=64
+        Embedding dimension of the encoder.
+    batch_size : int, default=128
+    record_at : sequence of int
+        Steps (counted after the update, as the monitor's snapshots are) at which the
+        embeddings of all 1797 digits are recorded.
+    before_step : callable, optional
+        Called as ``before_step(step, encoder, optimizer)`` before every step, after the
+        learning rate is set (an intervention such as a weight-decay change or a rescaling).
+
+    Returns
+    -------
+    dict
+        ``history``, ``alerts`` and ``episodes`` of the monitor; ``lr``: the rate of every step;
+        ``embeddings``: {step: array of shape (1797, width)}; ``labels``; ``encoder``.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind: got {kind!r}; choose one of {list(KINDS)}.")
+    fixed = DEFAULT_TEMPERATURE.get(kind, 1.0) if temperature is None else temperature
+    temperature_at = fixed if callable(fixed) else (lambda step: fixed)
+    with one_thread():
+        torch.manual_seed(seed)
+        X, y = digits()
+        net, head = encoder(width), torch.nn.Linear(width, 10)
+        params = [*net.parameters(), *head.parameters()] if kind == "ce" else list(net.parameters())
+        opt = torch.optim.SGD(params, lr=lr_at(0), momentum=0.9)
+        monitor = gp.CollapseMonitor(every_n_steps=every_n_steps, n_classes=10, on_collapse="ignore",
+                                     overhead_budget=None)
+        lrs, recorded, step = [], {}, 0
+        while step < steps:
+            order = torch.randperm(len(X))
+            for start in range(0, len(X) - batch_size + 1, batch_size):
+                lrs.append(lr_at(step))
+                for group in opt.param_groups:
+                    group["lr"] = lrs[-1]
+                if before_step is not None:
+                    before_step(step, net, opt)
+                index = order[start:start + batch_size]
+                loss, z = _loss(kind, net, head, X[index], y[index], temperature_at(step))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                monitor.update(z.detach(), y[index])
+                step += 1
+                if step in record_at:
+                    with torch.no_grad():
+                        recorded[step] = net(X).numpy()
+                if step == steps:
+                    break
+    return {"history": monitor.history, "alerts": monitor.alerts, "episodes": monitor.episodes, "lr": lrs,
+            "embeddings": recorded, "labels": y.numpy(), "encoder": net}
 
 
 def positive_views(net: torch.nn.Module, *, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:

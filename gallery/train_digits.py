@@ -25,9 +25,9 @@ import numpy as np
 import geometry_probe as gp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # the shared training code, gallery/_digits.py
-from _digits import augment, digits, encoder, info_nce, sup_con, train  # noqa: E402
+from _digits import augment, digits, encoder, info_nce, sup_con, train, train_steps  # noqa: E402
 
-__all__ = ["augment", "digits", "encoder", "info_nce", "sup_con", "train"]
+__all__ = ["augment", "digits", "encoder", "info_nce", "sup_con", "train", "train_steps"]
 
 
 # %%
