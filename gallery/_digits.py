@@ -173,8 +173,8 @@ def _train(kind: str, *, epochs: int, lr: float, temperature: float | None, cut_
 
 
 def train_steps(kind: str, lr_at: Callable[[int], float], steps: int, *, seed: int = 0, every_n_steps: int = 10,
-                temperature: float | Callable[[int], float] | None = None, width: int = 64, batch_size: int = BATCH_SIZE,
-                record_at: Sequence[int] = (),
+                temperature: float | Callable[[int], float] | None = None, width: int = 64,
+                batch_size: int = BATCH_SIZE, record_at: Sequence[int] = (),
                 before_step: Callable[[int, torch.nn.Module, torch.optim.Optimizer], None] | None = None,
                 ) -> dict[str, object]:
     """Train one encoder on digits for ``steps`` SGD steps under a per-step learning-rate schedule.
