@@ -44,6 +44,8 @@ def inputs(draw):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(inputs())
 def test_every_analyzer_returns_values_nan_or_a_clear_error(data):
+    """150 random inputs (dtypes, constant/duplicate/zero/huge/tiny rows, odd labels): finite or NaN values, or a
+    GeometryProbeError."""
     X, labels = data
     try:
         res = gp.analyze(X, labels=labels)
@@ -59,6 +61,7 @@ def test_every_analyzer_returns_values_nan_or_a_clear_error(data):
 @settings(max_examples=300, deadline=None)
 @given(st.binary(min_size=0, max_size=400), st.sampled_from([".npy", ".npz", ".pt", ".safetensors", ".csv", ".h5"]))
 def test_loaders_on_random_bytes_raise_only_geometry_probe_errors(tmp_path_factory, payload, suffix):
+    """300 random byte strings under each loader's suffix: loaded or a GeometryProbeError, nothing else."""
     path = tmp_path_factory.mktemp("fuzz") / f"f{suffix}"
     path.write_bytes(payload)
     try:
@@ -68,6 +71,7 @@ def test_loaders_on_random_bytes_raise_only_geometry_probe_errors(tmp_path_facto
 
 
 def test_huge_magnitudes_keep_cosines_finite():
+    """Rows of magnitude 1e30: cosine metrics are finite and equal to those of the rescaled rows."""
     X = np.random.default_rng(0).standard_normal((50, 4)) * 1e30
     s = gp.analyze(X, ["contrastive", "knn"]).scalars()
     assert s["contrastive/uniformity"] == pytest.approx(gp.analyze(X / 1e30, "contrastive").scalars()[
@@ -100,6 +104,7 @@ def _valid_bytes(suffix, folder):
 @settings(max_examples=200, deadline=None)
 @given(st.sampled_from([".npy", ".npz", ".pt", ".safetensors", ".h5"]), st.data())
 def test_loaders_on_corrupted_valid_files(tmp_path_factory, suffix, data):
+    """200 valid files truncated or with flipped bytes: loaded and analysed, or a GeometryProbeError."""
     folder = tmp_path_factory.mktemp("mut")
     raw = bytearray(_valid_bytes(suffix, folder))
     cut = data.draw(st.integers(0, len(raw)))

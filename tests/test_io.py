@@ -28,6 +28,7 @@ def _check(emb, labels=None):
 
 
 def test_npy_is_memory_mapped(tmp_path):
+    """.npy input is memory-mapped, not read into memory."""
     np.save(tmp_path / "x.npy", X)
     emb = gp.load(tmp_path / "x.npy")
     assert isinstance(emb.X, np.memmap)
@@ -35,11 +36,13 @@ def test_npy_is_memory_mapped(tmp_path):
 
 
 def test_npz_with_key_and_labels_inside(tmp_path):
+    """.npz with the embeddings and labels chosen by key."""
     np.savez(tmp_path / "x.npz", emb=X, other=X[:, :2], labels=Y)
     _check(gp.load(tmp_path / "x.npz", key="emb", labels="labels"), Y)
 
 
 def test_pt_tensor_and_dict(tmp_path):
+    """.pt/.pth holding a tensor or a dict of tensors, labels by key."""
     torch.save(torch.as_tensor(X), tmp_path / "t.pt")
     _check(gp.load(tmp_path / "t.pt"))
     torch.save({"z": torch.as_tensor(X), "y": torch.arange(12) % 3}, tmp_path / "d.pth")
@@ -49,6 +52,7 @@ def test_pt_tensor_and_dict(tmp_path):
 
 
 def test_safetensors(tmp_path):
+    """.safetensors input."""
     from safetensors.torch import save_file
 
     save_file({"z": torch.as_tensor(X)}, str(tmp_path / "x.safetensors"))
@@ -56,6 +60,7 @@ def test_safetensors(tmp_path):
 
 
 def test_csv_tsv_parquet_numeric_and_list_column(tmp_path):
+    """CSV, TSV and Parquet, as numeric columns or one list column."""
     frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(4)])
     frame["label"] = Y
     frame.to_csv(tmp_path / "x.csv", index=False)
@@ -72,6 +77,7 @@ def test_csv_tsv_parquet_numeric_and_list_column(tmp_path):
 
 
 def test_h5(tmp_path):
+    """HDF5 input."""
     import h5py
 
     with h5py.File(tmp_path / "x.h5", "w") as handle:
@@ -81,6 +87,7 @@ def test_h5(tmp_path):
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.int32])
 def test_low_precision_and_integer_inputs_are_converted_per_batch(tmp_path, dtype):
+    """float16, bfloat16 and int32 stay as stored and become float32 one batch at a time."""
     T = torch.as_tensor(X * 10).to(dtype)
     torch.save(T, tmp_path / "t.pt")
     emb = gp.load(tmp_path / "t.pt")
@@ -92,6 +99,7 @@ def test_low_precision_and_integer_inputs_are_converted_per_batch(tmp_path, dtyp
 
 @pytest.mark.parametrize("fmt", ["npy", "txt", "csv"])
 def test_label_files(tmp_path, fmt):
+    """Label files as .npy, .txt and .csv."""
     np.save(tmp_path / "x.npy", X)
     if fmt == "npy":
         np.save(tmp_path / "y.npy", Y)
@@ -103,6 +111,7 @@ def test_label_files(tmp_path, fmt):
 
 
 def test_sparse_integer_labels_become_codes(tmp_path):
+    """Sparse integer labels (3, 17, 99) become codes 0..C-1 with their names kept."""
     emb = gp.Embeddings(X, labels=np.array([17, 3, 3, 99] * 3))
     assert emb.classes == ("3", "17", "99")
     np.testing.assert_array_equal(emb.labels[:4], [1, 0, 0, 2])
@@ -118,6 +127,7 @@ def _marker_payload(marker):
 
 
 def test_object_npy_refused_and_never_unpickled(tmp_path):
+    """An object-dtype .npy with a pickle payload is refused (UnsafeFileError) and the payload never runs."""
     marker = tmp_path / "ran"
     np.save(tmp_path / "o.npy", np.array([_marker_payload(marker)], dtype=object), allow_pickle=True)
     with pytest.raises(UnsafeFileError, match="pickle"):
@@ -126,6 +136,7 @@ def test_object_npy_refused_and_never_unpickled(tmp_path):
 
 
 def test_pickled_pt_refused_and_never_run(tmp_path):
+    """A .pt with a pickled object is refused by weights_only loading and the payload never runs."""
     marker = tmp_path / "ran"
     torch.save({"x": _marker_payload(marker)}, tmp_path / "evil.pt")
     with pytest.raises(UnsafeFileError, match="refused") as info:
@@ -136,6 +147,7 @@ def test_pickled_pt_refused_and_never_run(tmp_path):
 
 
 def test_object_npz_refused(tmp_path):
+    """An object-dtype array inside .npz is refused (UnsafeFileError)."""
     np.savez(tmp_path / "o.npz", a=np.array([{"k": 1}], dtype=object))
     with pytest.raises(UnsafeFileError):
         gp.load(tmp_path / "o.npz")
@@ -143,6 +155,7 @@ def test_object_npz_refused(tmp_path):
 
 @pytest.mark.parametrize("suffix", ["npy", "npz", "pt"])
 def test_truncated_files(tmp_path, suffix):
+    """Truncated .npy, .npz and .pt files give an InputFileError naming the damage."""
     full = tmp_path / f"full.{suffix}"
     {"npy": lambda: np.save(full, X), "npz": lambda: np.savez(full, a=X),
      "pt": lambda: torch.save(torch.as_tensor(X), full)}[suffix]()
@@ -153,6 +166,7 @@ def test_truncated_files(tmp_path, suffix):
 
 
 def test_missing_directory_unknown_suffix(tmp_path):
+    """A missing file, a directory, or an unknown suffix gives an InputFileError."""
     with pytest.raises(InputFileError, match="no such"):
         gp.load(tmp_path / "nope.npy")
     with pytest.raises(InputFileError, match="directory"):
@@ -163,6 +177,7 @@ def test_missing_directory_unknown_suffix(tmp_path):
 
 
 def test_shape_errors(tmp_path):
+    """3-D input (pool it first) and a single row are refused with the fix in the message."""
     np.save(tmp_path / "three.npy", np.zeros((3, 4, 5)))
     with pytest.raises(InvalidEmbeddingsError, match=r"pool them first: X\.mean\(axis=1\)"):
         gp.load(tmp_path / "three.npy")
@@ -172,6 +187,7 @@ def test_shape_errors(tmp_path):
 
 
 def test_nan_rows_are_named():
+    """NaN and inf rows are refused, naming the first bad rows."""
     bad = X.copy()
     bad[5, 1] = np.nan
     bad[9, 0] = np.inf
@@ -181,6 +197,7 @@ def test_nan_rows_are_named():
 
 
 def test_labels_wrong_length_and_ambiguous_key(tmp_path):
+    """Labels of the wrong length, an ambiguous or missing key: the message names the choices."""
     np.save(tmp_path / "x.npy", X)
     np.save(tmp_path / "y.npy", np.arange(5))
     with pytest.raises(InvalidLabelsError, match="got 5 labels for 12 embeddings"):
@@ -193,6 +210,7 @@ def test_labels_wrong_length_and_ambiguous_key(tmp_path):
 
 
 def test_input_file_is_not_modified(tmp_path):
+    """Analysing a file leaves its bytes unchanged."""
     np.save(tmp_path / "x.npy", X)
     before = (tmp_path / "x.npy").read_bytes()
     gp.analyze(gp.load(tmp_path / "x.npy"), "spectrum")

@@ -21,6 +21,7 @@ def _without_volatile_meta(text):
 
 
 def test_same_input_same_seed_gives_byte_identical_json():
+    """Same input and seed twice: identical JSON once the volatile meta (elapsed time, path, batch size) is removed."""
     X = gp.datasets.make_isotropic(800, 24, random_state=3).astype(np.float32)
     y = np.arange(800) % 4
     first = gp.analyze(X, labels=y, seed=7).to_json()
@@ -29,6 +30,7 @@ def test_same_input_same_seed_gives_byte_identical_json():
 
 
 def test_results_agree_across_batch_sizes():
+    """Every scalar agrees to 1e-9 whether the rows come in one batch of 900 or batches of 37."""
     X = gp.datasets.make_isotropic(900, 16, random_state=4)
     y = np.arange(900) % 3
     a = gp.analyze(X, labels=y, batch_size=900).scalars()
@@ -51,6 +53,7 @@ def _wait_until_mapped(pid, path, *, timeout):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ctrl_c_during_analyze_exits_130_and_writes_nothing(tmp_path):
+    """SIGINT in the middle of `geoprobe analyze`: exit 130, no output or temporary file, input untouched."""
     big = tmp_path / "big.npy"
     np.save(big, np.random.default_rng(0).standard_normal((400_000, 256), dtype=np.float32))
     before = big.read_bytes()[:4096]
