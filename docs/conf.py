@@ -6,6 +6,7 @@ the gallery run by sphinx-gallery. Build (no network needed)::
 Add ``-D plot_gallery=0`` to render the gallery without running the examples.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -59,6 +60,8 @@ html_title = f"geometry-probe {version}"
 html_theme_options = {"description": "Measure and show the geometry of learned embeddings.",
                       "fixed_sidebar": True, "page_width": "1100px"}
 
+# the examples save their figures and numbers (gallery/_output.py) into the build folder, not the sources
+os.environ.setdefault("GEOPROBE_GALLERY_OUT", str(DOCS / "_build" / "gallery_output"))
 sphinx_gallery_conf = {
     "examples_dirs": "../gallery",
     "gallery_dirs": "auto_examples",
