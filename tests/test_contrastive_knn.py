@@ -89,7 +89,8 @@ def test_mean_cosine_closed_form_and_abs_cosine_oracle():
 def test_point_and_antipodal_line_detectors():
     point = gp.analyze(gp.datasets.make_collapsed(200, 16, kind="point"), "contrastive").scalars()
     line = gp.analyze(gp.datasets.make_collapsed(200, 16, kind="line"), "contrastive").scalars()
-    assert point["contrastive/mean_cosine"] == pytest.approx(1.0) and point["contrastive/uniformity"] == pytest.approx(0.0, abs=1e-6)
+    assert point["contrastive/mean_cosine"] == pytest.approx(1.0)
+    assert point["contrastive/uniformity"] == pytest.approx(0.0, abs=1e-6)
     assert abs(line["contrastive/mean_cosine"]) < 0.1           # mean cosine misses the line ...
     assert line["contrastive/mean_abs_cosine"] == pytest.approx(1.0)   # ... |cos| does not
     assert line["contrastive/mean_sq_cosine"] == pytest.approx(1.0)    # ... nor cos²

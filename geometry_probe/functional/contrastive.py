@@ -7,7 +7,6 @@ pairs :math:`i < j` unless a name says otherwise (metrics-reference §1.7, §3).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -18,26 +17,35 @@ from geometry_probe.pairwise import Tile, inverse_norms, run_pass
 HIST_BINS = 200
 
 
-@dataclass
 class PairSums:
-    """Float64 reductions over all unordered pairs, filled tile by tile.
+    r"""Float64 reductions over all unordered pairs, filled tile by tile.
 
     Each tile is reduced in float32 (PyTorch's pairwise summation: relative error ~1e-7 for a
-    tile) and the per-tile sums accumulate in float64. With ``full=False`` only the uniformity
-    kernel is summed (the cheapest pass). The histogram has ``HIST_BINS`` equal bins on
-    [−1, 1] (bin b holds −1 + b·w ≤ cos < −1 + (b+1)·w, the last bin also cos = 1); when
-    ``threshold`` is a bin edge, ``above`` is read off the histogram, otherwise counted.
+    tile) and the per-tile sums accumulate in float64 tensors on the tiles' device, so a pass
+    on a GPU never waits for the host; the totals are read once, at the end. With
+    ``full=False`` only the uniformity kernel is summed (the cheapest pass). The histogram has
+    ``HIST_BINS`` equal bins on [−1, 1] (bin b holds −1 + b·w ≤ cos < −1 + (b+1)·w, the last bin
+    also cos = 1); when ``threshold`` is a bin edge, ``above`` is read off the histogram,
+    otherwise counted.
+
+    Parameters
+    ----------
+    t : float
+        Uniformity temperature: the kernel is :math:`e^{-t\lVert \hat x_i-\hat x_j\rVert^2} = e^{2t(\cos-1)}`.
+    threshold : float
+        ``above`` counts pairs with cosine above it.
+    full : bool, default=True
+        Also sum |cos|, cos², the histogram and ``above``.
     """
 
-    t: float
-    threshold: float
-    full: bool = True
-    count: float = 0.0
-    sum_kernel: float = 0.0                 # Σ exp(-t ‖x̂_i − x̂_j‖²) = Σ exp(2t (cos − 1))
-    sum_abs: float = 0.0
-    sum_sq: float = 0.0
-    above: float = 0.0
-    histogram: np.ndarray = field(default_factory=lambda: np.zeros(HIST_BINS))
+    def __init__(self, *, t: float, threshold: float, full: bool = True) -> None:
+        self.t, self.threshold, self.full = t, threshold, full
+        self.count = 0.0
+        self._shift = 2 * t if t > 40 else 0.0            # e^{2t cos} overflows float32 beyond t ≈ 44
+        edge = (threshold + 1) * HIST_BINS / 2
+        self._edge = int(round(edge)) if abs(edge - round(edge)) < 1e-9 and 0 <= round(edge) <= HIST_BINS else None
+        self._sums: Tensor | None = None                  # [Σ kernel·e^{shift−2t}… see properties]
+        self._histogram: Tensor | None = None
 
     def add(self, cos: Tensor) -> None:
         """Add the cosines of some distinct pairs (any shape)."""
@@ -46,61 +54,97 @@ class PairSums:
     def add_tile(self, tile: Tile) -> None:
         """Add the pairs i < j of a tile; a diagonal tile counts its square with the diagonal
         zeroed in the temporaries, halved (no masked copy of the tile)."""
-        if not tile.diagonal:
-            self._add(tile.cosine)
-            return
-        self._add(tile.cosine, diagonal=True)
+        self._add(tile.cosine, diagonal=tile.diagonal)
 
     def _add(self, cos: Tensor, *, diagonal: bool = False) -> None:
+        if self._sums is None:
+            self._sums = torch.zeros(4, dtype=torch.float64, device=cos.device)   # kernel, |cos|, cos², above
+            self._histogram = torch.zeros(HIST_BINS, dtype=torch.float64, device=cos.device)
         weight = 0.5 if diagonal else 1.0
         self.count += weight * (cos.numel() - (cos.shape[0] if diagonal else 0))
-        shift = 2 * self.t if self.t > 40 else 0.0        # e^{2t cos} overflows float32 beyond t ≈ 44
-        kernel = cos.mul(2 * self.t).sub_(shift).exp_()                    # float32 temporary
+        tile_sums = torch.zeros(4, dtype=torch.float64, device=cos.device)
+        kernel = cos.mul(2 * self.t).sub_(self._shift).exp_()                # float32 temporary
         if diagonal:
             kernel.fill_diagonal_(0.0)
-        self.sum_kernel += weight * float(kernel.sum()) * math.exp(shift - 2 * self.t)
-        if not self.full:
-            return
-        absolute = kernel.copy_(cos).abs_()
-        if diagonal:
-            absolute.fill_diagonal_(0.0)
-        self.sum_abs += weight * float(absolute.sum())
-        diagonal_sq = float(torch.diagonal(cos).square().sum()) if diagonal else 0.0
-        self.sum_sq += weight * (float(torch.linalg.vector_norm(cos)) ** 2 - diagonal_sq)   # one read, no temporary
-        counts = cosine_histogram(cos, kernel)
-        if diagonal:
-            counts -= cosine_histogram(torch.diagonal(cos))
-        self.histogram += weight * counts
-        edge = (self.threshold + 1) * HIST_BINS / 2
-        if abs(edge - round(edge)) < 1e-9 and 0 <= round(edge) <= HIST_BINS:
-            self.above += weight * float(counts[int(round(edge)):].sum())
-        else:
-            above = (cos > self.threshold)
+        tile_sums[0] = kernel.sum()
+        if self.full:
+            absolute = kernel.copy_(cos).abs_()
             if diagonal:
-                above.fill_diagonal_(False)
-            self.above += weight * float(above.sum())
+                absolute.fill_diagonal_(0.0)
+            tile_sums[1] = absolute.sum()
+            tile_sums[2] = torch.linalg.vector_norm(cos).square()           # one read, no temporary
+            if diagonal:
+                tile_sums[2] -= torch.diagonal(cos).square().sum()
+            counts = _bin_counts(cos, kernel)
+            if diagonal:
+                counts -= _bin_counts(torch.diagonal(cos))
+            self._histogram += weight * counts
+            if self._edge is not None:
+                tile_sums[3] = counts[self._edge:].sum()
+            else:
+                above = cos > self.threshold
+                if diagonal:
+                    above.fill_diagonal_(False)
+                tile_sums[3] = above.sum()
+        self._sums += weight * tile_sums
+
+    def _total(self, index: int) -> float:
+        return float(self._sums[index]) if self._sums is not None else 0.0
+
+    @property
+    def sum_kernel(self) -> float:
+        r""":math:`\sum_{i<j} e^{-t\lVert \hat x_i - \hat x_j\rVert^2} = \sum_{i<j} e^{2t(\cos_{ij} - 1)}`."""
+        return self._total(0) * math.exp(self._shift - 2 * self.t)
+
+    @property
+    def sum_abs(self) -> float:
+        r""":math:`\sum_{i<j} \lvert\cos_{ij}\rvert`."""
+        return self._total(1)
+
+    @property
+    def sum_sq(self) -> float:
+        r""":math:`\sum_{i<j} \cos_{ij}^2`."""
+        return self._total(2)
+
+    @property
+    def above(self) -> float:
+        """Number of pairs with cosine above ``threshold``."""
+        return self._total(3)
+
+    @property
+    def histogram(self) -> np.ndarray:
+        """Pair counts in ``HIST_BINS`` equal bins on [−1, 1]."""
+        if self._histogram is None:
+            return np.zeros(HIST_BINS)
+        return self._histogram.cpu().numpy()
 
     @property
     def log_sum_exp(self) -> float:
         """log of the summed kernel."""
-        return math.log(self.sum_kernel) if self.sum_kernel > 0 else -math.inf
+        total = self._total(0)
+        return math.log(total) + self._shift - 2 * self.t if total > 0 else -math.inf
 
     @property
     def uniformity(self) -> float:
-        """:math:`\\log \\frac{1}{|P|}\\sum_{i<j} e^{-t\\lVert \\hat x_i-\\hat x_j\\rVert^2}`."""
+        r""":math:`\log \frac{1}{|P|}\sum_{i<j} e^{-t\lVert \hat x_i-\hat x_j\rVert^2}`."""
         return self.log_sum_exp - math.log(self.count) if self.count else math.nan
 
 
-def cosine_histogram(cos: Tensor, scratch: Tensor | None = None) -> np.ndarray:
-    """Counts of ``cos`` in HIST_BINS equal bins on [−1, 1] (``scratch``: an optional
-    same-shape, same-dtype buffer to reuse)."""
+def _bin_counts(cos: Tensor, scratch: Tensor | None = None) -> Tensor:
+    """Float64 counts (on ``cos``'s device) of ``cos`` in HIST_BINS equal bins on [−1, 1]
+    (``scratch``: an optional same-shape, same-dtype buffer to reuse)."""
     scratch = torch.empty_like(cos) if scratch is None else scratch
     scaled = torch.add(cos, 1.0, out=scratch).mul_(HIST_BINS / 2).clamp_(0, HIST_BINS)
     index = scaled.to(torch.uint8).flatten()           # truncation; uint8 (HIST_BINS < 256): 4x less memory than int32
     #                                                    and a ~3x faster bincount on CPU
-    counts = torch.bincount(index, minlength=HIST_BINS + 1).to(torch.float64).cpu().numpy()
+    counts = torch.bincount(index, minlength=HIST_BINS + 1).to(torch.float64)
     counts[HIST_BINS - 1] += counts[HIST_BINS:].sum()  # cos = 1 (and rounding above it) → last bin
     return counts[:HIST_BINS]
+
+
+def cosine_histogram(cos: Tensor) -> np.ndarray:
+    """Counts of ``cos`` in HIST_BINS equal bins on [−1, 1], as a NumPy array."""
+    return _bin_counts(cos).cpu().numpy()
 
 
 def all_pair_sums(X: Tensor, *, t: float = 2.0, threshold: float = 0.9, tile: int | None = None,

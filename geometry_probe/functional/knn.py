@@ -2,8 +2,9 @@ r"""Exact k-nearest neighbours by cosine similarity, and the metrics built on th
 
 :class:`NeighbourLists` keeps a running top-k per row while the upper-triangle tiles of
 the cosine matrix go by (each tile updates its rows and, transposed, its columns), so memory
-is O(N·k + tile²) and the pass can be shared with other tile consumers. Self-matches are excluded by position, so duplicate points still count as
-neighbours of each other (metrics-reference §11 item 19).
+is O(N·k + tile²) and the pass can be shared with other tile consumers. Self-matches are
+excluded by position, so duplicate points still count as neighbours of each other
+(metrics-reference §11 item 19).
 """
 
 from __future__ import annotations

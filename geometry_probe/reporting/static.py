@@ -22,8 +22,9 @@ from geometry_probe.reporting._figure_data import OKABE_ITO, available_figures, 
 from geometry_probe.result import Results
 
 __all__ = ["FIGURES", "FORMATS", "OKABE_ITO", "available_figures", "isotropic_spectrum", "plot_class_cosine",
-           "plot_cosine_histogram", "plot_k_occurrence", "plot_projection", "plot_sample_cosine", "plot_scalar_summary", "plot_simo",
-           "plot_spectrum", "plot_trajectory", "random_pair_density", "write_figures", "write_trajectory_figure"]
+           "plot_cosine_histogram", "plot_k_occurrence", "plot_projection", "plot_sample_cosine",
+           "plot_scalar_summary", "plot_simo", "plot_spectrum", "plot_trajectory", "random_pair_density",
+           "write_figures", "write_trajectory_figure"]
 
 COLUMN = (3.3, 2.4)
 FORMATS = ("pdf", "svg", "png")
