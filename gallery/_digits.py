@@ -174,7 +174,7 @@ def _train(kind: str, *, epochs: int, lr: float, temperature: float | None, cut_
 
 def train_steps(kind: str, lr_at: Callable[[int], float], steps: int, *, seed: int = 0, every_n_steps: int = 10,
                 temperature: float | Callable[[int], float] | None = None, width: int = 64,
-                batch_size: int = BATCH_SIZE, record_at: Sequence[int] = (),
+                batch_size: int = BATCH_SIZE, output_relu: bool = False, record_at: Sequence[int] = (),
                 before_step: Callable[[int, torch.nn.Module, torch.optim.Optimizer], None] | None = None,
                 ) -> dict[str, object]:
     """Train one encoder on digits for ``steps`` SGD steps under a per-step learning-rate schedule.
@@ -198,6 +198,9 @@ def train_steps(kind: str, lr_at: Callable[[int], float], steps: int, *, seed: i
     width : int, default=64
         Embedding dimension of the encoder.
     batch_size : int, default=128
+    output_relu : bool, default=False
+        End the encoder with a ReLU, so that the embeddings are non-negative (the setting of
+        Kini et al.'s orthogonal-frame result for SupCon).
     record_at : sequence of int
         Steps (counted after the update, as the monitor's snapshots are) at which the
         embeddings of all 1797 digits are recorded.
@@ -219,6 +222,8 @@ def train_steps(kind: str, lr_at: Callable[[int], float], steps: int, *, seed: i
         torch.manual_seed(seed)
         X, y = digits()
         net, head = encoder(width), torch.nn.Linear(width, 10)
+        if output_relu:
+            net = torch.nn.Sequential(*net, torch.nn.ReLU())
         params = [*net.parameters(), *head.parameters()] if kind == "ce" else list(net.parameters())
         opt = torch.optim.SGD(params, lr=lr_at(0), momentum=0.9)
         monitor = gp.CollapseMonitor(every_n_steps=every_n_steps, n_classes=10, on_collapse="ignore",

@@ -1,10 +1,14 @@
-"""Real (small) training runs on digits: the monitor catches over-fusion only where it happens."""
+"""Real (small) training runs on digits: the monitor catches over-fusion where it happens, sees it clear, and
+SupCon on non-negative embeddings moves the class means towards an orthogonal frame."""
 
 import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+
+import geometry_probe as gp
 
 SPEC = importlib.util.spec_from_file_location("train_digits", Path(__file__).parents[1] / "gallery" / "train_digits.py")
 train_digits = importlib.util.module_from_spec(SPEC)
@@ -62,3 +66,33 @@ def test_cross_entropy_drives_nc1_down():
     run = train_digits.train("ce", lr=0.05, epochs=12)
     nc1 = [e["scalars"]["neural_collapse/nc1"] for e in run["epochs"]]
     assert nc1[-1] < 0.8 * max(nc1)
+
+
+def _class_mean_gram_distances(Z, y):
+    """Distances of the normalised Gram of the uncentred class means of the unit rows to an orthogonal
+    frame (I/sqrt(C)) and to a simplex ETF ((I - 11^T/C)/sqrt(C-1)), recomputed with NumPy."""
+    U = Z.astype(np.float64) / np.linalg.norm(Z, axis=1, keepdims=True)
+    M = np.stack([U[y == c].mean(0) for c in np.unique(y)])
+    C = len(M)
+    G = M @ M.T
+    G /= np.linalg.norm(G)
+    return np.linalg.norm(G - np.eye(C) / np.sqrt(C)), np.linalg.norm(G - (np.eye(C) - 1.0 / C) / np.sqrt(C - 1))
+
+
+def test_supcon_with_non_negative_embeddings_moves_class_means_towards_an_orthogonal_frame():
+    run = train_digits.train_steps("supcon", lambda step: 0.5, 600, temperature=0.5, batch_size=512,
+                                   output_relu=True, every_n_steps=300, record_at=(600,))
+    y = run["labels"]
+    torch.manual_seed(0)                                       # the same architecture, untrained
+    untrained = torch.nn.Sequential(*train_digits.encoder(), torch.nn.ReLU())
+    with torch.no_grad():
+        Z0 = untrained(train_digits.digits()[0]).numpy()
+    of_init, _ = _class_mean_gram_distances(Z0, y)
+    of_final, etf_final = _class_mean_gram_distances(run["embeddings"][600], y)
+    assert of_init > 1.0                                       # untrained: class means nearly parallel
+    assert of_final < 0.5 and of_final < 0.5 * of_init
+    assert of_final < etf_final                                # nearer an orthogonal frame than a simplex ETF
+    library = gp.analyze(run["embeddings"][600], "orthogonality", labels=y, precision="float64").scalars()
+    assert library["orthogonality/of_distance"] == pytest.approx(of_final, rel=1e-6)   # float32 rows there
+    window = [s["scalars"]["window/class_of_distance"] for s in run["history"]]
+    assert window[1] < window[0]                               # the monitor's class statistics follow it
