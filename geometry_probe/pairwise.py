@@ -32,12 +32,17 @@ from torch import Tensor
 
 from geometry_probe.exceptions import InvalidEmbeddingsError, InvalidInputError
 
-TILE_MEMORY_BYTES = 32 * 2**20
+TILE_MEMORY_BYTES = 32 * 2**20          # CPU: a 2048² float32 tile (16 MiB) and one same-size temporary
+CUDA_TILE_MEMORY_BYTES = 2**30          # GPU: 11,585² tiles, large enough to keep the tensor cores busy
 PAIRWISE_PRECISIONS = ("float32", "bfloat16", "tf32")
 
 
-def tile_size(n_rows: int, *, memory_bytes: int = TILE_MEMORY_BYTES) -> int:
-    """Rows per tile so that one float32 tile (and a same-size temporary) fits ``memory_bytes``."""
+def tile_size(n_rows: int, *, memory_bytes: int | None = None, device: torch.device | None = None) -> int:
+    """Rows per tile so that one float32 tile (and a same-size temporary) fits ``memory_bytes``
+    (default: ``TILE_MEMORY_BYTES``, or ``CUDA_TILE_MEMORY_BYTES`` on a CUDA ``device``)."""
+    if memory_bytes is None:
+        on_gpu = device is not None and torch.device(device).type == "cuda"
+        memory_bytes = CUDA_TILE_MEMORY_BYTES if on_gpu else TILE_MEMORY_BYTES
     return max(1, min(n_rows, int(math.sqrt(memory_bytes / 8))))
 
 
@@ -100,7 +105,7 @@ def cosine_tiles(X: Tensor, *, tile: int | None = None, dtype: torch.dtype = tor
     beyond its ``add_tile`` call (copy what it needs).
     """
     N = X.shape[0]
-    tile = tile or tile_size(N)
+    tile = tile or tile_size(N, device=X.device)
     X, inv = _unit_blocks(X, dtype)
     buffer = torch.empty(min(tile, N) ** 2, dtype=torch.float32, device=X.device)
     for i in range(0, N, tile):

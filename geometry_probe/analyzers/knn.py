@@ -116,7 +116,7 @@ class Knn(PairwiseAnalyzer):
         queries = torch.as_tensor(rows, device=device)
         lists = F.NeighbourLists(m, self._k(N), n_candidates=N, device=device)
         Q = emb.rows(rows, device=device)
-        for X, _, offset in emb.batches(tile_size(N), device=device):
+        for X, _, offset in emb.batches(tile_size(N, device=device), device=device):
             cols = slice(offset, offset + X.shape[0])
             lists.add_query_block(queries, cols, cross_cosines(Q, X, dtype=dtype))
         return lists.similarities, lists.indices, rows

@@ -89,7 +89,7 @@ def knn_search_queries(X: Tensor, queries: Tensor, k: int, *, tile: int | None =
     """Exact top-``k`` cosine neighbours among all rows of ``X`` for the rows ``queries`` only
     (global indices; self excluded): O(len(queries)·N·D) work for sampled estimates."""
     N = X.shape[0]
-    tile = tile or tile_size(N)
+    tile = tile or tile_size(N, device=X.device)
     lists = NeighbourLists(queries.numel(), k, n_candidates=N, device=X.device)
     Q = X[queries]
     for start in range(0, N, tile):
