@@ -60,10 +60,10 @@ for name, res in results.items():
 # The heatmaps show the cosine between the class means (of the unit-normalised embeddings).
 # What to look for: an orthogonal frame is the identity (white off the diagonal), a simplex ETF
 # has a uniform light blue off the diagonal (−1/9). Both trained encoders show a red
-# off-diagonal: their class means share a common direction (mean |cos| about 0.5), so both sit
-# about 1 from *either* ideal after 30 epochs, while the centred means (NC2) are closer to an
-# ETF. Judge orthogonality on these distances, not on accuracy: both encoders classify digits
-# well (nearest-class-centre accuracy above 0.9).
+# off-diagonal: their class means share a common direction (mean absolute cosine about 0.5),
+# so both sit about 1 from *either* ideal after 30 epochs, while the centred means (NC2) are
+# closer to an ETF. Judge orthogonality on these distances, not on accuracy: both encoders
+# classify digits well (nearest-class-centre accuracy above 0.9).
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), layout="constrained", width_ratios=[1, 1, 1.3])
 for ax, name in zip(axes, runs):
     cosine = results[name]["orthogonality"].arrays["class_mean_cosine"]
