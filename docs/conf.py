@@ -7,6 +7,7 @@ Add ``-D plot_gallery=0`` to render the gallery without running the examples.
 """
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -46,6 +47,36 @@ exclude_patterns = ["_build", "**/.ipynb_checkpoints", "auto_examples/*.ipynb", 
 suppress_warnings = ["config.cache"]   # sphinx_gallery_conf holds a regex/callables; never cached
 
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
+
+# Formulas render offline when MathJax 2 is installed locally (Debian/Ubuntu: apt-get install libjs-mathjax):
+# the files it needs are copied into the built site; otherwise Sphinx's default CDN URL is used.
+MATHJAX_DIR = Path("/usr/share/javascript/mathjax")
+MATHJAX_PARTS = ("MathJax.js", "config/TeX-AMS_CHTML.js", "jax/input/TeX", "jax/element", "jax/output/CommonHTML",
+                 "jax/output/PreviewHTML", "extensions", "fonts/HTML-CSS/TeX/woff", "localization/en")
+HAS_LOCAL_MATHJAX = (MATHJAX_DIR / "MathJax.js").is_file()
+if HAS_LOCAL_MATHJAX:
+    mathjax_path = "mathjax/MathJax.js?config=TeX-AMS_CHTML"        # relative to _static/ of the built site
+    # Sphinx's delimiters only; MyST marks the page "tex2jax_ignore" and its formulas "math"
+    mathjax2_config = {"tex2jax": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]],
+                                   "processClass": "tex2jax_process|mathjax_process|math|output_area"}}
+
+
+def copy_local_mathjax(app, exception) -> None:
+    """After an HTML build, copy the MathJax files ``mathjax_path`` points at into ``_static/mathjax``."""
+    if exception is not None or app.builder.format != "html" or not HAS_LOCAL_MATHJAX:
+        return
+    target = Path(app.outdir) / "_static" / "mathjax"
+    for part in MATHJAX_PARTS:
+        source = MATHJAX_DIR / part
+        if source.is_dir():
+            shutil.copytree(source, target / part, dirs_exist_ok=True)
+        elif source.is_file():
+            (target / part).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / part)
+
+
+def setup(app) -> None:
+    app.connect("build-finished", copy_local_mathjax)
 myst_heading_anchors = 3
 
 autosummary_generate = True
