@@ -214,7 +214,8 @@ class CollapseMonitor:
         sums = torch.cat(weights, dim=1).T @ Z                  # (2 + C, D): Σz, Σẑ, per-class Σẑ
         class_counts = one_hot.sum(0) if self.n_classes else Z.new_zeros(0)
         non_finite = (~torch.isfinite(sums[:2]).all()).to(torch.float64).reshape(1)
-        state = torch.cat([non_finite, class_counts, sums.flatten()])
+        count = Z.new_full((1,), float(Z.shape[0]))        # a fill kernel, no host-to-device copy
+        state = torch.cat([count, non_finite, class_counts, sums.flatten()])
         self._state = state if self._state is None else self._state + state
         self._count += Z.shape[0]
         rows = Z[-self.buffer_size:]
@@ -250,7 +251,7 @@ class CollapseMonitor:
         if self._state is None:
             return {}, []
         C, D = self.n_classes, self._buffer.shape[1]
-        state = torch.cat([self._state.new_tensor([float(self._count)]), self._state])
+        state = self._state                   # [count, non-finite flags, class counts, sums], all additive
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.all_reduce(state)
         rows = self._buffer[: self._filled]
@@ -352,7 +353,7 @@ class CollapseMonitor:
         if self._state is None:
             return None, self._count
         C = self.n_classes
-        return self._state[1 + C:].reshape(2 + C, -1)[:2], self._count
+        return self._state[2 + C:].reshape(2 + C, -1)[:2], self._count
 
 
 def _mean_cosine(unit_sum: Tensor, n: float) -> float:
