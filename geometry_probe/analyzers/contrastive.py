@@ -18,7 +18,8 @@ from geometry_probe.result import Result
 PAIR_BUDGET = 5 * 10**8           # all pairs up to N ≈ 31,600; above, an estimate from sampled pairs
 SAMPLED_PAIRS = 2 * 10**6
 MATRIX_MAX_ROWS = 500
-ROW_CHUNK = 65536
+ROW_CHUNK = 65536                 # rows per chunk at most; fewer when D > 256 (ROW_CHUNK_BYTES)
+ROW_CHUNK_BYTES = 128 * 2**20
 MAX_ESTIMATOR_BATCHES = 1024
 
 
@@ -142,7 +143,7 @@ class Contrastive(PairwiseAnalyzer):
                                         "of row i.")
             return _paired_cosines(lambda s: emb.rows(np.arange(s.start, s.stop), device=device),
                                    lambda s: views[s].to(device=device, dtype=torch.float64),
-                                   emb.n_samples, self.alpha)
+                                   emb.n_samples, self.alpha, _chunk_rows(emb.n_features))
         if self.pairs is not None:
             P = np.asarray(self.pairs)
             if P.ndim != 2 or P.shape[1] != 2 or P.dtype.kind not in "iu":
@@ -151,7 +152,8 @@ class Contrastive(PairwiseAnalyzer):
                 raise InvalidInputError(f"pairs: row indices must lie in [0, {emb.n_samples}); got "
                                         f"[{P.min()}, {P.max()}].")
             return _paired_cosines(lambda s: emb.rows(P[s, 0], device=device),
-                                   lambda s: emb.rows(P[s, 1], device=device), len(P), self.alpha)
+                                   lambda s: emb.rows(P[s, 1], device=device), len(P), self.alpha,
+                                   _chunk_rows(emb.n_features))
         if self.groups is not None:
             g = np.asarray(self.groups)
             if g.shape != (emb.n_samples,):
@@ -160,6 +162,11 @@ class Contrastive(PairwiseAnalyzer):
                               for j in members[k + 1:]], dtype=np.int64).reshape(-1, 2)
             return Contrastive(pairs=pairs, alpha=self.alpha)._positives(emb, device)
         return None
+
+
+def _chunk_rows(n_features: int) -> int:
+    """Rows per streamed chunk: ``ROW_CHUNK``, fewer when a float64 copy of it would exceed ``ROW_CHUNK_BYTES``."""
+    return max(256, min(ROW_CHUNK, ROW_CHUNK_BYTES // (8 * max(n_features, 1))))
 
 
 def _unit(X: torch.Tensor, offset: int = 0) -> torch.Tensor:
@@ -172,18 +179,18 @@ def _unit_row_sum(emb: Embeddings, device: torch.device) -> tuple[torch.Tensor, 
     """Float64 sum of the unit rows (streamed) and whether the input rows were unit-norm."""
     total = torch.zeros(emb.n_features, dtype=torch.float64, device=device)
     unit_norm = True
-    for X, _, offset in emb.batches(ROW_CHUNK, device=device):
+    for X, _, offset in emb.batches(_chunk_rows(emb.n_features), device=device):
         inv = inverse_norms(X, offset=offset).to(torch.float64)
         unit_norm &= bool(((inv - 1).abs() < 1e-3).all())
         total += (X.to(torch.float64) * inv[:, None]).sum(dim=0)
     return total, unit_norm
 
 
-def _paired_cosines(first, second, n_pairs: int, alpha: float) -> tuple[np.ndarray, float]:
-    """Cosines and alignment of ``n_pairs`` positive pairs, rows fetched in chunks."""
+def _paired_cosines(first, second, n_pairs: int, alpha: float, rows: int) -> tuple[np.ndarray, float]:
+    """Cosines and alignment of ``n_pairs`` positive pairs, rows fetched in chunks of ``rows``."""
     cosines, distances = [], 0.0
-    for start in range(0, n_pairs, ROW_CHUNK):
-        chunk = slice(start, min(start + ROW_CHUNK, n_pairs))
+    for start in range(0, n_pairs, rows):
+        chunk = slice(start, min(start + rows, n_pairs))
         a, b = _unit(first(chunk), start).to(torch.float64), _unit(second(chunk), start).to(torch.float64)
         cosines.append((a * b).sum(1).clamp(-1, 1).cpu())
         distances += float(torch.linalg.vector_norm(a - b, dim=1).pow(alpha).sum())
@@ -203,9 +210,10 @@ def _sampled(emb: Embeddings, device: torch.device, t: float, threshold: float, 
     g = torch.Generator().manual_seed(seed)
     i = torch.randint(0, N, (SAMPLED_PAIRS,), generator=g)
     j = (i + torch.randint(1, N, (SAMPLED_PAIRS,), generator=g)) % N          # uniform over j ≠ i
-    cos = torch.cat([(_unit(emb.rows(i[s:s + ROW_CHUNK].numpy(), device=device))
-                      * _unit(emb.rows(j[s:s + ROW_CHUNK].numpy(), device=device))).sum(1).cpu()
-                     for s in range(0, SAMPLED_PAIRS, ROW_CHUNK)]).clamp(-1, 1).to(torch.float64)
+    rows = _chunk_rows(emb.n_features)
+    cos = torch.cat([(_unit(emb.rows(i[s:s + rows].numpy(), device=device))
+                      * _unit(emb.rows(j[s:s + rows].numpy(), device=device))).sum(1).cpu()
+                     for s in range(0, SAMPLED_PAIRS, rows)]).clamp(-1, 1).to(torch.float64)
     kernel = torch.exp(-t * (2 - 2 * cos))
     M = float(cos.numel())
     mean_kernel, se_kernel = float(kernel.mean()), float(kernel.std() / math.sqrt(M))
