@@ -72,10 +72,7 @@ def _not_an_input(out: Path, inputs: Iterable[str | os.PathLike[str]]) -> Path:
 
 def _existing_ancestor(path: Path) -> Path:
     """``path`` itself if it exists, else its nearest existing parent (``.`` for relative paths)."""
-    for candidate in (path, *path.parents):
-        if candidate.exists():
-            return candidate
-    return Path(".")
+    return next((candidate for candidate in (path, *path.parents) if candidate.exists()), Path("."))
 
 
 @contextlib.contextmanager
