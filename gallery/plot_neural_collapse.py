@@ -39,7 +39,7 @@ curves: dict[str, list[float]] = {key: [] for key in (*KEYS, "train_error")}
 for row in run["epochs"]:
     features = np.maximum(row["embeddings"], 0.0).astype(np.float64)
     weight, bias = row["classifier"]
-    scalars = gp.analyze(features, ["neural_collapse"], labels=labels, precision="float64",
+    scalars = gp.analyze(features, ["neural_collapse"], labels=labels, precision="float64", verdicts=False,
                          params={"neural_collapse": {"classifier": (weight, bias)}}).scalars()
     for key in KEYS:
         curves[key].append(scalars[f"neural_collapse/{key}"])

@@ -58,7 +58,7 @@ data = {name: (Z, ce["labels"]) for name, Z in embeddings.items()}
 data["ideal orthogonal frame"] = (frame, labels)
 data["ideal simplex ETF"] = (etf, labels)
 
-results = {name: gp.analyze(X, ["orthogonality", "neural_collapse"], labels=y, precision="float64")
+results = {name: gp.analyze(X, ["orthogonality", "neural_collapse"], labels=y, precision="float64", verdicts=False)
            for name, (X, y) in data.items()}
 print(f"closed-form distance between the ideals: {between_ideals:.4f}")
 for name, res in results.items():

@@ -42,8 +42,9 @@ rows = []
 for tau in TEMPERATURES:
     run = train("simclr", epochs=EPOCHS, lr=LR_PER_TAU * tau, temperature=tau, analyzers=None)
     first, second = positive_views(run["encoder"])
-    pairs = gp.analyze(first, ["contrastive"], params={"contrastive": {"views": second}}).scalars()
-    clean = gp.analyze(run["epochs"][-1]["embeddings"], ["knn", "spectrum"], labels=run["labels"]).scalars()
+    pairs = gp.analyze(first, ["contrastive"], params={"contrastive": {"views": second}}, verdicts=False).scalars()
+    clean = gp.analyze(run["epochs"][-1]["embeddings"], ["knn", "spectrum"], labels=run["labels"],
+                       verdicts=False).scalars()
     rows.append({"temperature": tau, "alignment": pairs["contrastive/alignment"],
                  "uniformity": pairs["contrastive/uniformity"], "pos_neg_gap": pairs["contrastive/pos_neg_gap"],
                  "knn_accuracy": clean["knn/accuracy"], "effective_rank": clean["spectrum/effective_rank"]})

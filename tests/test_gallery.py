@@ -28,27 +28,13 @@ def _skip_reason(example: str) -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def run_example(tmp_path_factory):
-    """Run an example once per module in fast mode; return its output folder and stdout."""
-    done: dict[str, tuple[Path, str]] = {}
-
-    def run(example: str) -> tuple[Path, str]:
-        reason = _skip_reason(example)
-        if reason:
-            pytest.skip(reason)
-        if example not in EXAMPLES:
-            pytest.skip(f"{example}.py is not in gallery/")
-        if example not in done:
-            out = tmp_path_factory.mktemp(example)
-            env = {**os.environ, "GEOPROBE_GALLERY_FAST": "1", "GEOPROBE_GALLERY_OUT": str(out), "MPLBACKEND": "Agg"}
-            proc = subprocess.run([sys.executable, f"{example}.py"], cwd=GALLERY, env=env, capture_output=True,
-                                  text=True, timeout=300)
-            assert proc.returncode == 0, proc.stderr[-3000:]
-            done[example] = out, proc.stdout
-        return done[example]
-
-    return run
+def _run(example: str, out: Path) -> str:
+    """Run ``gallery/<example>.py`` in fast mode with its outputs in ``out``; return its stdout."""
+    env = {**os.environ, "GEOPROBE_GALLERY_FAST": "1", "GEOPROBE_GALLERY_OUT": str(out), "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, f"{example}.py"], cwd=GALLERY, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
 
 
 def _numbers(out: Path, name: str) -> dict:
@@ -71,9 +57,7 @@ def _check_pdf(path: Path) -> None:
     assert data.count(b"/Type /Page") >= 1, path
 
 
-@pytest.mark.parametrize("example", EXAMPLES)
-def test_example_writes_valid_figures_and_numbers(run_example, example):
-    out, stdout = run_example(example)
+def _check_files(out: Path) -> None:
     pdfs, pngs = sorted(out.glob("*.pdf")), sorted(out.glob("*.png"))
     assert pdfs and [p.stem for p in pdfs] == [p.stem for p in pngs]       # every figure in both formats
     for pdf, png in zip(pdfs, pngs):
@@ -81,11 +65,9 @@ def test_example_writes_valid_figures_and_numbers(run_example, example):
         _check_png(png)
     jsons = sorted(out.glob("*.json"))
     assert jsons and all(isinstance(json.loads(p.read_text()), dict) for p in jsons)
-    assert stdout.strip(), "an example prints its key numbers"
 
 
-def test_quickstart_numbers(run_example):
-    out, _ = run_example("plot_quickstart")
+def _check_quickstart(out: Path) -> None:
     q = _numbers(out, "quickstart")
     n, d = q["n_samples"], q["n_features"]
     assert (n, d) == (1797, 128)                                             # sklearn digits, the demo MLP width
@@ -103,8 +85,7 @@ def _entropy_rank(singular_values: np.ndarray) -> float:
     return float(np.exp(-(p * np.log(p)).sum()))
 
 
-def test_effective_rank_matches_the_closed_form(run_example):
-    out, _ = run_example("plot_effective_rank")
+def _check_effective_rank(out: Path) -> None:
     r = _numbers(out, "effective_rank")
     d = r["n_features"]
     for block in r["collapsed"]:
@@ -128,8 +109,7 @@ def _uniform_sphere_uniformity(dim: int, n: int = 3000, seed: int = 0) -> float:
     return float(np.log(np.mean(np.exp(-2.0 * sq))))
 
 
-def test_uniformity_and_alignment_respect_their_bounds(run_example):
-    out, _ = run_example("plot_uniformity_temperature")
+def _check_uniformity_temperature(out: Path) -> None:
     u = _numbers(out, "uniformity_temperature")
     n = u["n_samples"]
     assert u["lower_bound"] == pytest.approx(-4.0 * n / (n - 1))
@@ -142,8 +122,7 @@ def test_uniformity_and_alignment_respect_their_bounds(run_example):
         assert -2.0 <= run["pos_neg_gap"] <= 2.0
 
 
-def test_neural_collapse_develops_under_cross_entropy(run_example):
-    out, _ = run_example("plot_neural_collapse")
+def _check_neural_collapse(out: Path) -> None:
     nc = _numbers(out, "neural_collapse")
     assert len(nc["nc1"]) == nc["epochs"] >= 2
     assert nc["nc1"][-1] < nc["nc1"][0]
@@ -154,8 +133,7 @@ def test_neural_collapse_develops_under_cross_entropy(run_example):
     assert all(0.0 <= v <= 2.0 for v in nc["nc2_etf_error"])
 
 
-def test_class_geometry_distances_and_ideals(run_example):
-    out, _ = run_example("plot_simo_geometry")
+def _check_simo_geometry(out: Path) -> None:
     g = _numbers(out, "simo_geometry")
     c = g["n_classes"]
     between = math.sqrt(2.0 - 2.0 * math.sqrt((c - 1) / c))       # ‖I/√C − (I − 11ᵀ/C)/√(C−1)‖_F
@@ -180,8 +158,7 @@ def test_class_geometry_distances_and_ideals(run_example):
         assert np.all((dist >= -1e-12) & (dist <= 4.0 + 1e-9))
 
 
-def test_checkpoint_maps_share_the_first_layout(run_example):
-    out, _ = run_example("plot_checkpoint_projections")
+def _check_checkpoint_projections(out: Path) -> None:
     p = _numbers(out, "checkpoint_projections")
     assert p["self_placement_error"] < 1e-9
     assert p["reused_layout"] == [True] * len(p["checkpoints"])
@@ -189,3 +166,45 @@ def test_checkpoint_maps_share_the_first_layout(run_example):
     assert fixed[0] == pytest.approx(own[0], rel=1e-9)                     # the first map is its own PCA
     assert np.all(fixed <= own + 1e-9)                                      # Ky Fan: no 2-D map beats the top-2 PCs
     assert all(0.0 <= t <= 1.0 for t in p["trustworthiness"])
+
+
+# properties each example's numbers must satisfy; one subprocess per example (pytest -n 2 may split a file)
+CHECKS = {"plot_quickstart": _check_quickstart, "plot_effective_rank": _check_effective_rank,
+          "plot_uniformity_temperature": _check_uniformity_temperature,
+          "plot_neural_collapse": _check_neural_collapse, "plot_simo_geometry": _check_simo_geometry,
+          "plot_checkpoint_projections": _check_checkpoint_projections}
+
+
+def test_every_checked_example_exists():
+    assert [name for name in CHECKS if name not in EXAMPLES] == []
+    assert len(EXAMPLES) >= 6
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_example_runs_and_its_numbers_hold(tmp_path, example):
+    reason = _skip_reason(example)
+    if reason:
+        pytest.skip(reason)
+    stdout = _run(example, tmp_path)
+    assert stdout.strip(), "an example prints its key numbers"
+    _check_files(tmp_path)
+    if example in CHECKS:
+        CHECKS[example](tmp_path)
+
+
+def test_figure_checks_reject_truncated_files(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(3, 3))
+    ax.plot([0, 1], [1, 0])
+    for fmt, check in (("png", _check_png), ("pdf", _check_pdf)):
+        path = tmp_path / f"f.{fmt}"
+        fig.savefig(path, dpi=100)
+        check(path)
+        path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+        with pytest.raises(AssertionError):
+            check(path)
+    plt.close(fig)
