@@ -8,7 +8,8 @@ ReLU features reach under supervised contrastive training (Kini et al., ICLR 202
 equiangular tight frame** (ETF), pairwise cosine exactly :math:`-1/(C-1)`, the end point of
 neural collapse. The ``orthogonality`` analyzer measures how far the class means of unit-norm
 embeddings are from each, as the Frobenius distance between normalised Gram matrices
-(0 at the ideal, at most 2).
+(0 at the ideal; at most √2, since the inner product of two positive semi-definite matrices is
+never negative).
 
 We train the same encoder on scikit-learn's digits with cross-entropy, with supervised
 contrastive (SupCon) loss, and with SupCon on non-negative embeddings (a ReLU at the output),
@@ -97,7 +98,7 @@ bars.barh(positions - 0.2, distances["of_distance"], height=0.4, label="distance
 bars.barh(positions + 0.2, distances["etf_distance"], height=0.4, label="distance to simplex ETF")
 bars.set_yticks(positions, names, fontsize=8)
 bars.invert_yaxis()
-bars.set(xlim=(0, 2), xlabel="Frobenius distance of normalised Gram matrices")
+bars.set(xlim=(0, np.sqrt(2)), xlabel="Frobenius distance of normalised Gram matrices")
 bars.legend(fontsize=7, loc="lower right")
 save_figure(fig, "simo_class_geometry")
 
