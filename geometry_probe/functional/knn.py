@@ -45,6 +45,7 @@ class NeighbourLists:
         self.k = k
         self.similarities = torch.full((n_rows, k), -math.inf, device=device)
         self.indices = torch.zeros((n_rows, k), dtype=torch.long, device=device)
+        self._transposed: Tensor | None = None          # reused buffer for the transposed tile
 
     def add_tile(self, tile: Tile) -> None:
         """Merge the candidates of one tile into the lists of its rows and columns."""
@@ -54,8 +55,10 @@ class NeighbourLists:
             sims.fill_diagonal_(-math.inf)
         self._merge(tile.rows, *sims.topk(min(self.k, sims.shape[1]), dim=1), offset=tile.cols.start)
         if not tile.diagonal:      # a contiguous transposed copy: topk along rows is ~1.6x faster than down columns
-            self._merge(tile.cols, *sims.T.contiguous().topk(min(self.k, sims.shape[0]), dim=1),
-                        offset=tile.rows.start)
+            if self._transposed is None or self._transposed.numel() < sims.numel():
+                self._transposed = torch.empty(sims.numel(), dtype=sims.dtype, device=sims.device)
+            columns = self._transposed[:sims.numel()].view(sims.shape[1], sims.shape[0]).copy_(sims.T)
+            self._merge(tile.cols, *columns.topk(min(self.k, sims.shape[0]), dim=1), offset=tile.rows.start)
 
     def add_query_block(self, rows: Tensor, cols: slice, sims: Tensor) -> None:
         """Merge a block of cosines between query rows ``rows`` (global indices, one list each
