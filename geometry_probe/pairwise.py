@@ -125,12 +125,9 @@ def _product(left: Tensor, right: Tensor, buffer: Tensor) -> Tensor:
     return out.copy_(left @ right.T)
 
 
-def cross_cosines(Q: Tensor, X: Tensor, *, dtype: torch.dtype = torch.float32) -> Tensor:
-    """Cosines between the rows of ``Q`` (queries) and of ``X`` (a block of candidates), shape
-    (len(Q), len(X)), float32: the non-symmetric tile behind sampled kNN estimates."""
-    Q_unit = Q.to(torch.float32) * inverse_norms(Q)[:, None].to(torch.float32)
-    X_unit = X.to(torch.float32) * inverse_norms(X)[:, None].to(torch.float32)
-    return (Q_unit.to(dtype) @ X_unit.to(dtype).T).to(torch.float32)
+def unit_rows(X: Tensor, *, offset: int = 0) -> Tensor:
+    """The rows of ``X`` scaled to unit norm, float32 (zero rows raise, named by ``offset + i``)."""
+    return X.to(torch.float32) * inverse_norms(X, offset=offset)[:, None].to(torch.float32)
 
 
 def run_pass(X: Tensor, consumers: Sequence[TileConsumer], *, tile: int | None = None,

@@ -257,3 +257,22 @@ def test_bfloat16_tiles_cost_stated_accuracy():
         full.scalars()["contrastive/mean_abs_cosine"], abs=4e-3)
     with pytest.raises(gp.InvalidInputError, match="pairwise_precision"):
         gp.analyze(X, "contrastive", pairwise_precision="int8")
+
+
+@pytest.mark.parametrize("n_rows, batch", [(1003, 8), (600, 256)])
+def test_batch_averaged_uniformity_equals_naive_mean_over_batches(n_rows, batch):
+    """Wang & Isola's training estimator: mean over the seeded random batches (full ones in
+    groups of batched products, then the shorter last one) of each batch's pdist uniformity."""
+    X = np.random.default_rng(12).standard_normal((n_rows, 6)) + 0.3
+    res = gp.analyze(X, "contrastive", params={"contrastive": {"batch_size_estimator": batch}})
+    order = torch.randperm(n_rows, generator=torch.Generator().manual_seed(0)).numpy()
+    U = X / np.linalg.norm(X, axis=1, keepdims=True)
+    values = []
+    for start in range(0, n_rows, batch):
+        B = U[order[start:start + batch]]
+        if len(B) < 2:
+            continue
+        d2 = ((B[:, None, :] - B[None, :, :]) ** 2).sum(-1)[np.triu_indices(len(B), 1)]
+        values.append(np.log(np.mean(np.exp(-2 * d2))))
+    assert res.scalars()["contrastive/uniformity_batch_averaged"] == pytest.approx(np.mean(values), rel=1e-5)
+    assert res["contrastive"].params["batch_averaged_batches"] == len(values)

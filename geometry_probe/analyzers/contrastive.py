@@ -21,6 +21,7 @@ MATRIX_MAX_ROWS = 500
 ROW_CHUNK = 65536                 # rows per chunk at most; fewer when D > 256 (ROW_CHUNK_BYTES)
 ROW_CHUNK_BYTES = 128 * 2**20
 MAX_ESTIMATOR_BATCHES = 1024
+ESTIMATOR_GROUP = 64              # batches of the batch-averaged estimator per batched product
 
 
 class Contrastive(PairwiseAnalyzer):
@@ -230,12 +231,27 @@ def _sampled(emb: Embeddings, device: torch.device, t: float, threshold: float, 
 
 def _batch_averaged(emb: Embeddings, device: torch.device, t: float, batch: int, seed: int) -> tuple[float, int]:
     """Wang & Isola's training estimator: the mean over random batches of each batch's
-    uniformity (at most ``MAX_ESTIMATOR_BATCHES`` batches: its expectation does not depend on N)."""
+    uniformity (at most ``MAX_ESTIMATOR_BATCHES`` batches: its expectation does not depend on N).
+
+    Full batches go through batched matrix products, ``ESTIMATOR_GROUP`` batches at a time
+    (a few large operations instead of a dozen small ones per batch); a last, shorter batch
+    (at least 2 rows) through :func:`~geometry_probe.functional.contrastive.all_pair_sums`.
+    """
     N = emb.n_samples
     if N < 2:
         return math.nan, 0
     order = torch.randperm(N, generator=torch.Generator().manual_seed(seed)).numpy()
     starts = [s for s in range(0, N, batch) if min(batch, N - s) >= 2][:MAX_ESTIMATOR_BATCHES]
-    values = [F.all_pair_sums(emb.rows(order[s:s + batch], device=device), t=t, full=False).uniformity
-              for s in starts]
+    full = [s for s in starts if s + batch <= N]
+    values = []
+    for g in range(0, len(full), ESTIMATOR_GROUP):
+        group = full[g:g + ESTIMATOR_GROUP]
+        index = np.concatenate([order[s:s + batch] for s in group])
+        U = _unit(emb.rows(index, device=device)).to(torch.float32).view(len(group), batch, -1)
+        kernel = torch.bmm(U, U.transpose(1, 2)).sub_(1).mul_(2 * t).exp_()        # e^{-t‖u_i − u_j‖²}
+        kernel.diagonal(dim1=1, dim2=2).zero_()
+        per_batch = kernel.sum(dim=(1, 2)).to(torch.float64) / (batch * (batch - 1))
+        values += torch.log(per_batch).tolist()
+    values += [F.all_pair_sums(emb.rows(order[s:], device=device), t=t, full=False).uniformity
+               for s in starts if s + batch > N]
     return float(np.mean(values)), len(values)

@@ -12,11 +12,12 @@ from geometry_probe.analyzers.base import PairwiseAnalyzer
 from geometry_probe.embeddings import Embeddings
 from geometry_probe.exceptions import InvalidInputError
 from geometry_probe.functional import knn as F
-from geometry_probe.pairwise import cross_cosines, tile_size
+from geometry_probe.pairwise import tile_size, unit_rows
 from geometry_probe.result import Result
 
 PAIR_BUDGET = 5 * 10**8           # all rows up to N ≈ 31,600; above, the neighbours of sampled query rows
 MIN_QUERIES = 1000
+QUERY_BLOCK_BYTES = 16 * 2**20    # sampled estimate: candidates per block so that the (queries, block) cosines fit
 
 
 class Knn(PairwiseAnalyzer):
@@ -115,8 +116,9 @@ class Knn(PairwiseAnalyzer):
         rows = np.sort(np.random.default_rng(self.seed).choice(N, size=m, replace=False))
         queries = torch.as_tensor(rows, device=device)
         lists = F.NeighbourLists(m, self._k(N), n_candidates=N, device=device)
-        Q = emb.rows(rows, device=device)
-        for X, _, offset in emb.batches(tile_size(N, device=device), device=device):
+        Q = unit_rows(emb.rows(rows, device=device)).to(dtype)
+        block = max(tile_size(N, device=device), QUERY_BLOCK_BYTES // (4 * m))     # (m, block) float32 cosines
+        for X, _, offset in emb.batches(block, device=device):
             cols = slice(offset, offset + X.shape[0])
-            lists.add_query_block(queries, cols, cross_cosines(Q, X, dtype=dtype))
+            lists.add_query_block(queries, cols, (Q @ unit_rows(X, offset=offset).to(dtype).T).to(torch.float32))
         return lists.similarities, lists.indices, rows

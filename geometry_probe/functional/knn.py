@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from geometry_probe.pairwise import Tile, cross_cosines, run_pass, tile_size
+from geometry_probe.pairwise import Tile, run_pass, tile_size, unit_rows
 
 
 class NeighbourLists:
@@ -62,9 +62,12 @@ class NeighbourLists:
 
     def add_query_block(self, rows: Tensor, cols: slice, sims: Tensor) -> None:
         """Merge a block of cosines between query rows ``rows`` (global indices, one list each
-        at the same positions of this object) and columns ``cols``; self-matches dropped."""
-        self_match = rows[:, None] == torch.arange(cols.start, cols.stop, device=sims.device)[None, :]
-        sims = sims.masked_fill(self_match, -math.inf)
+        at the same positions of this object) and columns ``cols``; self-matches dropped
+        (``sims`` is overwritten there: pass a tensor the caller owns)."""
+        inside = (rows >= cols.start) & (rows < cols.stop)       # O(len(rows)), no host sync
+        position = torch.arange(rows.numel(), device=sims.device)
+        column = (rows - cols.start).clamp(0, sims.shape[1] - 1)
+        sims[position, column] = torch.where(inside, -math.inf, sims[position, column])   # in place
         self._merge(slice(0, rows.numel()), *sims.topk(min(self.k, sims.shape[1]), dim=1), offset=cols.start)
 
     def _merge(self, rows: slice, top: Tensor, pos: Tensor, *, offset: int) -> None:
@@ -94,10 +97,10 @@ def knn_search_queries(X: Tensor, queries: Tensor, k: int, *, tile: int | None =
     N = X.shape[0]
     tile = tile or tile_size(N, device=X.device)
     lists = NeighbourLists(queries.numel(), k, n_candidates=N, device=X.device)
-    Q = X[queries]
+    Q = unit_rows(X[queries]).to(dtype)
     for start in range(0, N, tile):
         cols = slice(start, min(start + tile, N))
-        lists.add_query_block(queries, cols, cross_cosines(Q, X[cols], dtype=dtype))
+        lists.add_query_block(queries, cols, (Q @ unit_rows(X[cols], offset=start).to(dtype).T).to(torch.float32))
     return lists.similarities, lists.indices
 
 
