@@ -26,7 +26,7 @@ checked on the peak RssAnon:
 The labels phase is also measured alone (load the input, read and encode the labels, nothing
 else, minus a bare ``import geometry_probe``), to show how much of the peak it sets.
 
-Run: flock /tmp/bench.lock python benchmarks/bench_scale.py   (about 15 minutes, 6 GiB in /tmp,
+Run: flock /tmp/bench.lock python benchmarks/bench_scale.py   (10-25 minutes with the load, 6 GiB in /tmp,
 deleted at the end unless --keep).
 """
 
