@@ -159,9 +159,9 @@ def environment() -> str:
                             text=True).stdout.strip() or "unknown"
     user = "root" if hasattr(os, "geteuid") and os.geteuid() == 0 else "a normal user"
     dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=ROOT).returncode != 0
-    commit += " with uncommitted changes in the working tree" if dirty else ""
-    return (f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC at commit `{commit}` on "
-            f"{platform.system()} {platform.machine()}, Python {platform.python_version()}, torch {torch.__version__}, "
+    tree = " (plus uncommitted changes in the working tree)" if dirty else ""
+    return (f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC at commit `{commit}`{tree} "
+            f"on {platform.system()} {platform.machine()}, Python {platform.python_version()}, torch {torch.__version__}, "
             f"CUDA {'available' if torch.cuda.is_available() else 'not available'}, running as {user}.")
 
 
