@@ -160,9 +160,10 @@ def environment() -> str:
     user = "root" if hasattr(os, "geteuid") and os.geteuid() == 0 else "a normal user"
     dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=ROOT).returncode != 0
     tree = " (plus uncommitted changes in the working tree)" if dirty else ""
+    cuda = "available" if torch.cuda.is_available() else "not available"
     return (f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC at commit `{commit}`{tree} "
-            f"on {platform.system()} {platform.machine()}, Python {platform.python_version()}, torch {torch.__version__}, "
-            f"CUDA {'available' if torch.cuda.is_available() else 'not available'}, running as {user}.")
+            f"on {platform.system()} {platform.machine()}, Python {platform.python_version()}, "
+            f"torch {torch.__version__}, CUDA {cuda}, running as {user}.")
 
 
 def write_page(collector: CaseCollector) -> list[str]:
