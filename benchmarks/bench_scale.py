@@ -45,6 +45,7 @@ import numpy as np
 from geometry_probe.analysis import default_batch_size
 from geometry_probe.analyzers.contrastive import SAMPLED_PAIRS, _chunk_rows
 from geometry_probe.analyzers.spectrum import PER_CLASS_MAX_BYTES, PER_CLASS_MAX_FLOPS
+from geometry_probe.analyzers.knn import QUERY_BLOCK_BYTES
 from geometry_probe.pairwise import tile_size
 
 ROOT = Path("/tmp/geoprobe_bench_scale")
@@ -150,7 +151,8 @@ def _state_bytes(kind, n_rows, n_features, results):
       float64 copy and the float64 product), its pair sampler (four float32 chunk x D arrays: one end's unit
       rows, the other end's read and unit rows, their product; plus the ``SAMPLED_PAIRS`` index pairs and
       cosine/kernel/indicator vectors) and knn's query scan (queries and their unit copy, ``BATCH_COPIES``
-      candidate tiles, the query x tile cosines, mask and the merged top-k candidates).
+      copies of a candidate block sized as the library sizes it, the query x block cosines, the merged top-k).
+      The knn term is the smallest of the three at these shapes.
     """
     D, C = n_features, N_CLASSES
     if kind == "streaming":
@@ -163,9 +165,9 @@ def _state_bytes(kind, n_rows, n_features, results):
     chunk = _chunk_rows(D)
     unit_row_sum = chunk * D * (4 + 8 + 8)
     sampler = 4 * chunk * D * 4 + SAMPLED_PAIRS * (2 * 8 + 2 * 4 + 4 * 8)
-    queries, tile, k = results["knn"]["n_queries"], tile_size(10**9), results["knn"]["params"]["k"]
-    knn = 2 * queries * D * 4 + BATCH_COPIES * tile * D * 4 + queries * tile * (4 + 4 + 1) \
-        + 2 * queries * (tile + k) * (4 + 8)
+    queries, k = results["knn"]["n_queries"], results["knn"]["params"]["k"]
+    block = max(tile_size(n_rows), QUERY_BLOCK_BYTES // (4 * queries))
+    knn = 2 * queries * D * 4 + BATCH_COPIES * block * D * 4 + queries * block * 4 + 3 * queries * 2 * k * (4 + 8)
     return 0, max(unit_row_sum, sampler, knn), chunk
 
 
