@@ -20,7 +20,7 @@ PrecisionOpt = Annotated[str, typer.Option(
     help="GEMM precision: float32 (fast) or float64 (resolves singular values below ~2e-4 of the largest).")]
 PairwisePrecisionOpt = Annotated[str, typer.Option(
     "--pairwise-precision", help="Pairwise tile GEMMs (contrastive, knn): float32, bfloat16 (cosines to ~4e-3; "
-    "fast on GPUs/AMX CPUs only) or tf32 (CUDA; cosines to ~1e-3).")]
+    "faster only with bf16 matrix instructions: GPUs, AVX512-BF16/AMX CPUs) or tf32 (CUDA; cosines to ~1e-3).")]
 SeedOpt = Annotated[int, typer.Option(help="Seed for every subsample.")]
 JsonOpt = Annotated[Optional[Path], typer.Option("--json", help="Write the results as JSON to this file.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Do not print the summary table.")]

@@ -55,7 +55,8 @@ def analyze(data: Any, analyzers: str | Sequence[str | Analyzer | PairwiseAnalyz
         always processed in float64.
     pairwise_precision : {"float32", "bfloat16", "tf32"}, default="float32"
         Precision of the pairwise tile GEMMs (``contrastive``, ``knn``). bfloat16 gives cosines
-        to ~4e-3 (uniformity to ~1e-2) and pays off only on GPUs or CPUs with AMX/AVX-512-BF16;
+        to ~4e-3 (errors average out in pair means: uniformity within 1e-7 of float32, 10-NN recall
+        0.988 at 20,000 x 768) and pays off only on GPUs or CPUs with AMX/AVX-512-BF16;
         tf32 (CUDA only; plain float32 elsewhere) gives cosines to ~1e-3. See
         :mod:`geometry_probe.pairwise`.
     seed : int, default=0
