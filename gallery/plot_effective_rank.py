@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import geometry_probe as gp
+from geometry_probe.reporting import static
 
 from _digits import train
 from _output import fast, save_figure, save_numbers
@@ -139,8 +140,6 @@ save_figure(fig, "effective_rank")
 # %%
 # The spectrum behind the last number: eigenvalues of the SimCLR embeddings against an
 # isotropic Gaussian of the same N, D and total variance.
-from geometry_probe.reporting import static  # noqa: E402
-
 save_figure(static.plot_spectrum(final), "effective_rank_simclr_spectrum")
 
 save_numbers({"n_samples": N, "n_features": D, "live": live,
