@@ -33,7 +33,7 @@ def make_collapsed(n_samples: int = 1000, n_features: int = 64, *, kind: str = "
     elif kind == "line":
         X = rng.choice([-1.0, 1.0], size=(n_samples, 1)) * direction
     else:
-        raise ValueError(f"kind: got {kind!r}; choose 'point' or 'line'.")
+        raise InvalidInputError(f"kind: got {kind!r}; choose 'point' or 'line'.")
     return X + noise * rng.standard_normal((n_samples, n_features))
 
 

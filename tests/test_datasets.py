@@ -36,3 +36,8 @@ def test_simplex_etf_noise_has_the_requested_scale():
 def test_simplex_etf_rejects_too_few_features():
     with pytest.raises(gp.InvalidInputError, match="n_features >= 19"):
         gp.datasets.make_simplex_etf(n_classes=20, n_features=18)
+
+
+def test_make_collapsed_rejects_an_unknown_kind_clearly():
+    with pytest.raises(gp.InvalidInputError, match="choose 'point' or 'line'"):
+        gp.datasets.make_collapsed(10, 4, kind="plane")

@@ -35,7 +35,7 @@ class PairSums:
     threshold : float
         ``above`` counts pairs with cosine above it.
     full : bool, default=True
-        Also sum |cos|, cos², the histogram and ``above``.
+        Also sum the absolute and squared cosines, the histogram and ``above``.
     """
 
     def __init__(self, *, t: float, threshold: float, full: bool = True) -> None:
