@@ -16,8 +16,10 @@ Overhead budget: the monitor times its own work and the time the training loop s
 two calls with :func:`time.perf_counter` (no device synchronisation: on an accelerator this is
 the host-side launch cost). After each snapshot it plans the next window so that its work stays
 within ``overhead_budget`` (default 1%) of the loop's time, :math:`A = b\,t_{step}\,N` for a
-window of N steps. Each cost is the minimum of its last three measurements (preemption on a
-shared machine only inflates timings) and :math:`t_{step}` their median. The snapshot's buffer
+window of N steps, :math:`t_{step}` being the median interval between two calls (an evaluation
+pass or a checkpoint between two steps does not count). Each cost is the minimum of its last
+three measurements (preemption on a shared machine only inflates timings), :math:`A` the median
+of its last three. The snapshot's buffer
 rows are halved (down to 32) while a snapshot costs more than :math:`A/2` and doubled back while
 it costs under :math:`A/8`; the statistics then cover every ``stride``-th batch, counted back
 from the snapshot step (the last batch before a snapshot is always seen), with
@@ -160,7 +162,7 @@ class CollapseMonitor:
         """
         start = time.perf_counter()
         if self._last_return is not None:
-            self._train_time += start - self._last_return
+            self._intervals.append(start - self._last_return)
         self.step += 1
         until_snapshot = -self.step % self.every_n_steps
         if until_snapshot % self.stride == 0:
@@ -203,7 +205,7 @@ class CollapseMonitor:
         Z = torch.cat([z for z, _ in kept]).to(torch.float64)                       # (n, D)
         if self._buffer is None or self._buffer.shape[1] != Z.shape[1] or self._buffer.device != Z.device:
             self._buffer = torch.zeros(self.buffer_size, Z.shape[1], dtype=torch.float64, device=Z.device)
-            self._reset_window()
+            self._reset_statistics()                           # sums of another width cannot be added
         inverse_norms = 1.0 / torch.linalg.vector_norm(Z, dim=1, keepdim=True).clamp_min(torch.finfo(Z.dtype).tiny)
         weights = [torch.ones_like(inverse_norms), inverse_norms]
         if self.n_classes:
@@ -237,9 +239,10 @@ class CollapseMonitor:
         self.history.append(snapshot)
         measured = time.perf_counter()
         own, snapshot_cost = self._own_time + measured - start, measured - folded
-        if self._train_time > 0:
-            snapshot["scalars"].update({"monitor/overhead": own / self._train_time, "monitor/stride": self.stride})
-        self._adapt(statistics_cost=own - snapshot_cost, snapshot_cost=snapshot_cost)
+        loop_time = statistics.median(self._intervals) * self.every_n_steps if self._intervals else 0.0
+        if loop_time > 0:
+            snapshot["scalars"].update({"monitor/overhead": own / loop_time, "monitor/stride": self.stride})
+        self._adapt(statistics_cost=own - snapshot_cost, snapshot_cost=snapshot_cost, loop_time=loop_time)
         self._reset_window()
         try:
             self._judge(snapshot)
@@ -279,18 +282,18 @@ class CollapseMonitor:
                                             n_classes=self.n_classes, limits=self.thresholds))
         return scalars, findings
 
-    def _adapt(self, *, statistics_cost: float, snapshot_cost: float) -> None:
+    def _adapt(self, *, statistics_cost: float, snapshot_cost: float, loop_time: float) -> None:
         """Choose the next window's buffer rows and stride from recent costs (module docstring).
 
         Timings on a shared machine are inflated by preemption, never deflated, so each cost
-        is the minimum of its last three measurements and the step time their median.
+        is the minimum of its last three measurements and the loop's time the median of those.
         """
-        if self.overhead_budget is None or self._train_time <= 0 or not self._sampled:
+        if self.overhead_budget is None or loop_time <= 0 or not self._sampled:
             return
         for key, value in ((("snapshot", self.snapshot_rows), snapshot_cost),
-                           ("batch", statistics_cost / self._sampled), ("step", self._train_time / self.every_n_steps)):
+                           ("batch", statistics_cost / self._sampled), ("loop", loop_time)):
             self._recent.setdefault(key, deque(maxlen=3)).append(value)
-        allowed = self.overhead_budget * statistics.median(self._recent["step"]) * self.every_n_steps
+        allowed = self.overhead_budget * statistics.median(self._recent["loop"])
         snapshot = min(self._recent[("snapshot", self.snapshot_rows)])
         if snapshot > allowed / 2:
             self.snapshot_rows = max(MIN_SNAPSHOT_ROWS, self.snapshot_rows // 2)
@@ -325,10 +328,14 @@ class CollapseMonitor:
 
     def _reset_window(self) -> None:
         self._pending: list[tuple[Tensor, Tensor | None, int]] = []
-        self._pending_bytes = 0
+        self._pending_bytes = self._sampled = 0
+        self._intervals: list[float] = []
+        self._own_time = 0.0
+        self._reset_statistics()
+
+    def _reset_statistics(self) -> None:
         self._state: Tensor | None = None
-        self._count = self._filled = self._cursor = self._sampled = 0
-        self._train_time = self._own_time = 0.0
+        self._count = self._filled = self._cursor = 0
 
     def _alert(self, name: str, verdict: str, message: str, value: float = math.nan, **extra: Any) -> None:
         alert = {"step": self.step, "name": name, "verdict": verdict, "value": value, "message": message, **extra}

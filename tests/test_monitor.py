@@ -2,6 +2,7 @@
 robustness, no host sync, multi-process sums."""
 
 import os
+import time
 import warnings
 
 import numpy as np
@@ -104,6 +105,17 @@ def test_the_overhead_budget_thins_out_the_work_when_it_is_exceeded():
     for _ in range(16):
         generous.update(torch.randn(32, D, generator=g))
     assert generous.stride == 1 and generous.snapshot_rows == 128
+
+
+def test_a_long_pause_between_steps_is_not_counted_as_training_time():
+    monitor = CollapseMonitor(every_n_steps=6, on_collapse="ignore")
+    for step in range(6):
+        if step == 3:
+            time.sleep(0.3)                                   # an evaluation pass or a checkpoint
+        snap = monitor.update(torch.randn(16, D))
+    # the loop time is the median interval (microseconds here) times 6, not 0.3 s: the monitor's
+    # own millisecond of work is then far more than its budget, and it says so
+    assert snap["scalars"]["monitor/overhead"] > 0.5
 
 
 def test_a_batch_modified_in_place_after_update_is_left_out():
