@@ -7,8 +7,8 @@
 3. One shared pass (uniformity + histograms + 10-NN lists, what ``analyze`` runs for
    ``contrastive,knn``) vs the two passes run separately, at 20,000 x 768.
 4. The bare upper-triangle float32 GEMM of the same tiles: the floor of any exact pass.
-5. ``--large``: the shared pass at 100,000 x 768 in float32 against the bare GEMM
-   (results/bench_pairwise_large.txt).
+5. ``--large``: the shared pass at 100,000 x 768 in float32 against the bare GEMM, and with
+   bfloat16 tiles (results/bench_pairwise_large.txt).
 6. ``--bf16``: the shared pass with bfloat16 tiles against float32 at 20,000 x 768, with the
    uniformity difference and the 10-NN recall (results/bench_pairwise_bf16.txt).
 
@@ -165,13 +165,15 @@ def standard(n=20_000):
 
 
 def large(n=100_000):
-    """Section 5 in float32 at 100,000 x 768 -> results/bench_pairwise_large.txt."""
+    """Section 5 at 100,000 x 768, float32 and bfloat16 -> results/bench_pairwise_large.txt."""
     gemm = {**run("gemm", n), "name": "bare GEMM"}
-    fused = run("fused", n)
+    fused = {**run("fused", n), "name": "float32 pass"}
+    bf16 = run("fused_bf16", n)
     _write("bench_pairwise_large.txt", [
-        f"# {n} x {D} float32, unit-norm rows, 2 threads (machine shared with other work: compare ratios)",
+        f"# {n} x {D}, unit-norm rows, 2 threads (machine shared with other work: compare ratios)",
         _line("upper-triangle float32 GEMM only (floor)", gemm),
-        _line("uniformity + histograms + 10-NN, one pass", fused, gemm)])
+        _line("uniformity + histograms + 10-NN, one pass", fused, gemm),
+        _line("the same with bfloat16 tiles", bf16, fused)])
 
 
 def bfloat16(n=20_000):

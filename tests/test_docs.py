@@ -130,6 +130,7 @@ def test_docs_build_without_running_the_gallery(tmp_path):
     generated = shutil.ignore_patterns("_build", "auto_examples", "generated", "sg_execution_times.rst")
     shutil.copytree(DOCS, tmp_path / "docs", ignore=generated)
     shutil.copytree(ROOT / "gallery", tmp_path / "gallery", ignore=generated)
+    shutil.copytree(ROOT / "benchmarks" / "results", tmp_path / "benchmarks" / "results")   # included by performance.md
     out = tmp_path / "html"
     proc = subprocess.run([sys.executable, "-m", "sphinx", "-b", "html", "-q", "-d", str(tmp_path / "doctrees"),
                            "-D", "plot_gallery=0", str(tmp_path / "docs"), str(out)],
@@ -138,6 +139,8 @@ def test_docs_build_without_running_the_gallery(tmp_path):
     expected = ["index", "quickstart", "cli", "api/index", "api/functional", "api/analyzers", "api/reporting",
                 "api/integrations", "api/generated/geometry_probe.analyze", *(f"guide/{p}" for p in GUIDE_PAGES)]
     assert [page for page in expected if not (out / f"{page}.html").is_file()] == []
+    performance = (out / "performance.html").read_text(encoding="utf-8")
+    assert "torch.pdist reference" in performance and "faiss IndexFlatL2" in performance   # results included
     cli_html = (out / "cli.html").read_text(encoding="utf-8")
     for name in typer.main.get_command(app).commands:
         assert f'id="cli-geoprobe-{name}"' in cli_html
