@@ -97,7 +97,9 @@ class CollapseMonitor:
         Called as ``hook(alert)`` for every alert (a dict with step, name, verdict, value, message).
     overhead_budget : float or None, default=0.01
         Fraction of the training loop's wall time the monitor may spend (module docstring);
-        ``None`` disables the adaptation (every batch, all buffer rows).
+        ``None`` disables the adaptation (every batch, all buffer rows). A window costs at least
+        one batch and a 32-row snapshot (about 1.5 ms on a CPU core at D = 128), so very fast
+        steps with a short ``every_n_steps`` exceed it; ``monitor/overhead`` reports the share.
     max_pending_bytes : int, default=32 MiB
         Pending batches are folded into the statistics once they hold more than this.
 
