@@ -94,7 +94,7 @@ axes[0].axhline(fail, color="k", ls=":", lw=0.8, label=f"fail ({fail})")
 axes[0].axhline(warn, color="0.5", ls=":", lw=0.8, label=f"warn ({warn})")
 axes[0].set(ylabel="top-1 energy", ylim=(0, 1.02),
             title=f"SimCLR on digits, lr {BASE_LR} → {JUMP_LR} at step {WARM_UP}")
-axes[0].legend(fontsize=7, loc="lower right")
+axes[0].legend(fontsize=7, loc="lower left")
 axes[1].set(ylabel="effective rank")
 axes[2].set(ylabel="learning rate", yscale="log", xlabel="training step")
 save_figure(fig, "overfusion_monitor")
