@@ -276,3 +276,17 @@ def test_batch_averaged_uniformity_equals_naive_mean_over_batches(n_rows, batch)
         values.append(np.log(np.mean(np.exp(-2 * d2))))
     assert res.scalars()["contrastive/uniformity_batch_averaged"] == pytest.approx(np.mean(values), rel=1e-5)
     assert res["contrastive"].params["batch_averaged_batches"] == len(values)
+
+
+@pytest.mark.parametrize("tile", [1, 13, 64, 300])
+def test_neighbour_lists_equal_brute_force_for_any_tile(tile):
+    """Row and column updates of the upper-triangle tiles give every row's exact top-k."""
+    rng = np.random.default_rng(13)
+    X = (rng.standard_normal((300, 8)) + 3 * rng.standard_normal((6, 8))[rng.integers(0, 6, 300)]).astype(np.float32)
+    U = X / np.linalg.norm(X, axis=1, keepdims=True)
+    S = U.astype(np.float64) @ U.T.astype(np.float64)
+    np.fill_diagonal(S, -np.inf)
+    expected = -np.sort(-S, axis=1)[:, :7]
+    sims, idx = K.knn_search(torch.from_numpy(X), 7, tile=tile)
+    np.testing.assert_allclose(sims.numpy(), expected, atol=1e-5)
+    np.testing.assert_allclose(np.take_along_axis(S, idx.numpy(), axis=1), expected, atol=1e-5)
