@@ -177,6 +177,10 @@ def test_raise_and_stop_policies():
     for _ in range(2):
         stopping.update(_fused(g, direction))
     assert stopping.should_stop and seen and seen[0]["name"] == "over_fusion"
+    diverged = CollapseMonitor(every_n_steps=2, on_collapse="raise")
+    diverged.update(torch.randn(8, D, generator=g))
+    with pytest.raises(CollapseError, match="NaN or inf"):
+        diverged.update(torch.full((8, D), float("nan")))
 
 
 class _SyncCounter(TorchFunctionMode):
