@@ -3,28 +3,18 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import geometry_probe as gp
-from geometry_probe.cli.main import main
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _cli import run_cli  # noqa: E402
 
 X = np.random.default_rng(0).standard_normal((300, 12)).astype(np.float32)
 Y = np.repeat(np.arange(3), 100)
-
-
-def run_cli(args, capsys):
-    """Run ``geoprobe`` in-process through ``main()``; return (exit code, stdout, stderr)."""
-    sys_argv = sys.argv
-    sys.argv = ["geoprobe", *map(str, args)]
-    try:
-        with pytest.raises(SystemExit) as info:
-            main()
-    finally:
-        sys.argv = sys_argv
-    out = capsys.readouterr()
-    return info.value.code, out.out, out.err
 
 
 @pytest.fixture

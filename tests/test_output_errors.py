@@ -3,12 +3,15 @@
 import hashlib
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import geometry_probe as gp
-from geometry_probe.cli.main import main
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _cli import run_cli  # noqa: E402
 
 X = np.random.default_rng(0).standard_normal((120, 6)).astype(np.float32)
 Y = np.repeat(np.arange(3), 40)
@@ -59,19 +62,6 @@ def snapshot(root):
             digest = "dir" if os.path.isdir(path) else hashlib.sha256(open(path, "rb").read()).hexdigest()
             state[os.path.relpath(path, root)] = (digest, stat.st_mtime_ns, stat.st_mode)
     return state
-
-
-def run_cli(args, capsys):
-    """Run ``geoprobe`` in-process through ``main()``; return (exit code, stdout, stderr)."""
-    sys_argv = sys.argv
-    sys.argv = ["geoprobe", *map(str, args)]
-    try:
-        with pytest.raises(SystemExit) as info:
-            main()
-    finally:
-        sys.argv = sys_argv
-    out = capsys.readouterr()
-    return info.value.code, out.out, out.err
 
 
 def check_refused(command, out, workdir, capsys, *expected_words):
