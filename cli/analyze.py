@@ -62,7 +62,8 @@ def analyze(
     knn_temperature: KnnTemperatureOpt = 0.07,
     report: Annotated[Optional[Path], typer.Option("--report", help="Also write a self-contained HTML report.")] = None,
     project: Annotated[Optional[str], typer.Option(
-        "--project", help="Add a 2-D map to the results: pca, tsne or umap (stratified subsample above 50,000).")] = None,
+        "--project",
+        help="Add a 2-D map to the results: pca, tsne or umap (stratified subsample above 50,000).")] = None,
 ) -> None:
     """Analyse an embeddings file: print a table of metrics and collapse verdicts, optionally write JSON."""
     if fail_on not in (None, "collapse"):

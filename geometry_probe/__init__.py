@@ -38,10 +38,10 @@ from geometry_probe.result import Result, Results
 from geometry_probe.stats import ClassMoments, ClassScatter, Moments
 
 __all__ = [
-    "ANALYZERS", "AmbiguousKeyError", "Analyzer", "CollapseError", "CollapseMonitor", "CollapseWarning", "ClassMoments", "ClassScatter", "Embeddings",
-    "EmptyAnalyzerError", "GeometryProbeError", "InputFileError", "InvalidEmbeddingsError",
-    "InvalidInputError", "InvalidLabelsError", "MissingDependencyError", "MissingLabelsError",
-    "Moments", "OutputError", "PairwiseAnalyzer", "Result", "Results", "UnknownAnalyzerError",
-    "UnsafeFileError", "__version__", "analyze", "check_output_path", "datasets", "diagnose", "has_failed_collapse", "io", "extract", "get_analyzer",
-    "layer_sweep", "load", "project", "Projection", "track",
+    "__version__", "AmbiguousKeyError", "analyze", "Analyzer", "ANALYZERS", "check_output_path", "ClassMoments",
+    "ClassScatter", "CollapseError", "CollapseMonitor", "CollapseWarning", "datasets", "diagnose", "Embeddings",
+    "EmptyAnalyzerError", "extract", "GeometryProbeError", "get_analyzer", "has_failed_collapse", "InputFileError",
+    "InvalidEmbeddingsError", "InvalidInputError", "InvalidLabelsError", "io", "layer_sweep", "load",
+    "MissingDependencyError", "MissingLabelsError", "Moments", "OutputError", "PairwiseAnalyzer", "project",
+    "Projection", "Result", "Results", "track", "UnknownAnalyzerError", "UnsafeFileError"
 ]

@@ -121,7 +121,8 @@ def encode_labels(labels: ArrayLike, *, n_samples: int | None = None, name: str 
         if not np.isfinite(arr).all():
             raise InvalidLabelsError(f"{name}: labels contain NaN or inf.")
         if not np.all(arr == np.round(arr)):
-            raise InvalidLabelsError(f"{name}: float labels must be whole numbers (class ids), got e.g. {arr[arr != np.round(arr)][0]}.")
+            example = arr[arr != np.round(arr)][0]
+            raise InvalidLabelsError(f"{name}: float labels must be whole numbers (class ids), got e.g. {example}.")
         arr = arr.astype(np.int64)
     if arr.dtype.kind == "O":
         arr = arr.astype(str)

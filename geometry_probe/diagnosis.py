@@ -153,8 +153,8 @@ def _verdict(name: str, value: float, limits: Mapping[str, tuple[float, float]])
 def _judge(name: str, value: float, baseline: float, limits: Mapping[str, tuple[float, float]], signal: str,
            template: str, **extra: float) -> dict[str, Any]:
     verdict = _verdict(name, value, limits)
-    explanation = (template.format(v=value, b=baseline, **extra) if verdict != "ok"
-                   else f"{name.replace('_', ' ')} {value:.3f} is within the healthy range (null baseline {baseline:.3f}).")
+    healthy = f"{name.replace('_', ' ')} {value:.3f} is within the healthy range (null baseline {baseline:.3f})."
+    explanation = template.format(v=value, b=baseline, **extra) if verdict != "ok" else healthy
     warn, fail = limits[name]
     return {"name": name, "verdict": verdict, "value": value, "threshold": {"warn": warn, "fail": fail},
             "baseline": baseline, "signal": signal, "explanation": explanation}

@@ -185,7 +185,8 @@ def _read_torch(path: Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        culprit = next((line.strip() for line in str(err).splitlines() if "GLOBAL" in line or "Unsupported global" in line), "")
+        culprit = next((line.strip() for line in str(err).splitlines()
+                        if "GLOBAL" in line or "Unsupported global" in line), "")
         raise UnsafeFileError(
             f"{path}: refused: it contains pickled Python objects whose loading could run code; only "
             f"tensors and plain containers are read (weights_only=True). {culprit}".rstrip()
@@ -272,7 +273,8 @@ def _read_h5(path: Path) -> dict[str, Any]:
     try:
         with h5py.File(path, "r") as handle:
             arrays: dict[str, Any] = {}
-            handle.visititems(lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+            handle.visititems(
+                lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
             return arrays
     except Exception as err:  # h5py raises OSError, KeyError or ValueError on corrupt files
         raise InputFileError(f"{path}: not a readable HDF5 file: {err}") from None

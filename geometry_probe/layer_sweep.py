@@ -102,8 +102,9 @@ def layer_sweep(model: nn.Module, data: Any, layers: Sequence[str] | None = None
     Each layer gets effective rank and RankMe (``spectrum``), the mean cosine (anisotropy)
     and uniformity (``contrastive``, when installed), and, when the batches carry labels,
     NC1 and the nearest-class-centre accuracy (``neural_collapse``); then the over-fusion
-    verdict of :func:`geometry_probe.diagnose` when available. Rows are sorted by depth: the order in which the layers' outputs are
-    produced in a forward pass (a container module counts after its children).
+    verdict of :func:`geometry_probe.diagnose` when available. Rows are sorted by depth: the
+    order in which the layers' outputs are produced in a forward pass (a container module
+    counts after its children).
 
     Parameters
     ----------
