@@ -4,6 +4,7 @@ import json
 import subprocess
 
 import numpy as np
+import torch
 import pytest
 
 import geometry_probe as gp
@@ -83,3 +84,25 @@ def test_cli_fail_on_collapse_gates_release(tmp_path):
     good = subprocess.run(["geoprobe", "analyze", str(tmp_path / "fine.npy"), "--fail-on", "collapse", "-q"],
                           capture_output=True, text=True, timeout=120)
     assert good.returncode == 0
+
+
+@pytest.mark.parametrize("shape", [(40, 6), (5, 30)])
+def test_sphere_stats_equal_a_naive_pairwise_computation(shape):
+    """Both spectral branches (n > D: D x D scatter; n <= D: n x n Gram) against SVDs and explicit pairs."""
+    from geometry_probe.baselines import sphere_stats
+
+    X = np.random.default_rng(21).standard_normal(shape) + 0.4
+    U = X / np.linalg.norm(X, axis=1, keepdims=True)
+    i, j = np.triu_indices(shape[0], 1)
+    cos = (U[i] * U[j]).sum(1)
+    sq_dist = ((U[i] - U[j]) ** 2).sum(1)
+    sigma_u = np.linalg.svd(U, compute_uv=False)
+    sigma_c = np.linalg.svd(X - X.mean(0), compute_uv=False)
+    p = sigma_c / sigma_c.sum()
+    p = p[p > 1e-12]
+    got = sphere_stats(torch.as_tensor(X))
+    assert got["top1_energy"] == pytest.approx(sigma_u[0] ** 2 / (sigma_u**2).sum(), rel=1e-10)
+    assert got["mean_cosine"] == pytest.approx(cos.mean(), rel=1e-10)
+    assert got["mean_abs_cosine"] == pytest.approx(np.abs(cos).mean(), rel=1e-10)
+    assert got["uniformity"] == pytest.approx(np.log(np.mean(np.exp(-2 * sq_dist))), rel=1e-10)
+    assert got["effective_rank"] == pytest.approx(np.exp(-(p * np.log(p)).sum()), rel=1e-8)
