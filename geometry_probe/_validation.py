@@ -126,8 +126,20 @@ def encode_labels(labels: ArrayLike, *, n_samples: int | None = None, name: str 
         arr = arr.astype(np.int64)
     if arr.dtype.kind == "O":
         arr = arr.astype(str)
+    if arr.dtype.kind in "iu" and arr.size and int(arr.max()) - int(arr.min()) < max(arr.size, 2**16):
+        return _encode_dense_integers(arr)
     uniques, codes = np.unique(arr, return_inverse=True)
     return codes.astype(np.int64).reshape(-1), tuple(str(u) for u in uniques)
+
+
+def _encode_dense_integers(arr: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+    """:func:`encode_labels` for integers spanning fewer values than there are labels: a
+    counting pass and a lookup table (two N-sized temporaries instead of the ~6 of a sort)."""
+    low = int(arr.min())
+    shifted = np.subtract(arr, low, dtype=np.int64)
+    present = np.bincount(shifted) > 0
+    lookup = np.cumsum(present, dtype=np.int64) - 1
+    return lookup[shifted], tuple(str(value + low) for value in np.flatnonzero(present))
 
 
 def check_choice(value: str, choices: Iterable[str], *, name: str) -> str:

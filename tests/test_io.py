@@ -117,6 +117,20 @@ def test_sparse_integer_labels_become_codes(tmp_path):
     np.testing.assert_array_equal(emb.labels[:4], [1, 0, 0, 2])
 
 
+@pytest.mark.parametrize("labels", [np.arange(-3, 40)[::-1].repeat(3), np.array([2**40, 7, 7]),
+                                    np.array([5, 5], dtype=np.uint8), np.array([0, 70000, 3])],
+                         ids=["negative-dense", "huge-range", "uint8", "sparse-wide"])
+def test_integer_labels_encode_like_a_sort(labels):
+    """Integer labels (dense counting path or sorting path) get the codes and names np.unique gives."""
+    from geometry_probe._validation import encode_labels
+
+    codes, names = encode_labels(labels)
+    uniques, inverse = np.unique(labels, return_inverse=True)
+    assert codes.dtype == np.int64
+    np.testing.assert_array_equal(codes, inverse.reshape(-1))
+    assert names == tuple(str(u) for u in uniques)
+
+
 # ---- bad input ---------------------------------------------------------------------------
 
 def _marker_payload(marker):
