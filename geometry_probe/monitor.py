@@ -99,7 +99,8 @@ class CollapseMonitor:
         Fraction of the training loop's wall time the monitor may spend (module docstring);
         ``None`` disables the adaptation (every batch, all buffer rows). A window costs at least
         one batch and a 32-row snapshot (about 1.5 ms on a CPU core at D = 128), so very fast
-        steps with a short ``every_n_steps`` exceed it; ``monitor/overhead`` reports the share.
+        steps with a short ``every_n_steps`` exceed it; ``monitor/overhead`` reports the share,
+        and a ``RuntimeWarning`` (once) names the ``every_n_steps`` that would fit.
     max_pending_bytes : int, default=32 MiB
         Pending batches are folded into the statistics once they hold more than this.
 
@@ -151,6 +152,7 @@ class CollapseMonitor:
         self._buffer: Tensor | None = None
         self._open: dict[str, dict[str, Any]] = {}
         self._recent: dict[Any, deque[float]] = {}
+        self._floor_warned = False
         self._last_return: float | None = None
         self._reset_window()
 
@@ -303,6 +305,15 @@ class CollapseMonitor:
             self.snapshot_rows = min(self.buffer_size, 2 * self.snapshot_rows)
         available = allowed - snapshot
         per_batch = min(self._recent["batch"])
+        floor = snapshot + per_batch                    # the least a window can cost: one batch, a snapshot
+        if self.snapshot_rows == MIN_SNAPSHOT_ROWS and floor > allowed and not self._floor_warned:
+            self._floor_warned = True
+            enough = math.ceil(self.every_n_steps * floor / allowed)
+            warnings.warn(f"CollapseMonitor: one batch and a {MIN_SNAPSHOT_ROWS}-row snapshot cost "
+                          f"{floor * 1e3:.2f} ms, {floor / allowed * self.overhead_budget:.1%} of a "
+                          f"{self.every_n_steps}-step window, above the {self.overhead_budget * 100:g}% "
+                          f"overhead budget; every_n_steps >= {enough} keeps the monitor within it.", RuntimeWarning,
+                          stacklevel=4)
         wanted = math.ceil(per_batch * self.every_n_steps / available) if available > 0 else self.every_n_steps
         self.stride = min(self.every_n_steps, max(1, wanted))
 

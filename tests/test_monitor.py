@@ -2,6 +2,7 @@
 robustness, no host sync, multi-process sums."""
 
 import os
+import re
 import time
 import warnings
 
@@ -243,3 +244,17 @@ def test_two_processes_merge_to_the_single_process_statistics(tmp_path):
         p.join(timeout=60)
     for key in ("window/n_samples", "window/mean_cosine", "window/mean_norm_of_mean"):
         assert merged[key] == pytest.approx(expected["scalars"][key], rel=1e-6)   # float32 batch sums
+
+
+def test_budget_names_the_snapshot_period_that_fits_when_even_the_floor_exceeds_it():
+    """Back-to-back updates (microsecond 'steps'): a minimal window still costs more than 1% of
+    it, so the monitor warns once, naming an every_n_steps that would fit."""
+    monitor = CollapseMonitor(every_n_steps=5, buffer_size=64, on_collapse="ignore")
+    z = torch.randn(16, D, generator=torch.Generator().manual_seed(5))
+    with pytest.warns(RuntimeWarning, match=r"every_n_steps >= \d+ keeps the monitor within it") as caught:
+        for _ in range(60):
+            monitor.update(z)
+    assert sum("every_n_steps >=" in str(w.message) for w in caught) == 1
+    assert monitor.snapshot_rows == 32
+    enough = int(re.search(r"every_n_steps >= (\d+)", str(caught[0].message)).group(1))
+    assert enough > 5
