@@ -88,12 +88,23 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: object)
         with os.fdopen(fd, mode, **kwargs) as handle:  # type: ignore[call-overload]
             yield handle
             handle.flush()
+            os.fchmod(handle.fileno(), _file_mode(target))
             os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _file_mode(target: Path) -> int:
+    """Permissions a plain ``open(target, "w")`` would leave: the existing file's, else
+    0o666 minus the umask (``mkstemp`` creates its file 0o600, private to the owner)."""
+    if target.exists():
+        return target.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:

@@ -52,3 +52,23 @@ def test_failed_write_leaves_old_file_and_no_temp(tmp_path, monkeypatch):
         res.to_json(target)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_outputs_get_the_permissions_a_plain_open_would_give(tmp_path):
+    """Atomic writes go through a 0o600 temporary file; the result still follows the umask, and
+    a file that is replaced keeps its own permissions."""
+    import os
+
+    from geometry_probe._atomic import atomic_write_text
+
+    old_umask = os.umask(0o022)
+    try:
+        fresh = atomic_write_text(tmp_path / "fresh.json", "{}")
+        kept = tmp_path / "kept.json"
+        kept.write_text("old")
+        kept.chmod(0o640)
+        atomic_write_text(kept, "new")
+    finally:
+        os.umask(old_umask)
+    assert fresh.stat().st_mode & 0o777 == 0o644
+    assert kept.stat().st_mode & 0o777 == 0o640 and kept.read_text() == "new"
