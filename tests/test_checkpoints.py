@@ -119,6 +119,7 @@ class _Payload:
 
 
 def test_pickled_code_is_refused_and_never_runs(tmp_path):
+    """A checkpoint carrying pickled code is refused (weights_only) and the payload never runs."""
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
     torch.save({"state_dict": trained_state(0), "extra": _Payload(marker)}, path)
@@ -131,6 +132,7 @@ def test_pickled_code_is_refused_and_never_runs(tmp_path):
 
 
 def test_a_whole_pickled_model_is_refused(tmp_path):
+    """A whole pickled nn.Module (torch.save(model)) is refused with a message saying to save a state dict."""
     path = tmp_path / "model.pt"
     torch.save(_models.Net(), path)
     with pytest.raises(UnsafeFileError, match=r"torch.save\(model.state_dict\(\), path\)"):

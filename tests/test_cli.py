@@ -96,6 +96,10 @@ def _has_cuda():
                                   "labels length", "ambiguous key", "unknown analyzer", "no cuda",
                                   "output is input", "labels needed"])
 def test_bad_input_exit_2_one_line_nothing_written(files, capsys, case):
+    """Bad input of each kind (missing, directory, truncated, object dtype, 3-D, one row, NaN, label length,
+    ambiguous key, unknown analyzer, no CUDA, output = input, labels needed): exit 2, one line on stderr, nothing
+    written.
+    """
     spec = _bad_inputs(files)[case]
     if spec is None:
         pytest.skip("CUDA is available here")

@@ -110,6 +110,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(cli, tmp_path, args,
 
 
 def test_pickled_checkpoint_is_refused(cli, tmp_path):
+    """geoprobe extract refuses a checkpoint holding a whole pickled model: exit 2, nothing written."""
     torch.save(_models.make_model(), tmp_path / "whole.pt")
     code, _, stderr = cli("extract", "--model", MODEL, "--data", DATA, "--checkpoint", tmp_path / "whole.pt",
                           "--layer", "head", "-o", tmp_path / "o.npz")

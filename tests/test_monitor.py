@@ -148,6 +148,7 @@ def test_window_mean_cosine_is_exact():
 
 
 def test_nan_embeddings_become_an_alert_not_a_crash():
+    """NaN embeddings in a training step become a non_finite alert, never an exception."""
     g = torch.Generator().manual_seed(2)
     monitor = CollapseMonitor(every_n_steps=4, on_collapse="warn")
     with pytest.warns(CollapseWarning, match="NaN or inf"):
@@ -161,6 +162,7 @@ def test_nan_embeddings_become_an_alert_not_a_crash():
 
 
 def test_bad_shapes_and_missing_classes_never_crash():
+    """Wrong-rank and empty batches become monitor_error alerts, batches missing classes are fine; never raises."""
     monitor = CollapseMonitor(every_n_steps=3, on_collapse="ignore", n_classes=5)
     monitor.update(torch.randn(4, 3, 2))                    # wrong rank
     monitor.update(torch.randn(0, D))                       # empty batch

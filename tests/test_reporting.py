@@ -132,6 +132,7 @@ def test_trajectory_figure_marks_onsets():
 
 
 def test_script_json_cannot_close_a_script_block():
+    """JSON embedded in the report cannot close its <script> block (<, >, & and line separators escaped)."""
     text = script_json({"name": "</script><!-- & \u2028"})
     assert "<" not in text and ">" not in text and "&" not in text and "\u2028" not in text
     assert json.loads(text) == {"name": "</script><!-- & \u2028"}
@@ -169,6 +170,7 @@ def test_report_embeds_plotly_once_and_fetches_nothing(report):
 
 
 def test_report_escapes_user_strings_in_page_and_figure_json(results, report):
+    """Label and file names with markup show as text in the page and in the figures' JSON."""
     _, html = report
     assert HOSTILE not in html and "<script>document.title" not in html
     assert "&lt;/script&gt;&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;" in html   # classes list
@@ -180,6 +182,7 @@ def test_report_escapes_user_strings_in_page_and_figure_json(results, report):
 
 
 def test_static_report_has_no_script(results, tmp_path):
+    """The static report (--static) holds no script at all, only inline PNG figures."""
     html = write_report(results, tmp_path / "s.html", interactive=False).read_text()
     assert "<script" not in html and html.count("data:image/png;base64,") == 7
     with pytest.raises(gp.InvalidInputError):
