@@ -13,7 +13,6 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from geometry_probe.exceptions import InvalidEmbeddingsError
 from geometry_probe.functional.spectrum import effective_rank_from_spectrum, eigvals_desc
 
 SIMULATION_SEED = 12345
@@ -98,7 +97,7 @@ def sphere_stats(X: torch.Tensor | np.ndarray) -> dict[str, float]:
     n, D = U.shape
     G = U @ U.T                                                         # (n, n), n ≤ 4096
     diagonal, pairs = np.diagonal(G), n * (n - 1)
-    energy = _eigvals_desc(G if n <= D else U.T @ U)
+    energy = eigvals_desc(G if n <= D else U.T @ U)
     # e^{-t‖û_i − û_j‖²} = e^{2t(cos − 1)}, t = 2, with cos ≤ 1 (rounding), summed over i ≠ j
     kernel = np.exp(4.0 * (np.minimum(G, 1.0) - 1.0))
     kernel_sum = kernel.sum() - np.trace(kernel)
@@ -109,17 +108,6 @@ def sphere_stats(X: torch.Tensor | np.ndarray) -> dict[str, float]:
         "mean_cosine": float((G.sum() - diagonal.sum()) / pairs),
         "mean_abs_cosine": float((np.abs(G).sum() - np.abs(diagonal).sum()) / pairs),
         "uniformity": math.log(kernel_sum / pairs) if kernel_sum > 0 else -math.inf,
-        "effective_rank": effective_rank_from_spectrum(_eigvals_desc(scatter)),
+        "effective_rank": effective_rank_from_spectrum(eigvals_desc(scatter)),
     }
 
-
-def _eigvals_desc(S: np.ndarray) -> np.ndarray:
-    """NumPy twin of :func:`~geometry_probe.functional.spectrum.eigvals_desc` (descending, round-off
-    below ``λ_max · n · eps64`` set to 0) for the small host matrices of :func:`sphere_stats`."""
-    if not np.isfinite(S).all():
-        raise InvalidEmbeddingsError("embeddings: values are so large that their second moments overflow (inf); "
-                                     "rescale them (e.g. divide by their largest absolute value).")
-    values = np.linalg.eigvalsh(S)[::-1].clip(0)
-    if values.size and values[0] > 0:
-        values[values < values[0] * values.size * np.finfo(np.float64).eps] = 0.0
-    return values

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -21,7 +20,7 @@ from geometry_probe.analysis import analyze
 from geometry_probe.analyzers import ANALYZERS
 from geometry_probe.extraction import MEMORY_BYTES, Pool, extract
 from geometry_probe.exceptions import InvalidInputError
-from geometry_probe.result import Results, _clean
+from geometry_probe.result import Results, _clean, compact_json
 
 #: Scalars put in each row when their analyzer ran (label-based ones need labels).
 ROW_METRICS = ("spectrum/effective_rank", "spectrum/rankme", "contrastive/mean_cosine", "contrastive/uniformity",
@@ -64,7 +63,7 @@ class LayerSweep:
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
         """JSON text; with ``path``, also written atomically."""
-        text = json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+        text = compact_json(self.to_dict()) + "\n"
         if path is not None:
             atomic_write_text(path, text)
         return text

@@ -55,7 +55,7 @@ import torch
 from torch import Tensor
 
 from geometry_probe.baselines import sphere_stats
-from geometry_probe.diagnosis import COLLAPSE_FINDINGS, dimensional_finding, sphere_findings
+from geometry_probe.diagnosis import COLLAPSE_FINDINGS, HIGHER_IS_WORSE, dimensional_finding, sphere_findings
 from geometry_probe.exceptions import GeometryProbeError, InvalidInputError
 from geometry_probe.functional.class_geometry import etf_error, orthogonal_frame_error
 
@@ -335,7 +335,7 @@ class CollapseMonitor:
                     episode = {"name": name, "onset_step": self.step, "cleared_step": None, "worst": finding["value"]}
                     self._open[name] = episode
                     self.episodes.append(episode)
-                worse = max if name == "over_fusion" else min
+                worse = max if name in HIGHER_IS_WORSE else min
                 episode["worst"] = worse(episode["worst"], finding["value"])
                 self._alert(name, "fail", finding["explanation"], value=finding["value"])
 

@@ -127,8 +127,10 @@ def _product(left: Tensor, right: Tensor, buffer: Tensor) -> Tensor:
 
 
 def unit_rows(X: Tensor, *, offset: int = 0) -> Tensor:
-    """The rows of ``X`` scaled to unit norm, float32 (zero rows raise, named by ``offset + i``)."""
-    return X.to(torch.float32) * inverse_norms(X, offset=offset)[:, None].to(torch.float32)
+    """The rows of ``X`` scaled to unit norm, float32 (float64 input stays float64); zero rows
+    raise, named by ``offset + i``."""
+    inv = inverse_norms(X, offset=offset)
+    return X.to(inv.dtype) * inv[:, None]
 
 
 def run_pass(X: Tensor, consumers: Sequence[TileConsumer], *, tile: int | None = None,

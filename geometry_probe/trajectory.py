@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io as _io
-import json
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -16,7 +15,7 @@ from geometry_probe.analysis import analyze
 from geometry_probe.embeddings import Embeddings
 from geometry_probe.exceptions import InvalidInputError
 from geometry_probe.io import load
-from geometry_probe.result import _clean
+from geometry_probe.result import _clean, compact_json
 
 _STEP_PATTERN = re.compile(r"(?:epoch|step|iter|it|ckpt|checkpoint|e|s)[_\-=]?(\d+)", re.IGNORECASE)
 
@@ -97,7 +96,7 @@ def track_files(paths: Sequence[str | os.PathLike[str]], *, labels: Any = None, 
 
 def write_track_json(trajectory: dict[str, Any], path: str | os.PathLike[str]) -> None:
     """Write a trajectory as strict JSON (NaN → null), atomically."""
-    atomic_write_text(path, json.dumps(_clean(trajectory), indent=2, allow_nan=False) + "\n")
+    atomic_write_text(path, compact_json(_clean(trajectory)) + "\n")
 
 
 def write_track_csv(trajectory: dict[str, Any], path: str | os.PathLike[str]) -> None:

@@ -1,10 +1,8 @@
 """CollapseMonitor: onset and recovery, exact windowed and class statistics, overhead budget, NaN alerts,
 robustness, no host sync, multi-process sums."""
 
-import os
 import re
 import time
-import warnings
 
 import numpy as np
 import pytest
@@ -12,7 +10,6 @@ import torch
 import torch.multiprocessing as mp
 from torch.overrides import TorchFunctionMode
 
-import geometry_probe as gp
 from geometry_probe.monitor import CollapseError, CollapseMonitor, CollapseWarning
 
 # synthetic loops whose "steps" take microseconds: the budget's one-time warning is expected there

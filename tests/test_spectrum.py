@@ -133,3 +133,17 @@ def test_top1_energy_catches_point_and_antipodal_line_collapse():
         X = gp.datasets.make_collapsed(500, 32, kind=kind, noise=0.01)
         assert F.top1_energy(X) > 0.99
     assert F.top1_energy(gp.datasets.make_isotropic(5000, 32)) < 2.0 / 32
+
+
+def test_eigvals_desc_host_and_tensor_paths_agree_with_lapack():
+    """NumPy and torch inputs: descending eigenvalues, round-off of a rank-2 matrix set to exactly 0."""
+    from geometry_probe.functional.spectrum import eigvals_desc
+
+    A = np.random.default_rng(3).standard_normal((6, 2))
+    S = A @ A.T                                                  # rank 2: four eigenvalues are round-off
+    expected = np.sort(np.linalg.eigvalsh(S))[::-1]
+    for values in (eigvals_desc(S), eigvals_desc(torch.from_numpy(S))):
+        np.testing.assert_allclose(values[:2], expected[:2], rtol=1e-12)
+        assert np.all(values[2:] == 0.0)
+    with pytest.raises(gp.InvalidEmbeddingsError, match="overflow"):
+        eigvals_desc(np.full((2, 2), np.inf))

@@ -12,7 +12,7 @@ from geometry_probe.analyzers.base import PairwiseAnalyzer
 from geometry_probe.embeddings import Embeddings
 from geometry_probe.exceptions import InvalidInputError
 from geometry_probe.functional import contrastive as F
-from geometry_probe.pairwise import inverse_norms
+from geometry_probe.pairwise import inverse_norms, unit_rows
 from geometry_probe.result import Result
 
 PAIR_BUDGET = 5 * 10**8           # all pairs up to N ≈ 31,600; above, an estimate from sampled pairs
@@ -122,7 +122,7 @@ class Contrastive(PairwiseAnalyzer):
             arrays.update(cosine_hist_pos=pos_hist, cosine_hist_neg=neg_hist)
         if N <= MATRIX_MAX_ROWS:
             order = np.argsort(emb.labels, kind="stable") if emb.labels is not None else np.arange(N)
-            U = _unit(emb.rows(order, device=device)).to(torch.float64)
+            U = unit_rows(emb.rows(order, device=device)).to(torch.float64)
             arrays.update(sample_cosine_matrix=(U @ U.T).cpu().numpy(), sample_order=order)
             if emb.labels is not None:
                 arrays.update(sample_labels=np.asarray(emb.labels)[order])
@@ -170,12 +170,6 @@ def _chunk_rows(n_features: int) -> int:
     return max(256, min(ROW_CHUNK, ROW_CHUNK_BYTES // (8 * max(n_features, 1))))
 
 
-def _unit(X: torch.Tensor, offset: int = 0) -> torch.Tensor:
-    """Rows of ``X`` scaled to unit norm (float64 input stays float64); zero rows raise."""
-    inv = inverse_norms(X, offset=offset)
-    return X.to(inv.dtype) * inv[:, None]
-
-
 def _unit_row_sum(emb: Embeddings, device: torch.device) -> tuple[torch.Tensor, bool]:
     """Float64 sum of the unit rows (streamed) and whether the input rows were unit-norm."""
     total = torch.zeros(emb.n_features, dtype=torch.float64, device=device)
@@ -192,7 +186,8 @@ def _paired_cosines(first, second, n_pairs: int, alpha: float, rows: int) -> tup
     cosines, distances = [], 0.0
     for start in range(0, n_pairs, rows):
         chunk = slice(start, min(start + rows, n_pairs))
-        a, b = _unit(first(chunk), start).to(torch.float64), _unit(second(chunk), start).to(torch.float64)
+        a = unit_rows(first(chunk), offset=start).to(torch.float64)
+        b = unit_rows(second(chunk), offset=start).to(torch.float64)
         cosines.append((a * b).sum(1).clamp(-1, 1).cpu())
         distances += float(torch.linalg.vector_norm(a - b, dim=1).pow(alpha).sum())
     return torch.cat(cosines).numpy(), distances / n_pairs if n_pairs else math.nan
@@ -212,8 +207,8 @@ def _sampled(emb: Embeddings, device: torch.device, t: float, threshold: float, 
     i = torch.randint(0, N, (SAMPLED_PAIRS,), generator=g)
     j = (i + torch.randint(1, N, (SAMPLED_PAIRS,), generator=g)) % N          # uniform over j ≠ i
     rows = _chunk_rows(emb.n_features)
-    cos = torch.cat([(_unit(emb.rows(i[s:s + rows].numpy(), device=device))
-                      * _unit(emb.rows(j[s:s + rows].numpy(), device=device))).sum(1).cpu()
+    cos = torch.cat([(unit_rows(emb.rows(i[s:s + rows].numpy(), device=device))
+                      * unit_rows(emb.rows(j[s:s + rows].numpy(), device=device))).sum(1).cpu()
                      for s in range(0, SAMPLED_PAIRS, rows)]).clamp(-1, 1).to(torch.float64)
     kernel = torch.exp(-t * (2 - 2 * cos))
     M = float(cos.numel())
@@ -247,7 +242,7 @@ def _batch_averaged(emb: Embeddings, device: torch.device, t: float, batch: int,
     for g in range(0, len(full), ESTIMATOR_GROUP):
         group = full[g:g + ESTIMATOR_GROUP]
         index = np.concatenate([order[s:s + batch] for s in group])
-        U = _unit(emb.rows(index, device=device)).to(torch.float32).view(len(group), batch, -1)
+        U = unit_rows(emb.rows(index, device=device)).to(torch.float32).view(len(group), batch, -1)
         kernel = torch.bmm(U, U.transpose(1, 2)).sub_(1).mul_(2 * t).exp_()        # e^{-t‖u_i − u_j‖²}
         kernel.diagonal(dim1=1, dim2=2).zero_()
         per_batch = kernel.sum(dim=(1, 2)).to(torch.float64) / (batch * (batch - 1))
