@@ -18,9 +18,16 @@ rounds listed for wall time. Separately timed (medians of repeats): a plain upda
 per batch, a snapshot at the rows the budget arm settled on and at 256 rows. Host syncs:
 counted with a TorchFunctionMode; between snapshots any Tensor.item/tolist/__bool__/cpu/numpy
 call would be one (expected 0, including folds forced by a small ``max_pending_bytes``); at a
-snapshot the device-to-host transfers are the Tensor.cpu calls: one moves the packed statistics
-and buffer, the others (in the eigensolver helper) act on those host copies and never wait for
-a device.
+snapshot the device-to-host transfers are the Tensor.cpu calls (expected 1: the packed
+statistics and buffer). Counted through the torch fold that accelerator batches take (forced
+on CPU tensors here); the NumPy fold of CPU batches only takes zero-copy Tensor.numpy views.
+
+Longer periods: for the digits encoder (0.67 ms steps, so a 100-step window lasts 67 ms) the
+budget arm is also run against the base loop at every_n_steps = 200 and 500, 40,000 steps per
+arm. Why the in-loop costs exceed the separately timed ones: on this shared machine, code that
+last ran 10 ms or more ago runs about 3x slower on its next call (``sphere_stats`` on 32 x 128:
+0.17 ms back to back, 0.42-0.57 ms after 10-200 ms of other work, whether that work sleeps,
+spins or streams memory), and a monitor's snapshot always runs after a window of training.
 
 Threads: ``--threads`` (default 1). On the shared 2-core machine (load 6-9 from other
 workers) two intra-op threads made small operations wait for a preempted partner thread: a
@@ -39,6 +46,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 import geometry_probe as gp
+import geometry_probe.monitor as monitor_module
 
 EVERY = 100
 SETTLE = 5          # rounds the budget arm needs to settle (it plans each window from the last three)
@@ -47,6 +55,7 @@ WORKLOADS = {   # name: (widths, rounds of EVERY steps per arm)
     "MLP 768-2048-768, batch 256": ((768, 2048, 768), 14),
     "digits encoder 64-128-128, batch 256": ((64, 128, 128), 200),
 }
+DIGITS = "digits encoder 64-128-128, batch 256"
 
 
 class SyncCounter(TorchFunctionMode):
@@ -123,15 +132,22 @@ def component_costs(widths, monitor):
     return staged_us, skipped_us, fold_ms, snap
 
 
-def sync_counts(widths):
+def sync_counts(widths, on_host):
+    """Sync-like calls in EVERY - 1 plain updates and Tensor.cpu calls at the snapshot, through the
+    torch fold accelerator batches take (``on_host=False``, forced here on CPU tensors) or the
+    NumPy fold of CPU batches."""
     z = torch.randn(256, widths[-1])
     monitor = gp.CollapseMonitor(every_n_steps=EVERY, on_collapse="ignore", max_pending_bytes=4 * z.numel() * 4)
     between, at_snapshot = SyncCounter(SYNCS), SyncCounter({"cpu"})
-    with between:
-        for _ in range(EVERY - 1):                                       # folds every 5 batches here
+    runs_on_host, monitor_module._runs_on_host = monitor_module._runs_on_host, lambda _: on_host
+    try:
+        with between:
+            for _ in range(EVERY - 1):                                   # folds every 5 batches here
+                monitor.update(z)
+        with at_snapshot:
             monitor.update(z)
-    with at_snapshot:
-        monitor.update(z)
+    finally:
+        monitor_module._runs_on_host = runs_on_host
     return between.count, at_snapshot.count
 
 
@@ -155,7 +171,8 @@ def measure(name, widths, rounds):
     direct = {arm: [t[2] / (t[0] - t[2]) for t in times[arm][SETTLE:]] for arm in ("budget", "full")}
     first = times["budget"][0][2] / (times["budget"][0][0] - times["budget"][0][2])
     update_us, skipped_us, fold_ms, snap = component_costs(widths, budget)
-    between, transfers = sync_counts(widths)
+    between, transfers = sync_counts(widths, on_host=False)
+    numpy_views = sync_counts(widths, on_host=True)[0]
     base_ms = statistics.median(t[0] for t in times["base"]) / EVERY * 1e3
     base_cpu_ms = statistics.median(t[1] for t in times["base"]) / EVERY * 1e3
     lines = [f"## {name}: {rounds} rounds x {EVERY} steps per arm; step {base_ms:.2f} ms wall, {base_cpu_ms:.2f} ms "
@@ -177,8 +194,34 @@ def measure(name, widths, rounds):
               f"{fold_ms:.3f} + {snap[256]:.2f} ms = "
               f"{100 * (update_us / 1e3 + fold_ms + snap[256] / EVERY) / base_ms:.2f}% of the steps; at the budget "
               f"arm's settings: {100 * _planned(budget, update_us, skipped_us, fold_ms, snap) / base_ms:.2f}%",
-              f"sync-like calls in {EVERY - 1} plain updates (with folds): {between}; "
-              f"Tensor.cpu calls at the logged step: {transfers} (one device-to-host transfer, see docstring)"]
+              f"torch fold (accelerator batches; forced on CPU tensors): sync-like calls in {EVERY - 1} plain "
+              f"updates (with folds) {between}, Tensor.cpu calls at the logged step {transfers}; NumPy fold "
+              f"(CPU batches): {numpy_views} zero-copy Tensor.numpy views in the same updates"]
+    return "\n".join(lines)
+
+
+def period_sweep(widths, periods, steps):
+    """A/B wall overhead, time inside update() and the monitor's own measured share with the
+    default budget at longer snapshot periods: ``steps`` steps per arm, in blocks of one period."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, widths[0], generator=g)
+    model = make_model(widths)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    lines = []
+    for every in periods:
+        monitor = gp.CollapseMonitor(every_n_steps=every, on_collapse="ignore")
+        rounds = steps // every
+        times = {"base": [], "budget": []}
+        for r in range(rounds):
+            for arm in (("base", "budget") if r % 2 else ("budget", "base")):
+                times[arm].append(block(model, opt, x, monitor if arm == "budget" else None, every))
+        wall = [times["budget"][i][0] / times["base"][i][0] - 1 for i in range(SETTLE, rounds)]
+        inside = [t[2] / (t[0] - t[2]) for t in times["budget"][SETTLE:]]
+        own = [snap["scalars"]["monitor/overhead"] for snap in monitor.history[SETTLE:]]
+        lines.append(f"every_n_steps={every}: {rounds} rounds; A/B overhead {100 * statistics.median(wall):+.2f}% wall, "
+                     f"time inside update() {100 * statistics.median(inside):.2f}%, monitor/overhead "
+                     f"{100 * statistics.median(own):.2f}% (stride {monitor.stride}, snapshot rows "
+                     f"{monitor.snapshot_rows})")
     return "\n".join(lines)
 
 
@@ -198,6 +241,8 @@ def main():
     lines = [f"# CollapseMonitor overhead (CPU, {threads} thread(s), every_n_steps={EVERY}, buffer 256); "
              f"load average at start {load:.1f} on {os.cpu_count()} cores (shared machine: timings are noisy)"]
     lines += [measure(name, *spec) for name, spec in WORKLOADS.items()]
+    lines.append(f"## {DIGITS}, longer snapshot periods, default overhead_budget (medians over rounds {SETTLE + 1}-)")
+    lines.append(period_sweep(WORKLOADS[DIGITS][0], (200, 500), 40_000))
     text = "\n".join(lines)
     print(text)
     out = os.path.join(os.path.dirname(__file__), "results", "bench_monitor.txt")

@@ -87,27 +87,28 @@ def sphere_stats(X: torch.Tensor | np.ndarray) -> dict[str, float]:
     the effective rank of the centred rows; all pairs i < j, float64.
 
     Spectra come from the smaller of the n×n Gram and the D×D scatter (same non-zero
-    eigenvalues). ``X`` must have no zero rows (callers check). O(n²) memory: use on a
-    subsample (≤ 4096 rows). Computed in NumPy on the host (the rows are copied there once):
-    on the small matrices it is given, that is about twice as fast as PyTorch's per-operation
-    dispatch, which matters for the training monitor's snapshots.
+    eigenvalues), both solved in one stacked call. ``X`` must have no zero rows (callers
+    check). O(n²) memory: use on a subsample (≤ 4096 rows). Computed in NumPy on the host (the
+    rows are copied there once): on the small matrices it is given, that is about twice as
+    fast as PyTorch's per-operation dispatch, which matters for the training monitor's
+    snapshots.
     """
     A = X.detach().to(torch.float64).cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X, np.float64)
-    U = A / np.linalg.norm(A, axis=1, keepdims=True)                    # (n, D)
+    U = A / np.sqrt(np.einsum("ij,ij->i", A, A))[:, None]              # (n, D)
     n, D = U.shape
     G = U @ U.T                                                         # (n, n), n ≤ 4096
-    diagonal, pairs = np.diagonal(G), n * (n - 1)
-    energy = eigvals_desc(G if n <= D else U.T @ U)
+    trace, pairs = np.trace(G), n * (n - 1)                             # diagonal: squared unit norms, > 0
+    centred = A - A.mean(axis=0)
+    pair = (G, centred @ centred.T) if n <= D else (U.T @ U, centred.T @ centred)
+    energy, scatter = eigvals_desc(np.stack(pair))
     # e^{-t‖û_i − û_j‖²} = e^{2t(cos − 1)}, t = 2, with cos ≤ 1 (rounding), summed over i ≠ j
     kernel = np.exp(4.0 * (np.minimum(G, 1.0) - 1.0))
     kernel_sum = kernel.sum() - np.trace(kernel)
-    centred = A - A.mean(axis=0)
-    scatter = centred @ centred.T if n <= D else centred.T @ centred
     return {
         "top1_energy": float(energy[0] / energy.sum()),
-        "mean_cosine": float((G.sum() - diagonal.sum()) / pairs),
-        "mean_abs_cosine": float((np.abs(G).sum() - np.abs(diagonal).sum()) / pairs),
+        "mean_cosine": float((G.sum() - trace) / pairs),
+        "mean_abs_cosine": float((np.abs(G).sum() - trace) / pairs),
         "uniformity": math.log(kernel_sum / pairs) if kernel_sum > 0 else -math.inf,
-        "effective_rank": effective_rank_from_spectrum(eigvals_desc(scatter)),
+        "effective_rank": effective_rank_from_spectrum(scatter),
     }
 

@@ -10,12 +10,22 @@ import torch
 import torch.multiprocessing as mp
 from torch.overrides import TorchFunctionMode
 
+import geometry_probe.monitor as monitor_module
 from geometry_probe.monitor import CollapseError, CollapseMonitor, CollapseWarning
 
 # synthetic loops whose "steps" take microseconds: the budget's one-time warning is expected there
 pytestmark = pytest.mark.filterwarnings("ignore:CollapseMonitor. one batch:RuntimeWarning")
 
 D = 32
+
+
+@pytest.fixture(params=["host", "device"])
+def fold_path(request, monkeypatch):
+    """Run a test through the NumPy fold CPU batches take and through the torch fold accelerator
+    batches take (forced here on CPU tensors)."""
+    if request.param == "device":
+        monkeypatch.setattr(monitor_module, "_runs_on_host", lambda z: False)
+    return request.param
 
 
 def _healthy(g, n=64):
@@ -66,7 +76,7 @@ def _naive_window(batches, labels, n_classes):
             "window/class_etf_distance": gram_distance(M - centre, (np.eye(C) - 1.0 / C) / np.sqrt(C - 1))}
 
 
-def test_window_and_class_statistics_are_exact_across_folds():
+def test_window_and_class_statistics_are_exact_across_folds(fold_path):
     g = torch.Generator().manual_seed(6)
     sizes = (5, 17, 9, 12, 30)
     batches = [torch.randn(n, D, generator=g) + 0.5 for n in sizes]
@@ -80,7 +90,39 @@ def test_window_and_class_statistics_are_exact_across_folds():
         assert snap["scalars"][key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
 
 
-def test_a_stride_covers_every_kth_batch_counted_back_from_the_snapshot():
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.int64])
+def test_low_precision_and_integer_batches_fold_as_their_float64_values(fold_path, dtype):
+    """bfloat16 has no NumPy dtype: the NumPy fold converts it first; the values are exact either way."""
+    g = torch.Generator().manual_seed(9)
+    batches = [(3 * torch.randn(n, D, generator=g)).to(dtype) for n in (7, 12)]
+    labels = [torch.randint(0, 3, (n,), generator=g) for n in (7, 12)]
+    monitor = CollapseMonitor(every_n_steps=2, n_classes=3, on_collapse="ignore", overhead_budget=None)
+    for z, y in zip(batches, labels):
+        snap = monitor.update(z, y)
+    expected = _naive_window([b.double() for b in batches], labels, 3)
+    for key, value in expected.items():
+        assert snap["scalars"][key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+
+
+def test_the_numpy_fold_in_chunks_equals_one_fold(monkeypatch):
+    g = torch.Generator().manual_seed(10)
+    batches = [torch.randn(n, D, generator=g) + 0.2 for n in (40, 3, 25, 64, 9)]
+    labels = [torch.randint(0, 4, (len(z),), generator=g) for z in batches]
+    monkeypatch.setattr(monitor_module, "HOST_CHUNK_BYTES", 30 * D * 8)      # chunks of 1-2 batches
+    assert [len(c) for c in monitor_module._host_chunks(list(zip(batches, labels)))] == [1, 2, 1, 1]
+    monitor = CollapseMonitor(every_n_steps=len(batches), n_classes=4, buffer_size=50, on_collapse="ignore",
+                              overhead_budget=None)
+    for z, y in zip(batches[:-1], labels[:-1]):
+        monitor.update(z, y)
+    monitor._fold()
+    ring = np.roll(monitor._buffer, -monitor._cursor, axis=0)              # oldest row first
+    np.testing.assert_array_equal(ring, torch.cat(batches[:-1])[-50:].double().numpy())
+    snap = monitor.update(batches[-1], labels[-1])
+    for key, value in _naive_window(batches, labels, 4).items():
+        assert snap["scalars"][key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+
+
+def test_a_stride_covers_every_kth_batch_counted_back_from_the_snapshot(fold_path):
     g = torch.Generator().manual_seed(7)
     batches = [torch.randn(8, D, generator=g) + 0.3 * i for i in range(10)]
     labels = [torch.randint(0, 3, (8,), generator=g) for _ in batches]
@@ -129,7 +171,7 @@ def test_a_batch_modified_in_place_after_update_is_left_out():
     assert "modified in place" in monitor.alerts[0]["message"]
 
 
-def test_window_mean_cosine_is_exact():
+def test_window_mean_cosine_is_exact(fold_path):
     g = torch.Generator().manual_seed(1)
     monitor = CollapseMonitor(every_n_steps=3, on_collapse="ignore")
     batches = [torch.randn(n, D, generator=g) + 0.5 for n in (5, 17, 9)]   # varying batch sizes
@@ -199,13 +241,15 @@ class _SyncCounter(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-def test_update_between_snapshots_makes_no_host_sync():
+def test_update_between_snapshots_makes_no_host_sync(fold_path):
+    """The torch fold launches kernels only; the NumPy fold of CPU batches only takes zero-copy
+    ``Tensor.numpy`` views (there is no device to wait for)."""
     monitor = CollapseMonitor(every_n_steps=1000, n_classes=3, on_collapse="ignore", max_pending_bytes=3 * 16 * D * 4)
     monitor.update(torch.randn(16, D))
     with _SyncCounter() as counter:
         for _ in range(20):                                 # folds every 4th update
             monitor.update(torch.randn(16, D), torch.randint(0, 3, (16,)))
-    assert counter.calls == []
+    assert set(counter.calls) == ({"numpy"} if fold_path == "host" else set())
     assert monitor.additive_state[1] == 16 * 20             # folded rows (the first batch's window included)
 
 

@@ -145,5 +145,10 @@ def test_eigvals_desc_host_and_tensor_paths_agree_with_lapack():
     for values in (eigvals_desc(S), eigvals_desc(torch.from_numpy(S))):
         np.testing.assert_allclose(values[:2], expected[:2], rtol=1e-12)
         assert np.all(values[2:] == 0.0)
+    full_rank = np.diag([4.0, 3.0, 2.0, 1.0, 1e-3, 1e-6])
+    for stacked in (eigvals_desc(np.stack([S, full_rank])), eigvals_desc(torch.from_numpy(np.stack([S, full_rank])))):
+        np.testing.assert_allclose(stacked[0, :2], expected[:2], rtol=1e-12)     # each matrix its own cutoff
+        assert np.all(stacked[0, 2:] == 0.0)
+        np.testing.assert_array_equal(stacked[1], [4.0, 3.0, 2.0, 1.0, 1e-3, 1e-6])
     with pytest.raises(gp.InvalidEmbeddingsError, match="overflow"):
         eigvals_desc(np.full((2, 2), np.inf))

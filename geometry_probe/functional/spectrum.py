@@ -67,12 +67,14 @@ class Spectra:
 
 
 def eigvals_desc(S: Tensor | np.ndarray) -> np.ndarray:
-    """Eigenvalues of a symmetric matrix in float64, descending, clipped at 0.
+    """Eigenvalues of a symmetric matrix, or of each matrix of a stack ``(..., n, n)``, in
+    float64, descending, clipped at 0.
 
-    Eigenvalues below ``λ_max · D · eps64`` are round-off of the eigensolver and are set to
-    exactly 0, so a rank-deficient matrix has exact zeros (needed for the 0·ln 0 convention).
-    A NumPy array is solved by NumPy on the host (no PyTorch dispatch: faster for the small
-    matrices of the monitor's snapshots); a tensor on its own device.
+    Eigenvalues below ``λ_max · D · eps64`` (``λ_max`` of the same matrix) are round-off of the
+    eigensolver and are set to exactly 0, so a rank-deficient matrix has exact zeros (needed
+    for the 0·ln 0 convention). A NumPy array is solved by NumPy on the host (no PyTorch
+    dispatch: faster for the small matrices of the monitor's snapshots, which solve two at
+    once as a stack); a tensor on its own device.
     """
     on_host = isinstance(S, np.ndarray)
     S = S.astype(np.float64, copy=False) if on_host else S.to(torch.float64)
@@ -81,13 +83,13 @@ def eigvals_desc(S: Tensor | np.ndarray) -> np.ndarray:
             "embeddings: values are so large that their second moments overflow (inf); rescale them "
             "(e.g. divide by their largest absolute value) or pass precision='float64' / --precision float64.")
     try:
-        values = (np.linalg.eigvalsh(S)[::-1].clip(0) if on_host
-                  else torch.linalg.eigvalsh(S).flip(0).clamp_min(0).cpu().numpy())
+        values = (np.linalg.eigvalsh(S)[..., ::-1].clip(0) if on_host
+                  else torch.linalg.eigvalsh(S).flip(-1).clamp_min(0).cpu().numpy())
     except (torch.linalg.LinAlgError, np.linalg.LinAlgError) as err:
         raise InvalidEmbeddingsError(f"embeddings: the covariance eigensolver did not converge ({err}); "
                                      "rescale the embeddings or pass precision='float64'.") from None
-    if values.size and values[0] > 0:
-        values[values < values[0] * values.size * np.finfo(np.float64).eps] = 0.0
+    if values.size:
+        values[values < values[..., :1] * values.shape[-1] * np.finfo(np.float64).eps] = 0.0
     return values
 
 
