@@ -77,6 +77,30 @@ MIN_SNAPSHOT_ROWS = 32
 PLANNED_SHARE = 0.8          # the overhead budget's share the monitor plans a window for
 
 
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """Run NumPy's BLAS on one thread for the monitor's small products and eigensolves: a
+    multithreaded BLAS wakes its threads for microsecond-sized work and leaves them spinning
+    on cores the training loop uses. Sets and restores the thread count of the loaded BLAS
+    libraries directly (a few microseconds; threadpoolctl's ``limit`` re-reads every library's
+    info, 10 us warm and 70 us with the caches cold inside a training loop). While it lasts,
+    other threads' NumPy BLAS calls run on one thread too."""
+    changed = [(library, threads) for library in _blas_libraries() if (threads := library.get_num_threads()) != 1]
+    for library, _ in changed:
+        library.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for library, threads in changed:
+            library.set_num_threads(threads)
+
+
+@functools.cache
+def _blas_libraries() -> list[Any]:
+    """threadpoolctl's controllers of the BLAS libraries loaded now (found once, ~15 ms)."""
+    return ThreadpoolController().select(user_api="blas").lib_controllers
+
+
 class CollapseWarning(UserWarning):
     """Embeddings are collapsing during training."""
 
@@ -205,15 +229,14 @@ class CollapseMonitor:
             if labels.shape != z.shape[:1]:
                 raise InvalidInputError(f"labels: expected shape ({z.shape[0]},), got {tuple(labels.shape)}")
         if self._pending and (z.shape[1] != self._pending[0][0].shape[1] or z.device != self._pending[0][0].device):
-            with _one_blas_thread():
-                self._fold()
+            self._fold()
         self._pending.append((z, labels, z._version))
         self._sampled += 1
         self._pending_bytes += z.numel() * z.element_size()
         if self._pending_bytes > self.max_pending_bytes:
-            with _one_blas_thread():
-                self._fold()
+            self._fold()
 
+    @_one_blas_thread()
     def _fold(self) -> None:
         """Add the pending batches to the window: one concatenation, one GEMM, one ring-buffer copy
         (on CPU, per chunk of about ``HOST_CHUNK_BYTES`` float64 rows)."""
@@ -249,10 +272,9 @@ class CollapseMonitor:
         snapshot: dict[str, Any] = {"step": self.step, "scalars": {}, "findings": []}
         folded = time.perf_counter()
         try:
-            with _one_blas_thread():
-                self._fold()
-                folded = time.perf_counter()
-                snapshot["scalars"], snapshot["findings"] = self._measure()
+            self._fold()
+            folded = time.perf_counter()
+            snapshot["scalars"], snapshot["findings"] = self._measure()
         except Exception as err:
             self._alert("monitor_error", "warn", f"snapshot failed: {err}")
         self.history.append(snapshot)
@@ -269,6 +291,7 @@ class CollapseMonitor:
             self._last_return = time.perf_counter()
         return snapshot
 
+    @_one_blas_thread()
     def _measure(self) -> tuple[dict[str, float], list[dict[str, Any]]]:
         if self._state is None:
             return {}, []
@@ -398,30 +421,6 @@ def _runs_on_host(z: Tensor) -> bool:
     per-operation cost is a few microseconds against PyTorch's ~10 (a 256 x 128 batch folds in
     0.04 ms instead of 0.24 ms). Accelerator batches are folded in torch, with no host sync."""
     return z.device.type == "cpu"
-
-
-@contextlib.contextmanager
-def _one_blas_thread() -> Iterator[None]:
-    """Run NumPy's BLAS on one thread for the monitor's small products and eigensolves: a
-    multithreaded BLAS wakes its threads for microsecond-sized work and leaves them spinning
-    on cores the training loop uses. Sets and restores the thread count of the loaded BLAS
-    libraries directly (a few microseconds; threadpoolctl's ``limit`` re-reads every library's
-    info, 10 us warm and 70 us with the caches cold inside a training loop). While it lasts,
-    other threads' NumPy BLAS calls run on one thread too."""
-    changed = [(library, threads) for library in _blas_libraries() if (threads := library.get_num_threads()) != 1]
-    for library, _ in changed:
-        library.set_num_threads(1)
-    try:
-        yield
-    finally:
-        for library, threads in changed:
-            library.set_num_threads(threads)
-
-
-@functools.cache
-def _blas_libraries() -> list[Any]:
-    """threadpoolctl's controllers of the BLAS libraries loaded now (found once, ~15 ms)."""
-    return ThreadpoolController().select(user_api="blas").lib_controllers
 
 
 def _host_chunks(kept: list[tuple[Tensor, Tensor | None]]) -> list[list[tuple[Tensor, Tensor | None]]]:

@@ -304,3 +304,35 @@ def test_budget_names_the_snapshot_period_that_fits_when_even_the_floor_exceeds_
     assert monitor.snapshot_rows == 32
     enough = int(re.search(r"every_n_steps >= (\d+)", str(caught[0].message)).group(1))
     assert enough > 5
+
+
+def test_the_monitors_numpy_work_runs_on_one_blas_thread_and_restores_the_count(monkeypatch):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    seen = []
+    real_sphere_stats = monitor_module.sphere_stats
+    monkeypatch.setattr(monitor_module, "sphere_stats", lambda rows: (seen.append(blas_threads()),
+                                                                      real_sphere_stats(rows))[1])
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        monitor = CollapseMonitor(every_n_steps=2, on_collapse="ignore", overhead_budget=None)
+        for _ in range(2):
+            snap = monitor.update(torch.randn(16, D))
+        assert before and all(n == 2 for n in before)
+        assert seen == [[1] * len(before)] and blas_threads() == before
+    assert "buffer/top1_energy" in snap["scalars"]
+
+
+def test_the_plan_uses_median_costs_and_80_percent_of_the_budget():
+    """stride = ceil(c_batch N / (0.8 b t N - c_snapshot)) with medians of the last three windows:
+    batch costs 0.10, 0.30, 0.16 ms -> 0.16 ms; 0.8 x 1% x 1 s - 1 ms = 7 ms; ceil(16 / 7) = 3
+    (the minimum, 0.10 ms, would give 2, and the whole budget, 9 ms, would give 2)."""
+    monitor = CollapseMonitor(every_n_steps=100, buffer_size=64, on_collapse="ignore")
+    monitor.snapshot_rows = 64
+    for per_batch in (0.10e-3, 0.30e-3, 0.16e-3):
+        monitor._sampled = 100
+        monitor._adapt(statistics_cost=100 * per_batch, snapshot_cost=1e-3, loop_time=1.0)
+    assert monitor.stride == 3 and monitor.snapshot_rows == 64             # 1 ms is within [A/8, A/2]
