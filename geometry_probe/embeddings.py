@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from geometry_probe._validation import check_embeddings, check_finite_batch, encode_labels
+from geometry_probe._validation import check_embeddings, check_finite_batch, encode_labels, native_rows
 
 _TORCH_DTYPE_NAMES = {torch.bfloat16: "bfloat16", torch.float16: "float16"}
 
@@ -21,7 +21,11 @@ class Embeddings:
 
     ``X`` stays as given, a NumPy array (possibly memory-mapped) or a tensor on any
     device; rows are converted to float per batch in :meth:`batches`, so files larger than
-    host or device memory can be analysed and nothing is upcast or centred whole.
+    host or device memory can be analysed and nothing is upcast or centred whole. Other
+    layouts are converted once on construction
+    (:func:`~geometry_probe._validation.as_plain_array`): tensors that require grad are
+    detached, sparse, quantized and regular nested tensors made dense within a memory
+    budget; a big-endian or long-double memory map is converted batch by batch.
 
     Parameters
     ----------
@@ -109,7 +113,8 @@ class Embeddings:
             X = self.X[torch.as_tensor(index) if isinstance(index, np.ndarray) else index]
             X = X.to(device) if device is not None else X
         else:
-            rows = np.ascontiguousarray(self.X[index])
+            offset = index.start if isinstance(index, slice) else 0
+            rows = native_rows(np.ascontiguousarray(self.X[index]), name=self.name, offset=offset)
             if not rows.flags.writeable:          # read-only memory map: copy this batch only
                 rows = rows.copy()
             X = torch.from_numpy(rows)

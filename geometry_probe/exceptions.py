@@ -56,3 +56,11 @@ class MissingDependencyError(GeometryProbeError, ImportError):
 
 class OutputError(GeometryProbeError, OSError):
     """An output could not be written (unwritable place, or it would overwrite an input)."""
+
+
+class CorruptFileError(InputFileError):
+    """A file's bytes do not parse as the format its name claims (truncated, corrupt or not that format)."""
+
+
+class InputTooLargeError(InvalidInputError):
+    """An input would need more memory than allowed to read or densify; the message gives the size."""
