@@ -49,23 +49,21 @@ the first later snapshot where that finding reads ``ok`` again closes it and rec
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import math
 import statistics
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import torch
-from threadpoolctl import ThreadpoolController
 from torch import Tensor
 
 from geometry_probe.baselines import sphere_stats
 from geometry_probe.diagnosis import COLLAPSE_FINDINGS, HIGHER_IS_WORSE, dimensional_finding, sphere_findings
+from geometry_probe._threads import one_blas_thread
 from geometry_probe.exceptions import GeometryProbeError, InvalidInputError
 from geometry_probe.functional.class_geometry import etf_error, orthogonal_frame_error
 
@@ -75,30 +73,6 @@ HOST_CHUNK_BYTES = 2**20
 TINY = np.finfo(np.float64).tiny
 MIN_SNAPSHOT_ROWS = 32
 PLANNED_SHARE = 0.8          # the overhead budget's share the monitor plans a window for
-
-
-@contextlib.contextmanager
-def _one_blas_thread() -> Iterator[None]:
-    """Run NumPy's BLAS on one thread for the monitor's small products and eigensolves: a
-    multithreaded BLAS wakes its threads for microsecond-sized work and leaves them spinning
-    on cores the training loop uses. Sets and restores the thread count of the loaded BLAS
-    libraries directly (a few microseconds; threadpoolctl's ``limit`` re-reads every library's
-    info, 10 us warm and 70 us with the caches cold inside a training loop). While it lasts,
-    other threads' NumPy BLAS calls run on one thread too."""
-    changed = [(library, threads) for library in _blas_libraries() if (threads := library.get_num_threads()) != 1]
-    for library, _ in changed:
-        library.set_num_threads(1)
-    try:
-        yield
-    finally:
-        for library, threads in changed:
-            library.set_num_threads(threads)
-
-
-@functools.cache
-def _blas_libraries() -> list[Any]:
-    """threadpoolctl's controllers of the BLAS libraries loaded now (found once, ~15 ms)."""
-    return ThreadpoolController().select(user_api="blas").lib_controllers
 
 
 class CollapseWarning(UserWarning):
@@ -236,7 +210,7 @@ class CollapseMonitor:
         if self._pending_bytes > self.max_pending_bytes:
             self._fold()
 
-    @_one_blas_thread()
+    @one_blas_thread()
     def _fold(self) -> None:
         """Add the pending batches to the window: one concatenation, one GEMM, one ring-buffer copy
         (on CPU, per chunk of about ``HOST_CHUNK_BYTES`` float64 rows)."""
@@ -291,7 +265,7 @@ class CollapseMonitor:
             self._last_return = time.perf_counter()
         return snapshot
 
-    @_one_blas_thread()
+    @one_blas_thread()
     def _measure(self) -> tuple[dict[str, float], list[dict[str, Any]]]:
         if self._state is None:
             return {}, []
