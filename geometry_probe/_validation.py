@@ -189,6 +189,10 @@ def native_rows(rows: np.ndarray, *, name: str = "embeddings", offset: int = 0) 
     return rows
 
 
+_DENSE_HINT = ("reduce it (fewer rows or columns), or densify it in row blocks and save them as a .npy file, "
+               "which is read lazily.")
+
+
 def _plain_tensor(X: torch.Tensor, name: str) -> torch.Tensor:
     if X.is_meta:
         raise InvalidEmbeddingsError(f"{name}: a meta tensor has a shape but no values; load or compute the real "
@@ -220,7 +224,7 @@ def _unnested(X: torch.Tensor, name: str) -> torch.Tensor:
 
 
 def check_dense_size(shape: tuple[int, ...], itemsize: int, *, name: str, what: str,
-                     budget: int | None = None) -> int:
+                     hint: str = _DENSE_HINT, budget: int | None = None) -> int:
     """Raise :class:`InputTooLargeError` before materialising ``shape`` elements beyond ``budget`` bytes.
 
     Parameters
@@ -231,6 +235,8 @@ def check_dense_size(shape: tuple[int, ...], itemsize: int, *, name: str, what: 
         Bytes per element of the dense result.
     name, what : str
         The input's name and a description of its layout, for the message.
+    hint : str
+        How to fix it, ending the message.
     budget : int, optional
         Bytes allowed; default ``DENSE_BUDGET_BYTES``.
 
@@ -244,8 +250,7 @@ def check_dense_size(shape: tuple[int, ...], itemsize: int, *, name: str, what: 
     if nbytes > budget:
         raise InputTooLargeError(
             f"{name}: the {what} of shape {shape} would take {format_bytes(nbytes)} as a dense array, more than "
-            f"the {format_bytes(budget)} allowed; reduce it (fewer rows or columns) or densify it in row blocks "
-            "and save them as a .npy file, which is read lazily.")
+            f"the {format_bytes(budget)} allowed; {hint}")
     return nbytes
 
 

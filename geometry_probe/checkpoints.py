@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,7 +13,9 @@ import torch
 from torch import Tensor, nn
 
 from geometry_probe._optional import require
-from geometry_probe.exceptions import InputFileError, InvalidInputError, UnsafeFileError
+from geometry_probe._validation import describe_names, short_message
+from geometry_probe.exceptions import CorruptFileError, InvalidInputError
+from geometry_probe.io import check_input_file, torch_load
 
 #: Keys under which a checkpoint dict nests the weights, tried in this order.
 NESTED_KEYS = {"state_dict": "lightning", "model": "model_key", "model_state_dict": "model_state_dict"}
@@ -83,7 +83,9 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, prefix: s
     Raises
     ------
     InputFileError
-        Missing, unreadable or corrupt file.
+        Missing, non-regular (FIFO, device, directory) or unreadable file.
+    CorruptFileError
+        Truncated, corrupt or mutated bytes, whatever the parser fails with.
     UnsafeFileError
         The file needs pickled code to load.
     InvalidInputError
@@ -109,19 +111,20 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, prefix: s
     ignored = tuple(k for k in weights if not k.startswith(chosen))
     stripped = {k[len(chosen):]: v for k, v in weights.items() if k.startswith(chosen)}
     _check_fit(stripped, own, path, chosen, strict=strict)
-    model.load_state_dict(stripped, strict=strict)
+    try:
+        model.load_state_dict(stripped, strict=strict)
+    except (RuntimeError, TypeError, ValueError) as err:  # e.g. a dtype or layout copy_ cannot convert
+        raise InvalidInputError(f"{path}: the checkpoint's tensors could not be copied into the model: "
+                                f"{short_message(err, limit=200)}") from None
     return CheckpointInfo(str(path), fmt, chosen, ignored, extras.get("step"), extras.get("epoch"))
 
 
 def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], str, dict[str, int]]:
     """The tensors of a checkpoint file, its format name and any ``step``/``epoch`` numbers."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such checkpoint file." if not path.exists() else
-                             f"{path}: is not a file; give the checkpoint file itself.")
+    path = check_input_file(path, what="checkpoint")
     if path.suffix.lower() == ".safetensors":
         return _read_safetensors(path), "safetensors", {}
-    obj = _torch_load(path)
+    obj = torch_load(path, what="PyTorch checkpoint")
     if not isinstance(obj, Mapping):
         raise InvalidInputError(f"{path}: holds a {type(obj).__name__}, not a dict of weights; save "
                                 "model.state_dict().")
@@ -131,36 +134,18 @@ def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], str, 
             return _tensors(obj[key]), fmt, extras
     weights = _tensors(obj)
     if not weights:
-        raise InvalidInputError(f"{path}: no tensors found; top-level keys: {sorted(map(str, obj))[:10]}. "
+        raise InvalidInputError(f"{path}: no tensors found; top-level keys: {describe_names(sorted(map(str, obj)))}. "
                                 f"Expected a state_dict, or weights under one of {list(NESTED_KEYS)}.")
     return weights, "state_dict", extras
-
-
-def _torch_load(path: Path) -> Any:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-        culprit = next((line for line in lines if "GLOBAL" in line or "Unsupported global" in line), "")
-        if not culprit:
-            detail = next((line for line in lines if line.startswith("Unsupported")), lines[-1] if lines else "")
-            raise InputFileError(
-                f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {detail}") from None
-        raise UnsafeFileError(
-            f"{path}: refused: it contains pickled Python objects whose loading could run code (e.g. a whole "
-            "model saved with torch.save(model)); only tensors and plain containers are read (weights_only=True). "
-            f"In the training code, save the weights alone: torch.save(model.state_dict(), path). {culprit}"
-        ) from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
-        raise InputFileError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {err}") from None
 
 
 def _read_safetensors(path: Path) -> dict[str, Tensor]:
     safetensors_torch = require("safetensors.torch", extra="io", package="safetensors")
     try:
         return dict(safetensors_torch.load_file(str(path), device="cpu"))
-    except Exception as err:  # safetensors raises its own SafetensorError
-        raise InputFileError(f"{path}: not a readable .safetensors file (truncated or corrupt?): {err}") from None
+    except Exception as err:  # safetensors raises its own SafetensorError (and others on mutated headers)
+        raise CorruptFileError(f"{path}: not a readable .safetensors checkpoint (truncated or corrupt?): "
+                               f"{type(err).__name__}: {short_message(err, limit=200)}") from None
 
 
 def _tensors(obj: Mapping[Any, Any]) -> dict[str, Tensor]:

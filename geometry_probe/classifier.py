@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from geometry_probe._validation import as_plain_array, check_dense_size, describe_names, short_message
 from geometry_probe.exceptions import AmbiguousKeyError, InvalidInputError
-from geometry_probe.io import read_arrays
+from geometry_probe.io import ArrayFile, read_arrays
 
 
 @dataclass(frozen=True)
@@ -164,29 +165,47 @@ def _weight_key(arrays: Mapping[str, Any], *, key: str | None, origin: str) -> s
             if candidate in arrays:
                 return candidate
         raise InvalidInputError(f"classifier ({origin}): no weight named {key!r} or {key + '.weight'!r}; "
-                                f"available: {names}.")
+                                f"available: {describe_names(names)}.")
     if "weight" in arrays:
         return "weight"
-    candidates = [name for name in names if name.endswith(".weight") and np.ndim(arrays[name]) == 2]
+    candidates = [name for name in names if name.endswith(".weight") and _ndim(arrays, name) == 2]
     if len(candidates) == 1:
         return candidates[0]
-    if not candidates and len(names) == 1 and np.ndim(arrays[names[0]]) == 2:
+    if not candidates and len(names) == 1 and _ndim(arrays, names[0]) == 2:
         return names[0]                      # a bare .npy, or a container of one matrix
     if candidates:
         raise AmbiguousKeyError(
-            f"classifier ({origin}): several candidate weights {candidates}; name one with key=... "
+            f"classifier ({origin}): several candidate weights ({describe_names(candidates)}); name one with key=... "
             "(CLI: --classifier-key), e.g. the prefix of the last layer such as 'fc'.")
-    raise InvalidInputError(f"classifier ({origin}): found no 'weight' (or '<prefix>.weight') among {names}; "
+    raise InvalidInputError(f"classifier ({origin}): found no 'weight' (or '<prefix>.weight') among "
+                            f"{describe_names(names)}; "
                             "save the last layer's state dict, e.g. torch.save(model.fc.state_dict(), path).")
 
 
+def _ndim(arrays: Mapping[str, Any], name: str) -> int:
+    """Number of dimensions of ``arrays[name]``, from metadata when the arrays come from a file."""
+    return len(arrays.shape(name)) if isinstance(arrays, ArrayFile) else int(np.ndim(arrays[name]))
+
+
 def _as_float_array(values: Any, *, what: str) -> np.ndarray:
+    """``values`` as float64 NumPy; non-strided and stride-0 (expanded) inputs are size-checked first."""
+    if isinstance(values, (np.ndarray, torch.Tensor)):
+        values = as_plain_array(values, name=what)
+        if _is_expanded(values):
+            check_dense_size(tuple(values.shape), 8, name=what, what="expanded (stride-0) array",
+                             hint="save the real (n_classes, n_features) weight, one row per class.")
     if isinstance(values, torch.Tensor):
-        values = values.detach().to("cpu", torch.float64).numpy()
+        values = values.to("cpu", torch.float64).numpy()
     try:
         array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise InvalidInputError(f"{what}: not a numeric array ({err}).") from None
+    except (TypeError, ValueError, RecursionError) as err:
+        raise InvalidInputError(f"{what}: not a numeric array ({short_message(err)}).") from None
     if not np.all(np.isfinite(array)):
         raise InvalidInputError(f"{what}: contains NaN or inf.")
     return array
+
+
+def _is_expanded(values: np.ndarray | torch.Tensor) -> bool:
+    """True when some dimension of length > 1 has stride 0 (``expand``/``broadcast_to``)."""
+    strides = values.stride() if isinstance(values, torch.Tensor) else values.strides
+    return any(step == 0 and size > 1 for step, size in zip(strides, values.shape))

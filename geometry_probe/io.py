@@ -486,13 +486,15 @@ def _read_torch(path: Path) -> ArrayFile:
     raise InvalidEmbeddingsError(f"{path}: expected a tensor or a dict of tensors, got {type(obj).__name__}.")
 
 
-def torch_load(path: Path) -> Any:
+def torch_load(path: Path, *, what: str = "PyTorch file") -> Any:
     """``torch.load(weights_only=True)``, memory-mapped for zip-format files; every failure is one line.
 
     Parameters
     ----------
     path : Path
         A regular file (see :func:`check_input_file`).
+    what : str, default="PyTorch file"
+        What the file should be, for messages.
 
     Returns
     -------
@@ -519,14 +521,14 @@ def torch_load(path: Path) -> Any:
                 "model saved with torch.save(model)); only tensors and plain containers are read "
                 f"(weights_only=True). Save the weights alone: torch.save(model.state_dict(), path). "
                 f"{short_message(culprit, limit=200)}") from None
-        raise _corrupt_torch(path, err) from None
+        detail = next((line for line in lines if line.startswith("Unsupported")), lines[-1] if lines else "")
+        raise _corrupt_torch(path, what, f"UnpicklingError: {detail}") from None
     except Exception as err:  # the unpickler and zip reader fail on corrupt bytes in many ways
-        raise _corrupt_torch(path, err) from None
+        raise _corrupt_torch(path, what, f"{type(err).__name__}: {err}") from None
 
 
-def _corrupt_torch(path: Path, err: BaseException) -> CorruptFileError:
-    return CorruptFileError(f"{path}: not a readable PyTorch file (truncated or corrupt?): "
-                            f"{type(err).__name__}: {short_message(err, limit=200)}")
+def _corrupt_torch(path: Path, what: str, detail: str) -> CorruptFileError:
+    return CorruptFileError(f"{path}: not a readable {what} (truncated or corrupt?): {short_message(detail, limit=200)}")
 
 
 def flatten_tensors(obj: Mapping[Any, Any], *, max_depth: int = MAX_NESTING) -> dict[str, Any]:
