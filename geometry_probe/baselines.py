@@ -1,8 +1,10 @@
 """Null baselines: what a metric reads on structureless data of the same size.
 
-Each baseline is computed, not guessed: a closed form where one exists, otherwise a seeded
-simulation of an isotropic Gaussian (directions uniform on the sphere) with the same
-number of rows and dimensions, cached per shape.
+Each baseline is computed in closed form for an isotropic Gaussian (directions uniform on the
+sphere) with the same number of rows and dimensions: Marchenko–Pastur quantiles for spectra,
+the sphere's exact moments for cosines and the large-N uniformity of Wang & Isola. They cost
+microseconds and no memory for any shape, wide embeddings included (a simulation of
+4096 × 200,000 would hold 6.5 GB).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import torch
 
 from geometry_probe.functional.spectrum import effective_rank_from_spectrum, eigvals_desc
 
-SIMULATION_SEED = 12345
 
 
 def uniformity_uniform_sphere(n_features: int, t: float = 2.0) -> float:
@@ -55,36 +56,122 @@ def uniformity_uniform_sphere(n_features: int, t: float = 2.0) -> float:
     return -2.0 * t + math.log(total)
 
 
-@lru_cache(maxsize=64)
+
+@lru_cache(maxsize=256)
 def isotropic_sphere_stats(n_samples: int, n_features: int) -> dict[str, float]:
-    """Sphere statistics of a seeded isotropic Gaussian sample of the given shape.
+    r""":func:`sphere_stats` of an isotropic Gaussian of ``n_samples`` × ``n_features``, in closed form.
 
-    Returns the top-1 energy of the normalised rows, mean and mean-absolute pairwise cosine,
-    and the effective rank (centred), i.e. what :func:`geometry_probe.diagnosis.diagnose`
-    measures, on data with no structure at all.
+    Top-1 energy :math:`(\sqrt n + \sqrt D)^2 / (nD)` (the Marchenko–Pastur edge of n unit rows;
+    within 15% of a simulation at n, D ≈ 10, 1% at n, D ≥ 256), mean cosine 0, mean |cosine|
+    :math:`\Gamma(D/2) / (\sqrt\pi\,\Gamma((D+1)/2))` (exact on :math:`S^{D-1}`), uniformity
+    :func:`uniformity_uniform_sphere`, residual edge ratio 1 and
+    :func:`marchenko_pastur_effective_rank`. These baselines put a value in context; no verdict
+    threshold is relative to them.
     """
-    rng = np.random.default_rng(SIMULATION_SEED)
-    X = rng.standard_normal((n_samples, n_features))
-    return sphere_stats(X)
+    n, D = n_samples, n_features
+    return {
+        "top1_energy": min(1.0, (math.sqrt(n) + math.sqrt(D)) ** 2 / (n * D)),
+        "mean_cosine": 0.0,
+        "mean_abs_cosine": math.exp(math.lgamma(D / 2) - math.lgamma((D + 1) / 2)) / math.sqrt(math.pi),
+        "uniformity": uniformity_uniform_sphere(D),
+        "residual_edge_ratio": 1.0,
+        "effective_rank": marchenko_pastur_effective_rank(n, D),
+    }
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=256)
 def isotropic_effective_rank(n_samples: int, n_features: int) -> float:
-    """Effective rank (centred) of a seeded isotropic Gaussian with ``min(n_samples, 4096)`` rows.
+    """Effective rank (centred) of an isotropic Gaussian of ``n_samples`` × ``n_features``:
+    :func:`marchenko_pastur_effective_rank` (within 2% of the mean of simulations from 20 × 5 up;
+    0.1% from 256 × 768)."""
+    return marchenko_pastur_effective_rank(n_samples, n_features)
 
-    Beyond 4096 rows the spectrum of an N×D Gaussian changes only through the D/N
-    Marchenko–Pastur spread, which shrinks as N grows, so 4096 rows bound it from below.
+
+def marchenko_pastur_effective_rank(n_samples: int, n_features: int, *, grid: int = 20001) -> float:
+    r"""Effective rank of a centred isotropic Gaussian in the large-size limit.
+
+    The centred N × D matrix has :math:`m = \min(N-1, D)` non-zero squared singular values,
+    distributed as the Marchenko–Pastur law of ratio :math:`\gamma = m / \max(N-1, D)`,
+
+    .. math::
+
+        f(x) = \frac{\sqrt{(b-x)(x-a)}}{2\pi\gamma x}, \qquad a, b = (1 \mp \sqrt\gamma)^2 .
+
+    The m values are taken at the quantiles :math:`(k - 1/2)/m` of that law and the Roy–Vetterli
+    effective rank (:math:`\exp H` of the normalised singular values) is computed from them.
+
+    References
+    ----------
+    .. [1] V. A. Marchenko and L. A. Pastur, "Distribution of eigenvalues for some sets of random
+       matrices", Mat. Sb. 1967.
+    .. [2] O. Roy and M. Vetterli, "The effective rank: a measure of effective dimensionality",
+       EUSIPCO 2007.
     """
-    n = min(n_samples, 4096)
-    X = torch.as_tensor(np.random.default_rng(SIMULATION_SEED).standard_normal((n, n_features)))
-    centred = X - X.mean(dim=0)
-    scatter = centred @ centred.T if n <= n_features else centred.T @ centred
-    return effective_rank_from_spectrum(eigvals_desc(scatter))
+    m = min(n_samples - 1, n_features)
+    if m < 1:
+        return math.nan
+    gamma = m / max(n_samples - 1, n_features)
+    a, b = (1 - math.sqrt(gamma)) ** 2, (1 + math.sqrt(gamma)) ** 2
+    theta = np.linspace(0.0, math.pi, grid)
+    x = a + (b - a) * (1 - np.cos(theta)) / 2                   # dense near both edges
+    dx = (b - a) * np.sin(theta) / 2                               # dx/dθ
+    with np.errstate(divide="ignore", invalid="ignore"):
+        density = np.sqrt(np.clip((b - x) * (x - a), 0, None)) / (2 * math.pi * gamma * x) * dx
+    density[~np.isfinite(density)] = 0.0
+    cdf = np.concatenate([[0.0], np.cumsum((density[1:] + density[:-1]) / 2 * np.diff(theta))])
+    cdf /= cdf[-1]
+    quantiles = np.interp((np.arange(m) + 0.5) / m, cdf, x)
+    return effective_rank_from_spectrum(quantiles)
+
+
+def residual_edge_ratio(top_two: np.ndarray, trace: float, n_samples: int, n_features: int) -> float:
+    r"""How far the rows' structure off their dominant direction rises above white noise.
+
+    With :math:`\lambda_1 \ge \lambda_2` the two largest eigenvalues of the rows' uncentred
+    second moment (trace :math:`T`), the residual after removing the dominant direction has
+    :math:`m = \min(n, D) - 1` non-zero eigenvalues of mean :math:`(T - \lambda_1)/m`; for white
+    noise its largest sits at the Marchenko–Pastur edge :math:`(1 + \sqrt\gamma)^2` times that
+    mean, :math:`\gamma = \min(n, D-1)/\max(n, D-1)`. Returns
+
+    .. math::
+
+        r = \frac{\lambda_2}{(1 + \sqrt\gamma)^2\,(T - \lambda_1)/m},
+
+    about 1 for white noise and well above 1 when the residual carries structure; 0 when
+    nothing is left off the dominant direction (an exact point or line); nan when
+    :math:`m < 8` (too few dimensions to tell noise from structure).
+    """
+    m = min(n_samples, n_features) - 1
+    if m < 8:
+        return math.nan
+    rest = trace - top_two[0]
+    if not rest > 0:
+        return 0.0
+    gamma = min(n_samples, n_features - 1) / max(n_samples, n_features - 1)
+    return float(top_two[1] / ((1 + math.sqrt(gamma)) ** 2 * rest / m))
+
+
+def pair_cosine_stats(cosines: np.ndarray) -> dict[str, float]:
+    r"""Mean cosine, mean |cosine| and uniformity (t = 2) over the pairs i ≠ j of an n × n cosine matrix.
+
+    Uniformity: :math:`\log \operatorname{mean}_{i \ne j} e^{-t\lVert u_i - u_j \rVert^2}` with
+    :math:`e^{-t\lVert u_i-u_j\rVert^2} = e^{2t(\cos - 1)}` for unit rows (Wang & Isola, 2020).
+    """
+    n = cosines.shape[0]
+    pairs, trace = n * (n - 1), float(np.trace(cosines))
+    kernel = np.exp(4.0 * (np.minimum(cosines, 1.0) - 1.0))
+    kernel_sum = kernel.sum() - np.trace(kernel)
+    return {
+        "mean_cosine": float((cosines.sum() - trace) / pairs),
+        "mean_abs_cosine": float((np.abs(cosines).sum() - trace) / pairs),
+        "uniformity": math.log(kernel_sum / pairs) if kernel_sum > 0 else -math.inf,
+    }
 
 
 def sphere_stats(X: torch.Tensor | np.ndarray) -> dict[str, float]:
-    """Top-1 energy, mean cosine, mean |cosine|, uniformity (t=2) of L2-normalised rows, and
-    the effective rank of the centred rows; all pairs i < j, float64.
+    """Top-1 energy, mean cosine, mean |cosine|, uniformity (t=2) of L2-normalised rows, the
+    :func:`residual_edge_ratio` of their uncentred spectrum, and the effective rank of the
+    centred rows; all pairs i < j, float64.
 
     Spectra come from the smaller of the n×n Gram and the D×D scatter (same non-zero
     eigenvalues), both solved in one stacked call. ``X`` must have no zero rows (callers
@@ -97,18 +184,12 @@ def sphere_stats(X: torch.Tensor | np.ndarray) -> dict[str, float]:
     U = A / np.sqrt(np.einsum("ij,ij->i", A, A))[:, None]              # (n, D)
     n, D = U.shape
     G = U @ U.T                                                         # (n, n), n ≤ 4096
-    trace, pairs = np.trace(G), n * (n - 1)                             # diagonal: squared unit norms, > 0
     centred = A - A.mean(axis=0)
     pair = (G, centred @ centred.T) if n <= D else (U.T @ U, centred.T @ centred)
     energy, scatter = eigvals_desc(np.stack(pair))
-    # e^{-t‖û_i − û_j‖²} = e^{2t(cos − 1)}, t = 2, with cos ≤ 1 (rounding), summed over i ≠ j
-    kernel = np.exp(4.0 * (np.minimum(G, 1.0) - 1.0))
-    kernel_sum = kernel.sum() - np.trace(kernel)
     return {
         "top1_energy": float(energy[0] / energy.sum()),
-        "mean_cosine": float((G.sum() - trace) / pairs),
-        "mean_abs_cosine": float((np.abs(G).sum() - trace) / pairs),
-        "uniformity": math.log(kernel_sum / pairs) if kernel_sum > 0 else -math.inf,
+        **pair_cosine_stats(G),
+        "residual_edge_ratio": residual_edge_ratio(energy[:2], float(energy.sum()), n, D),
         "effective_rank": effective_rank_from_spectrum(scatter),
     }
-

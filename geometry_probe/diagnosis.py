@@ -1,39 +1,57 @@
-"""Collapse verdicts measured against null baselines.
+"""Collapse verdicts measured against null baselines, with geometry and information apart.
 
 :func:`diagnose` turns measured geometry into findings a researcher can act on. Each finding
 is a plain dict::
 
-    {"name", "verdict": "ok" | "warn" | "fail", "value", "threshold": {"warn", "fail"},
-     "baseline", "signal", "explanation"}
+    {"name", "verdict": "ok" | "warn" | "fail", "kind": "verdict" | "description", "value",
+     "threshold": {"warn", "fail"}, "baseline", "signal", "explanation", "evidence"}
 
-``baseline`` is what the same signal reads on an isotropic Gaussian (uniform directions) of
-the same size (:mod:`geometry_probe.baselines`), so a value is always judged against what
-"no structure at all" would give, not against a bare number.
+``baseline`` is what the same signal reads on an isotropic Gaussian (uniform directions) of the
+same size (:mod:`geometry_probe.baselines`). ``kind`` is ``"description"`` when a value beyond
+its threshold describes the geometry without signalling a failure (the verdict is then
+``ok``); ``"verdict"`` otherwise (the verdict judges a failure). ``threshold["warn"]`` is None for findings without a warning
+band. ``evidence`` holds the numbers the verdict used (accuracies, chance, subsample size).
 
-The sphere signals are measured on a seeded subsample of at most ``max_samples`` rows (all
-pairs of it), so diagnosis costs milliseconds whatever N is; the subsample size is in
-``signal``.
+Two questions are kept apart:
+
+* **Is the geometry fused?** (``over_fusion``): are the L2-normalised rows concentrated on one
+  point or one antipodal line, the geometry CLOA describes? A yes/no on the geometry: it fails
+  when the top-1 energy reaches 0.9 and is ok otherwise. A cone, which every ReLU network
+  produces, is not fused.
+* **Is information lost?** (``information_loss``): are the samples still distinguishable? With
+  labels, from the best of leave-one-out weighted kNN accuracy and two-fold nearest-class-centre
+  accuracy (on the subsample, and the ``knn`` analyzer's accuracy on all rows when it ran), as
+  skill above chance. Without labels, from whether what remains off the dominant direction
+  is indistinguishable from white noise of the same size: the
+  :func:`~geometry_probe.baselines.residual_edge_ratio` (the residual's top eigenvalue over the
+  Marchenko–Pastur edge) near 1 on fused rows means the only thing left is noise.
 
 Thresholds (documented defaults; pass ``thresholds=`` to change them):
 
-=====================  ==================================================  ======  ======
-finding                value                                               warn    fail
-=====================  ==================================================  ======  ======
-over_fusion            top-1 energy of the L2-normalised, uncentred rows   ≥ 0.7   ≥ 0.9
-dimensional_collapse   effective rank / isotropic effective rank           ≤ 0.25  ≤ 0.05
-class_collapse         fine-label NCC skill within coarse classes          ≤ 0.3   ≤ 0.1
-anisotropy             mean pairwise cosine                                ≥ 0.4   ≥ 0.9
-low_uniformity         uniformity / uniform-sphere uniformity              ≤ 0.5   ≤ 0.1
-=====================  ==================================================  ======  ======
+=============================  ==================================================  ======  ======
+finding                        value                                               warn    fail
+=============================  ==================================================  ======  ======
+over_fusion                    top-1 energy of the L2-normalised, uncentred rows   —       ≥ 0.9
+information_loss               label skill (accuracy − chance) / (1 − chance)      —       ≤ 0.1
+information_loss_label_free    residual edge ratio, judged on fused rows only      —       ≤ 1.2
+dimensional_collapse           effective rank / isotropic effective rank           ≤ 0.25  ≤ 0.05
+class_collapse                 fine-label NCC skill within coarse classes          ≤ 0.3   ≤ 0.1
+anisotropy                     mean pairwise cosine                                ≥ 0.4   ≥ 0.9
+low_uniformity                 uniformity / uniform-sphere uniformity              ≤ 0.5   ≤ 0.1
+=============================  ==================================================  ======  ======
 
-Over-fusion uses the *uncentred* top-1 energy on the sphere because it reaches 1 both when
-all rows merge into one point and when they spread along one antipodal line (the rank-1
-InfoNCE failure of CLOA), while centring hides the point collapse and the mean cosine misses
-the antipodal line (metrics-reference §6.1, §6.5); the explanation says which of the two it is.
-A supervised model's features often sit in a cone (mean cosine ≈ 0.8 for the bundled digits
-MLP, whose classes stay 98% separable by nearest centre), so the over-fusion thresholds sit
-above that: a real fusion drives the top-1 energy past 0.9 (a point with 5% noise: 0.86 at
-D = 64; exact: 1.0).
+**Descriptions are not failures.** ``anisotropy`` and ``low_uniformity`` beyond their thresholds,
+and a ``dimensional_collapse`` whose effective rank is at least C − 1 with C classes, are
+reported as descriptions (verdict ok, kind ``description``) when the information is shown to
+be kept (labels: skill above the fail threshold; without labels: structure above the noise
+edge); they warn or fail only otherwise.
+
+Values come from all rows where the analyzers computed them (``contrastive/mean_cosine``,
+``contrastive/uniformity``, ``knn/accuracy``, ``spectrum/effective_rank``); the top-1 energy of
+normalised rows and the residual edge ratio come from a seeded subsample of at most
+``max_samples`` rows (fewer for wide rows, so that its Gram costs at most :data:`SUBSAMPLE_FLOPS`:
+256 rows at D = 16,384), and the finding's ``signal`` says so. The whole diagnosis runs on one BLAS thread and costs
+0.05–0.25 s on any input (``benchmarks/bench_verdicts.py``).
 """
 
 from __future__ import annotations
@@ -43,21 +61,19 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import torch
 
-from geometry_probe.baselines import (
-    isotropic_effective_rank,
-    isotropic_sphere_stats,
-    sphere_stats,
-    uniformity_uniform_sphere,
-)
+from geometry_probe._threads import one_blas_thread
+from geometry_probe.baselines import isotropic_effective_rank, isotropic_sphere_stats, uniformity_uniform_sphere
 from geometry_probe.embeddings import Embeddings
 from geometry_probe.exceptions import InvalidLabelsError
 from geometry_probe.result import Results
+from geometry_probe.subsample_geometry import SubsampleGeometry, gram64, measure_subsample, two_fold_ncc_accuracy
 
-COLLAPSE_FINDINGS = ("over_fusion", "dimensional_collapse", "class_collapse")
-THRESHOLDS: dict[str, tuple[float, float]] = {
-    "over_fusion": (0.7, 0.9),
+COLLAPSE_FINDINGS = ("over_fusion", "information_loss", "dimensional_collapse", "class_collapse")
+THRESHOLDS: dict[str, tuple[float | None, float]] = {
+    "over_fusion": (None, 0.9),
+    "information_loss": (None, 0.1),
+    "information_loss_label_free": (None, 1.2),
     "dimensional_collapse": (0.25, 0.05),
     "class_collapse": (0.3, 0.1),
     "anisotropy": (0.4, 0.9),
@@ -65,27 +81,31 @@ THRESHOLDS: dict[str, tuple[float, float]] = {
 }
 HIGHER_IS_WORSE = {"over_fusion", "anisotropy"}
 MAX_SAMPLES = 1024
+SUBSAMPLE_BYTES = 256 * 2**20
+SUBSAMPLE_FLOPS = 2**30          # n² D of the subsample's Gram: ~0.1 s on one core
 
 
 def diagnose(results: Results, embeddings: Embeddings | None = None, *, coarse_labels: Any = None,
-             thresholds: Mapping[str, tuple[float, float]] | None = None, max_samples: int = MAX_SAMPLES,
+             thresholds: Mapping[str, tuple[float | None, float]] | None = None, max_samples: int = MAX_SAMPLES,
              random_state: int = 0) -> list[dict[str, Any]]:
     """Collapse findings for analysed embeddings, each judged against a null baseline.
 
     Parameters
     ----------
     results : Results
-        Output of :func:`geometry_probe.analyze`; ``spectrum`` scalars are used when present.
+        Output of :func:`geometry_probe.analyze`; full-data scalars (``spectrum``, ``contrastive``,
+        ``knn``) are used when present.
     embeddings : Embeddings, optional
-        The analysed embeddings; needed for the sphere signals (over-fusion, anisotropy,
-        uniformity) and class collapse. Without them only ``dimensional_collapse`` is judged.
+        The analysed embeddings; needed for the sphere signals (over-fusion, information loss,
+        anisotropy, uniformity) and class collapse. Without them only ``dimensional_collapse``
+        is judged.
     coarse_labels : array-like of shape (n_samples,), optional
         Coarse (super-class) labels; with the fine labels of ``embeddings`` they enable
         ``class_collapse`` (Xue et al.): fine classes inside one coarse class merging.
     thresholds : mapping, optional
-        ``{name: (warn, fail)}`` overriding :data:`THRESHOLDS`.
+        ``{name: (warn, fail)}`` overriding :data:`THRESHOLDS` (``warn`` None: no warning band).
     max_samples : int, default=1024
-        Rows of the seeded subsample used for sphere signals.
+        Rows of the seeded subsample used for the sphere signals.
     random_state : int, default=0
 
     Returns
@@ -101,118 +121,268 @@ def diagnose(results: Results, embeddings: Embeddings | None = None, *, coarse_l
     ['fail']
     """
     limits = {**THRESHOLDS, **(thresholds or {})}
-    findings: list[dict[str, Any]] = []
-    sample = embeddings.subsample(max_samples, random_state=random_state) if embeddings is not None else None
-    rows = sample.rows(np.arange(sample.n_samples)).to(torch.float64) if sample is not None else None
-    if rows is not None and bool((torch.linalg.vector_norm(rows, dim=1) == 0).any()):
-        rows = rows[torch.linalg.vector_norm(rows, dim=1) > 0]          # directions of zero rows are undefined
-    if rows is not None and rows.shape[0] >= 2:
-        findings += sphere_findings(sphere_stats(rows), *rows.shape, limits)
-    dimensional = _dimensional_collapse(results, limits)
-    if dimensional is not None:
-        findings.append(dimensional)
-    if coarse_labels is not None and embeddings is not None:
-        findings.append(_class_collapse(embeddings, coarse_labels, limits, max_samples, random_state))
+    with one_blas_thread():
+        geometry = _measure(embeddings, max_samples, random_state) if embeddings is not None else None
+        findings: list[dict[str, Any]] = []
+        kept = None
+        if geometry is not None:
+            information = _information_loss(geometry, results, embeddings, limits)
+            kept = information["evidence"]["kept"]
+            findings += [_over_fusion(geometry, information, results, limits), information]
+            findings += _sphere_descriptions(geometry, results, kept, limits)
+        dimensional = _dimensional_collapse(results, kept, limits)
+        if dimensional is not None:
+            findings.append(dimensional)
+        if coarse_labels is not None and embeddings is not None:
+            findings.append(_class_collapse(embeddings, coarse_labels, limits, max_samples, random_state))
     return findings
 
 
 def sphere_findings(measured: Mapping[str, float], n: int, D: int,
-                    limits: Mapping[str, tuple[float, float]] | None = None) -> list[dict[str, Any]]:
-    """Over-fusion, anisotropy and uniformity findings from :func:`~geometry_probe.baselines.sphere_stats`
-    of ``n`` rows in ``D`` dimensions, judged against the isotropic null of the same shape."""
+                    limits: Mapping[str, tuple[float | None, float]] | None = None) -> list[dict[str, Any]]:
+    """Over-fusion, label-free information loss, anisotropy and uniformity findings from
+    :func:`~geometry_probe.baselines.sphere_stats` of ``n`` rows in ``D`` dimensions (the
+    training monitor's snapshot), judged as :func:`diagnose` judges them without labels."""
     limits = {**THRESHOLDS, **(limits or {})}
-    null = isotropic_sphere_stats(n, D)
-    signal = f"L2-normalised subsample of {n} rows, all pairs"
-    findings = [_over_fusion(measured, null, limits, signal)]
-    findings.append(_judge("anisotropy", measured["mean_cosine"], null["mean_cosine"], limits, signal,
-                           "mean cosine {v:.3f} (isotropic {b:.3f}): embeddings share a common direction; "
-                           "centre them (or whiten) before cosine retrieval, as SimCSE-style fixes do."))
-    null_uniformity = uniformity_uniform_sphere(D)
-    findings.append(_judge("low_uniformity", measured["uniformity"] / null_uniformity,
-                           null["uniformity"] / null_uniformity, limits, signal,
-                           "uniformity {raw:.3f} vs {best:.3f} for a uniform sphere (ratio {v:.2f}): points "
-                           "cover little of the sphere; a lower temperature or a uniformity term spreads them.",
-                           raw=measured["uniformity"], best=null_uniformity))
-    return findings
+    geometry = SubsampleGeometry(n=n, n_features=D, **{k: measured[k] for k in (
+        "top1_energy", "residual_edge_ratio", "mean_cosine", "mean_abs_cosine", "uniformity")})
+    information = _information_loss(geometry, Results([]), None, limits)
+    return [_over_fusion(geometry, information, Results([]), limits), information,
+            *_sphere_descriptions(geometry, Results([]), information["evidence"]["kept"], limits)]
 
 
 def has_failed_collapse(findings: list[Mapping[str, Any]]) -> bool:
-    """True when a collapse finding (over-fusion, dimensional or class collapse) failed."""
+    """True when a collapse finding (over-fusion, information loss, dimensional or class collapse) failed."""
     return any(f["name"] in COLLAPSE_FINDINGS and f["verdict"] == "fail" for f in findings)
 
 
-def _verdict(name: str, value: float, limits: Mapping[str, tuple[float, float]]) -> str:
+def dimensional_finding(effective_rank: float, n_samples: int, n_features: int, *, n_classes: int = 0,
+                        kept: bool | None = None,
+                        limits: Mapping[str, tuple[float | None, float]] | None = None) -> dict[str, Any]:
+    """Dimensional-collapse finding: the centred effective rank over that of an isotropic Gaussian
+    of the same N × D. With ``n_classes`` ≥ 2 classes whose information is ``kept``, an effective
+    rank of at least C − 1 is the geometry supervised training produces (neural collapse) and is
+    reported as a description."""
+    limits = {**THRESHOLDS, **(limits or {})}
+    N, D = n_samples, n_features
+    null_erank = isotropic_effective_rank(N, D)
+    value = effective_rank / null_erank if null_erank > 0 else math.nan
+    finding = _judge("dimensional_collapse", value, 1.0, limits,
+                     "effective rank over the isotropic effective rank of the same N x D",
+                     "effective rank {erank:.1f} of {D} dimensions is {v:.2f} of the isotropic {null:.1f}: most "
+                     "directions carry no variance (Jing et al.); check the projector and augmentations.",
+                     erank=effective_rank, D=D, null=null_erank)
+    finding["baseline_effective_rank"] = null_erank
+    if finding["verdict"] != "ok" and kept and n_classes > 1 and effective_rank >= n_classes - 1:
+        _describe(finding, f"effective rank {effective_rank:.1f} of {D} dimensions ({value:.2f} of the isotropic "
+                           f"{null_erank:.1f}) is at least C - 1 = {n_classes - 1} with the classes kept apart: the "
+                           "low-dimensional class geometry supervised training produces (neural collapse), "
+                           "not a dimensional collapse.")
+    return finding
+
+
+def _measure(emb: Embeddings, max_samples: int, random_state: int) -> SubsampleGeometry | None:
+    """Subsample geometry of at most ``max_samples`` rows (fewer when wide), zero rows left out."""
+    n = min(emb.n_samples, max_samples, _affordable_rows(emb.n_features))
+    index = np.arange(emb.n_samples) if n >= emb.n_samples else np.sort(
+        np.random.default_rng(random_state).choice(emb.n_samples, size=n, replace=False))
+    rows = emb.rows(index).detach().cpu().numpy()
+    labels = None if emb.labels is None else np.asarray(emb.labels)[index]
+    nonzero = np.einsum("ij,ij->i", rows, rows, dtype=np.float64) > 0    # directions of zero rows are undefined
+    if not nonzero.all():
+        rows, labels = rows[nonzero], None if labels is None else labels[nonzero]
+    if rows.shape[0] < 2:
+        return None
+    return measure_subsample(rows, labels)
+
+
+def _affordable_rows(n_features: int) -> int:
+    """Subsample rows whose float32 copy fits :data:`SUBSAMPLE_BYTES` and whose Gram costs at most
+    :data:`SUBSAMPLE_FLOPS` (1024 rows up to D = 1024, 256 at D = 16,384, 73 at D = 200,000); never below 64."""
+    D = max(n_features, 1)
+    return max(64, min(SUBSAMPLE_BYTES // (4 * D), math.isqrt(SUBSAMPLE_FLOPS // D)))
+
+
+def _verdict(name: str, value: float, limits: Mapping[str, tuple[float | None, float]]) -> str:
     warn, fail = limits[name]
     if math.isnan(value):
         return "warn"
     if name in HIGHER_IS_WORSE:
-        return "fail" if value >= fail else "warn" if value >= warn else "ok"
-    return "fail" if value <= fail else "warn" if value <= warn else "ok"
+        return "fail" if value >= fail else "warn" if warn is not None and value >= warn else "ok"
+    return "fail" if value <= fail else "warn" if warn is not None and value <= warn else "ok"
 
 
-def _judge(name: str, value: float, baseline: float, limits: Mapping[str, tuple[float, float]], signal: str,
-           template: str, **extra: float) -> dict[str, Any]:
-    verdict = _verdict(name, value, limits)
+def _judge(name: str, value: float, baseline: float, limits: Mapping[str, tuple[float | None, float]], signal: str,
+           template: str, *, key: str | None = None, **extra: float) -> dict[str, Any]:
+    """A finding for ``value`` judged with the thresholds of ``key`` (default ``name``)."""
+    key = key or name
+    verdict = _verdict(key, value, limits)
     healthy = f"{name.replace('_', ' ')} {value:.3f} is within the healthy range (null baseline {baseline:.3f})."
     explanation = template.format(v=value, b=baseline, **extra) if verdict != "ok" else healthy
-    warn, fail = limits[name]
-    return {"name": name, "verdict": verdict, "value": value, "threshold": {"warn": warn, "fail": fail},
-            "baseline": baseline, "signal": signal, "explanation": explanation}
+    warn, fail = limits[key]
+    return {"name": name, "verdict": verdict, "kind": "verdict", "value": value,
+            "threshold": {"warn": warn, "fail": fail}, "baseline": baseline, "signal": signal,
+            "explanation": explanation}
 
 
-def _over_fusion(measured: dict[str, float], null: dict[str, float], limits: Mapping[str, tuple[float, float]],
-                 signal: str) -> dict[str, Any]:
-    shape = ("to one point (mean cosine {mc:.2f})" if measured["mean_cosine"] > 0.5
-             else "onto one line through the origin (mean cosine {mc:.2f} but mean |cosine| {mac:.2f})")
-    template = ("top-1 energy {v:.3f} (isotropic {b:.3f}): the embeddings are fusing " + shape +
-                ", the InfoNCE over-fusion failure; lower the learning rate or add a projector/predictor.")
-    return _judge("over_fusion", measured["top1_energy"], null["top1_energy"], limits, signal, template,
-                  mc=measured["mean_cosine"], mac=measured["mean_abs_cosine"])
+def _describe(finding: dict[str, Any], explanation: str) -> None:
+    """Turn a finding beyond its threshold into a description: verdict ok, kind description."""
+    finding.update(verdict="ok", kind="description", explanation=explanation)
 
 
-def _dimensional_collapse(results: Results, limits: Mapping[str, tuple[float, float]]) -> dict[str, Any] | None:
+def _subsample_signal(geometry: SubsampleGeometry) -> str:
+    return f"seeded subsample of {geometry.n} rows, L2-normalised, all pairs"
+
+
+def _full_or_subsample(results: Results, family: str, metric: str, fallback: float, geometry: SubsampleGeometry,
+                       n_samples: int | None) -> tuple[float, str]:
+    """The analyzers' full-data value of ``family/metric`` when it was computed, else the subsample's."""
+    value = results[family].scalars.get(metric) if family in results else None
+    if value is not None and math.isfinite(value):
+        return float(value), f"{family}/{metric} over all {n_samples or 'N'} rows"
+    return fallback, _subsample_signal(geometry)
+
+
+def _label_evidence(geometry: SubsampleGeometry, results: Results, emb: Embeddings | None) -> dict[str, Any]:
+    """The best label accuracy available, as skill above chance, with every accuracy seen."""
+    candidates = [("kNN accuracy (leave-one-out, subsample)", geometry.knn_accuracy, geometry.chance),
+                  ("nearest-class-centre accuracy (two-fold, subsample)", geometry.ncc_accuracy, geometry.chance)]
+    full_knn = results["knn"].scalars.get("accuracy") if "knn" in results else None
+    if full_knn is not None and math.isfinite(full_knn) and emb is not None and emb.labels is not None:
+        counts = np.bincount(np.asarray(emb.labels))
+        candidates.insert(0, ("kNN accuracy (all rows)", float(full_knn), float(counts.max() / counts.sum())))
+    scored = [(source, acc, chance, (acc - chance) / (1 - chance)) for source, acc, chance in candidates
+              if acc is not None and chance is not None and chance < 1]
+    if not scored:
+        return {}
+    source, accuracy, chance, skill = max(scored, key=lambda s: s[3])
+    return {"mode": "labels", "skill": skill, "accuracy": accuracy, "chance": chance, "source": source,
+            "accuracies": {s: round(a, 4) for s, a, _, _ in scored}}
+
+
+def _information_loss(geometry: SubsampleGeometry, results: Results, emb: Embeddings | None,
+                      limits: Mapping[str, tuple[float | None, float]]) -> dict[str, Any]:
+    fused = geometry.top1_energy >= limits["over_fusion"][1]
+    labelled = _label_evidence(geometry, results, emb) if geometry.chance is not None else {}
+    if labelled:
+        finding = _judge("information_loss", labelled["skill"], 0.0, limits,
+                         f"best label accuracy as skill above chance ({labelled['source']})",
+                         "the samples are no longer distinguishable by class: {source} {acc:.3f} against chance "
+                         "{chance:.3f} (skill {v:.3f}): the representation lost the class information.",
+                         source=labelled["source"], acc=labelled["accuracy"], chance=labelled["chance"])
+        finding["evidence"] = {**labelled, "kept": finding["verdict"] == "ok"}
+        if finding["verdict"] == "ok":
+            finding["explanation"] = (f"class information kept: {labelled['source']} {labelled['accuracy']:.3f} "
+                                      f"against chance {labelled['chance']:.3f} (skill {labelled['skill']:.3f}).")
+        return finding
+    ratio, null = geometry.residual_edge_ratio, 1.0
+    finding = _judge("information_loss", ratio, null, limits,
+                     f"top residual eigenvalue off the dominant direction over the Marchenko-Pastur noise edge "
+                     f"({_subsample_signal(geometry)}; no labels)",
+                     "fused rows with nothing but white noise left off the dominant direction (residual edge ratio "
+                     "{v:.2f}, noise about 1): the samples are no longer distinguishable.",
+                     key="information_loss_label_free")
+    structured = math.isfinite(ratio) and ratio > limits["information_loss_label_free"][1]
+    finding["evidence"] = {"mode": "label_free", "residual_edge_ratio": ratio, "fused": fused,
+                           "kept": True if structured else None}
+    if not fused or not math.isfinite(ratio):
+        finding["verdict"] = "ok"
+        finding["explanation"] = (
+            f"structure rises above white noise (residual edge ratio {ratio:.2f}): the samples stay distinguishable; "
+            "pass labels to check it is the information you need." if structured else
+            "too few dimensions to tell structure from noise without labels; pass labels to judge."
+            if not math.isfinite(ratio) else
+            f"no structure beyond white noise is visible without labels (residual edge ratio {ratio:.2f}); "
+            "whitened embeddings (Barlow Twins, VICReg) look like this too: pass labels to judge.")
+    elif structured:
+        finding["explanation"] = (f"fused geometry, but structure remains off the dominant direction (residual edge "
+                                  f"ratio {ratio:.2f}, white noise about 1): the samples are still distinguishable; "
+                                  "pass labels to check it is the information you need.")
+    return finding
+
+
+def _over_fusion(geometry: SubsampleGeometry, information: dict[str, Any], results: Results,
+                 limits: Mapping[str, tuple[float | None, float]]) -> dict[str, Any]:
+    energy, null = geometry.top1_energy, isotropic_sphere_stats(geometry.n, geometry.n_features)["top1_energy"]
+    finding = _judge("over_fusion", energy, null, limits,
+                     f"top-1 energy of the L2-normalised, uncentred rows ({_subsample_signal(geometry)})", "")
+    shape = (f"one point (mean cosine {geometry.mean_cosine:.2f})" if geometry.mean_cosine > 0.5 else
+             f"one line through the origin (mean cosine {geometry.mean_cosine:.2f} but mean |cosine| "
+             f"{geometry.mean_abs_cosine:.2f})")
+    raw = results["spectrum"].scalars.get("top1_energy") if "spectrum" in results else None
+    table = (f"; the table's spectrum/top1_energy, {raw:.3f}, is of the raw rows over all of them"
+             if raw is not None and abs(raw - energy) > 0.005 else "")
+    evidence = information["evidence"]
+    if finding["verdict"] == "ok":
+        finding["explanation"] = (f"top-1 energy {energy:.3f} (isotropic {null:.3f}{table}) is below "
+                                  f"{limits['over_fusion'][1]:g}: the rows are not merged onto one point or line.")
+    elif evidence.get("mode") == "labels" and evidence["kept"]:
+        finding["explanation"] = (
+            f"fused geometry: top-1 energy {energy:.3f} (isotropic {null:.3f}{table}), the rows sit near {shape}; "
+            f"class information kept: {evidence['source']} {evidence['accuracy']:.3f} (chance "
+            f"{evidence['chance']:.3f}). Cosine similarities are compressed into a narrow range: centre the "
+            "embeddings before cosine retrieval or clustering.")
+    elif evidence["kept"]:
+        finding["explanation"] = (
+            f"fused geometry: top-1 energy {energy:.3f} (isotropic {null:.3f}{table}), the rows sit near {shape}; "
+            f"structure remains off that direction (residual edge ratio {evidence['residual_edge_ratio']:.2f}), "
+            "so the samples may still be distinguishable: pass labels to tell a fused-but-informative space from "
+            "a collapse.")
+    else:
+        finding["explanation"] = (
+            f"over-fusion: top-1 energy {energy:.3f} (isotropic {null:.3f}{table}), the embeddings merged into "
+            f"{shape} and the information is gone (see information_loss): the InfoNCE over-fusion failure "
+            "(CLOA); lower the learning rate, or add a projector/predictor.")
+    return finding
+
+
+def _sphere_descriptions(geometry: SubsampleGeometry, results: Results, kept: bool | None,
+                         limits: Mapping[str, tuple[float | None, float]]) -> list[dict[str, Any]]:
+    """Anisotropy and uniformity: failures only when the information is not shown to be kept."""
+    n_samples = results.meta.get("n_samples")
+    null = isotropic_sphere_stats(geometry.n, geometry.n_features)
+    mean_cosine, cosine_signal = _full_or_subsample(results, "contrastive", "mean_cosine", geometry.mean_cosine,
+                                                    geometry, n_samples)
+    anisotropy = _judge("anisotropy", mean_cosine, null["mean_cosine"], limits, cosine_signal,
+                        "mean cosine {v:.3f} (isotropic {b:.3f}): embeddings share a common direction; centre them "
+                        "(or whiten) before cosine retrieval, as SimCSE-style fixes do.")
+    uniformity, uniformity_signal = _full_or_subsample(results, "contrastive", "uniformity", geometry.uniformity,
+                                                       geometry, n_samples)
+    best = uniformity_uniform_sphere(geometry.n_features)
+    low = _judge("low_uniformity", uniformity / best, null["uniformity"] / best, limits, uniformity_signal,
+                 "uniformity {raw:.3f} vs {best:.3f} for a uniform sphere (ratio {v:.2f}): points cover little of "
+                 "the sphere; a lower temperature or a uniformity term spreads them.", raw=uniformity, best=best)
+    if kept:
+        why = _kept_because(results, geometry)
+        if anisotropy["verdict"] != "ok":
+            _describe(anisotropy, f"mean cosine {mean_cosine:.3f}: the rows share a common direction (a cone, as "
+                                  f"ReLU/GELU features and untrained networks give); {why}, so this describes the "
+                                  "geometry rather than a failure. Centre the embeddings before cosine retrieval.")
+        if low["verdict"] != "ok":
+            _describe(low, f"uniformity {uniformity:.3f} vs {best:.3f} for a uniform sphere (ratio "
+                           f"{uniformity / best:.2f}): the rows cover a small part of the sphere; {why}, so this "
+                           "describes the geometry rather than a failure.")
+    return [anisotropy, low]
+
+
+def _kept_because(results: Results, geometry: SubsampleGeometry) -> str:
+    if geometry.chance is not None:
+        return "the classes stay distinguishable"
+    return "structure rises above the noise edge"
+
+
+def _dimensional_collapse(results: Results, kept: bool | None,
+                          limits: Mapping[str, tuple[float | None, float]]) -> dict[str, Any] | None:
     if "spectrum" not in results:
         return None
     N, D = int(results.meta.get("n_samples", 0)), int(results.meta.get("n_features", 0))
     if not N or not D:
         return None
     return dimensional_finding(results["spectrum"].scalars.get("effective_rank", math.nan), N, D,
-                               n_classes=int(results.meta.get("n_classes", 0) or 0), limits=limits)
+                               n_classes=int(results.meta.get("n_classes", 0) or 0), kept=kept, limits=limits)
 
 
-def dimensional_finding(effective_rank: float, n_samples: int, n_features: int, *, n_classes: int = 0,
-                        limits: Mapping[str, tuple[float, float]] | None = None) -> dict[str, Any]:
-    """Dimensional-collapse finding: the centred effective rank over that of an isotropic Gaussian
-    of the same N × D (simulated on up to 4096 rows)."""
-    limits = {**THRESHOLDS, **(limits or {})}
-    N, D = n_samples, n_features
-    null_erank = isotropic_effective_rank(N, D)
-    value = effective_rank / null_erank if null_erank > 0 else math.nan
-    hint = (f" With {n_classes} classes a supervised model is expected to approach rank C-1 = {n_classes - 1} "
-            "(neural collapse), which is not a failure." if n_classes > 1 else "")
-    finding = _judge("dimensional_collapse", value, 1.0, limits,
-                     "effective rank over the isotropic effective rank of the same N x D",
-                     "effective rank {erank:.1f} of {D} dimensions is {v:.2f} of the isotropic {null:.1f}: most "
-                     "directions carry no variance (Jing et al.); check the projector and augmentations." + hint,
-                     erank=effective_rank, D=D, null=null_erank)
-    finding["baseline_effective_rank"] = null_erank
-    return finding
-
-
-def _two_fold_ncc_accuracy(X: np.ndarray, y: np.ndarray, classes: np.ndarray) -> float:
-    """Nearest-class-centre accuracy with centres fitted on one half and scored on the other."""
-    fold = np.arange(y.size) % 2
-    correct = 0
-    for fit in (0, 1):
-        train, test = fold == fit, fold != fit
-        present = [c for c in classes if np.any(train & (y == c))]
-        means = np.stack([X[train & (y == c)].mean(axis=0) for c in present])
-        d2 = ((X[test][:, None, :] - means[None]) ** 2).sum(axis=2)
-        correct += int((np.asarray(present)[d2.argmin(axis=1)] == y[test]).sum())
-    return correct / y.size
-
-
-def _class_collapse(emb: Embeddings, coarse_labels: Any, limits: Mapping[str, tuple[float, float]],
+def _class_collapse(emb: Embeddings, coarse_labels: Any, limits: Mapping[str, tuple[float | None, float]],
                     max_samples: int, random_state: int) -> dict[str, Any]:
     if emb.labels is None:
         raise InvalidLabelsError("class collapse needs fine labels on the embeddings as well as coarse_labels.")
@@ -220,16 +390,18 @@ def _class_collapse(emb: Embeddings, coarse_labels: Any, limits: Mapping[str, tu
     if coarse.shape != (emb.n_samples,):
         raise InvalidLabelsError(f"coarse_labels: expected {emb.n_samples} entries, got shape {coarse.shape}.")
     rng = np.random.default_rng(random_state)
-    index = np.sort(rng.choice(emb.n_samples, size=min(emb.n_samples, 4 * max_samples), replace=False))
-    X = emb.rows(index).to(torch.float64).cpu().numpy()
-    fine, coarse = emb.labels[index], coarse[index]
+    n = min(emb.n_samples, 4 * max_samples, 2 * _affordable_rows(emb.n_features))
+    index = np.sort(rng.choice(emb.n_samples, size=n, replace=False))
+    X = emb.rows(index).detach().cpu().numpy()
+    fine, coarse = np.asarray(emb.labels)[index], coarse[index]
     skills = []
     for group in np.unique(coarse):
         mask = coarse == group
         classes = np.unique(fine[mask])
         if classes.size < 2:
             continue
-        accuracy = _two_fold_ncc_accuracy(X[mask], fine[mask], classes)
+        codes = np.unique(fine[mask], return_inverse=True)[1].ravel()
+        accuracy = two_fold_ncc_accuracy(gram64(X[mask]), codes)
         chance = 1.0 / classes.size
         skills.append((accuracy - chance) / (1 - chance))
     value = float(np.mean(skills)) if skills else math.nan
@@ -239,3 +411,4 @@ def _class_collapse(emb: Embeddings, coarse_labels: Any, limits: Mapping[str, tu
                   "fine classes inside each coarse class are hardly separable (skill {v:.2f}, chance 0): the "
                   "representation merged them (class collapse, Xue et al.); weaken label supervision or add "
                   "instance-level contrast.")
+

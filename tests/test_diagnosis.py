@@ -2,13 +2,14 @@
 
 import json
 import subprocess
+import tracemalloc
 
 import numpy as np
 import torch
 import pytest
 
 import geometry_probe as gp
-from geometry_probe.baselines import isotropic_sphere_stats, uniformity_uniform_sphere
+from geometry_probe.baselines import isotropic_effective_rank, isotropic_sphere_stats, uniformity_uniform_sphere
 
 
 @pytest.mark.parametrize(("dim", "expected"), [(2, -1.575027), (3, -2.079777), (128, -3.937530), (2048, -3.996094)])
@@ -17,12 +18,32 @@ def test_uniform_sphere_uniformity_closed_form(dim, expected):
     assert uniformity_uniform_sphere(dim) == pytest.approx(expected, abs=1e-6)
 
 
-def test_simulated_null_matches_theory():
-    null = isotropic_sphere_stats(2000, 64)
-    assert null["top1_energy"] < (1 + np.sqrt(64 / 2000)) ** 2 / 64 * 1.2      # Marchenko-Pastur edge
-    assert abs(null["mean_cosine"]) < 3 / np.sqrt(2000 * 1999 / 2) * 8          # ~0 within noise
-    assert null["mean_abs_cosine"] == pytest.approx(np.sqrt(2 / (np.pi * 64)), rel=0.05)   # E|cos| on S^63
-    assert null["uniformity"] == pytest.approx(uniformity_uniform_sphere(64), abs=0.01)
+def test_closed_form_nulls_match_a_simulation():
+    """The closed-form baselines against an isotropic Gaussian simulated here (NumPy SVDs, explicit pairs)."""
+    n, D = 2000, 64
+    X = np.random.default_rng(3).standard_normal((n, D))
+    U = X / np.linalg.norm(X, axis=1, keepdims=True)
+    energy = np.linalg.svd(U, compute_uv=False) ** 2
+    sigma = np.linalg.svd(X - X.mean(0), compute_uv=False)
+    p = sigma / sigma.sum()
+    cos = (U @ U.T)[np.triu_indices(n, 1)]
+    null = isotropic_sphere_stats(n, D)
+    assert null["top1_energy"] == pytest.approx(energy[0] / energy.sum(), rel=0.05)
+    assert null["mean_abs_cosine"] == pytest.approx(np.abs(cos).mean(), rel=0.01)
+    assert null["uniformity"] == pytest.approx(np.log(np.mean(np.exp(4 * (cos - 1)))), abs=0.01)
+    assert null["effective_rank"] == pytest.approx(np.exp(-(p * np.log(p)).sum()), rel=0.01)
+    assert isotropic_effective_rank(300, 1000) == pytest.approx(286.79, rel=0.005)   # mean of 20 simulations
+
+
+def test_the_nulls_of_wide_shapes_cost_no_memory():
+    tracemalloc.start()
+    null = isotropic_sphere_stats(1024, 200_000)
+    erank = isotropic_effective_rank(4, 200_000)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 5 * 2**20
+    assert erank == pytest.approx(3.0, rel=0.01)                 # 4 centred rows: 3 equal singular values
+    assert null["top1_energy"] == pytest.approx((32 + np.sqrt(200_000)) ** 2 / (1024 * 200_000))
 
 
 def _findings(X, **kwargs):
@@ -69,8 +90,8 @@ def test_class_collapse_needs_fine_and_coarse_labels():
 
 def test_every_finding_has_the_documented_fields():
     for finding in _findings(gp.datasets.make_isotropic(500, 16)).values():
-        assert {"name", "verdict", "value", "threshold", "baseline", "signal", "explanation"} <= finding.keys()
-        assert finding["verdict"] in {"ok", "warn", "fail"}
+        assert {"name", "verdict", "kind", "value", "threshold", "baseline", "signal", "explanation"} <= finding.keys()
+        assert finding["verdict"] in {"ok", "warn", "fail"} and finding["kind"] in {"verdict", "description"}
 
 
 def test_cli_fail_on_collapse_gates_release(tmp_path):
