@@ -8,7 +8,7 @@ SimCLR encoder without a projector (64 → 256 → 64, τ = 0.5, batch 128, SGD 
 0.9) trains on scikit-learn's digits for 60 healthy steps at learning rate 0.05, then the
 learning rate jumps to 1.0. A :class:`~geometry_probe.CollapseMonitor` (snapshot every 10
 steps) watches the embeddings; its over-fusion signal is the top-1 energy of the
-L2-normalised, uncentred buffer rows (fail at 0.9, warn at 0.7; isotropic value about 0.03).
+L2-normalised, uncentred buffer rows (fail at 0.9, no warning band; isotropic value about 0.03).
 
 Two runs share the first 90 steps:
 
@@ -69,10 +69,10 @@ for name, run in runs.items():
 # %%
 # Signals over steps
 # ------------------
-# Top: the over-fusion signal of each snapshot with the two thresholds; a dashed line marks
+# Top: the over-fusion signal of each snapshot with its fail threshold; a dashed line marks
 # the onset of an episode, a solid one its clearing. Middle: the effective rank of the
 # buffer (a fused embedding uses a handful of directions). Bottom: the learning rates.
-warn, fail = gp.diagnosis.THRESHOLDS["over_fusion"]
+fail = gp.diagnosis.THRESHOLDS["over_fusion"][1]
 fig, axes = plt.subplots(3, 1, figsize=(6, 5.5), sharex=True, layout="constrained",
                          gridspec_kw={"height_ratios": (2, 1.3, 1)})
 for (name, run), colour in zip(runs.items(), ("C0", "C1")):
@@ -91,7 +91,6 @@ for (name, run), colour in zip(runs.items(), ("C0", "C1")):
 axes[0].plot([], [], color="k", ls="--", lw=1, label="episode onset")
 axes[0].plot([], [], color="k", lw=1.5, label="episode cleared")
 axes[0].axhline(fail, color="k", ls=":", lw=0.8, label=f"fail ({fail})")
-axes[0].axhline(warn, color="0.5", ls=":", lw=0.8, label=f"warn ({warn})")
 axes[0].set(ylabel="top-1 energy", ylim=(0, 1.02),
             title=f"SimCLR on digits, lr {BASE_LR} → {JUMP_LR} at step {WARM_UP}")
 axes[0].legend(fontsize=7, loc="lower left")
