@@ -48,7 +48,8 @@ def check_embeddings(X: ArrayLike, *, name: str = "embeddings") -> np.ndarray | 
     shape = tuple(X.shape)
     if len(shape) != 2:
         raise InvalidEmbeddingsError(
-            f"{name}: expected a 2-D array of shape (n_samples, n_features), got shape {shape}.{_shape_hint(shape)}"
+            f"{name}: expected a 2-D array of shape (n_samples, n_features), got shape {_shape_text(shape)}."
+            f"{_shape_hint(shape)}"
         )
     if shape[0] < 2:
         raise InvalidEmbeddingsError(
@@ -57,6 +58,12 @@ def check_embeddings(X: ArrayLike, *, name: str = "embeddings") -> np.ndarray | 
     if shape[1] < 1:
         raise InvalidEmbeddingsError(f"{name}: need at least 1 column (feature), got shape {shape}.")
     return X
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    if len(shape) <= 6:
+        return str(shape)
+    return f"({', '.join(map(str, shape[:4]))}, ...) with {len(shape)} dimensions"
 
 
 def _shape_hint(shape: tuple[int, ...]) -> str:

@@ -136,7 +136,7 @@ def load_classifier(source: Any, *, key: str | None = None) -> LinearClassifier:
         return source
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        arrays = read_arrays(path, mmap=False)
+        arrays = read_arrays(path, mmap=False, what="classifier")
         return _from_mapping(arrays, key=key, origin=str(path))
     if isinstance(source, torch.nn.Module):
         return _from_mapping(source.state_dict(), key=key, origin=type(source).__name__)

@@ -79,8 +79,7 @@ class ArrayFile(Mapping[str, Any]):
     def of(cls, path: Path, arrays: Mapping[str, Any]) -> ArrayFile:
         """An :class:`ArrayFile` over arrays already in memory."""
         arrays = dict(arrays)
-        return cls(path, list(arrays), arrays.__getitem__,
-                   lambda: {k: tuple(getattr(v, "shape", ())) for k, v in arrays.items()})
+        return cls(path, list(arrays), arrays.__getitem__, lambda: {k: _shape_of(v) for k, v in arrays.items()})
 
     def __getitem__(self, name: str) -> Any:
         if name not in self._names:
@@ -109,6 +108,13 @@ class ArrayFile(Mapping[str, Any]):
         names = self._names if names is None else names
         shown = [f"{describe_names([n])} {self.shape(n)}" for n in names[:5]]
         return ", ".join(shown or ["none"]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def _shape_of(value: Any) -> Shape:
+    """Shape of an array or tensor; a nested tensor (no fixed sizes) gives ``-1`` for ragged dimensions."""
+    if isinstance(value, torch.Tensor) and value.is_nested:
+        return (value.size(0),) + (-1,) * (value.dim() - 1)
+    return tuple(int(n) for n in getattr(value, "shape", ()))
 
 
 def load(path: PathLike, *, labels: Any = None, key: str | None = None, mmap: bool = True) -> Embeddings:
@@ -215,6 +221,11 @@ def _read_label_lines(path: Path) -> list[str]:
         raise InputFileError(f"{path}: cannot read labels as UTF-8 text ({short_message(err)}).") from None
     while lines and not lines[-1]:
         lines.pop()
+    with_nul = [i for i, line in enumerate(lines) if "\0" in line]
+    if with_nul:
+        raise InvalidLabelsError(f"{path}: {len(with_nul)} label(s) contain a NUL character (first: line "
+                                 f"{with_nul[0] + 1}); NumPy drops trailing NULs, which would merge classes such as "
+                                 "'a' and 'a\\0'. Remove the NULs from the labels.")
     blank = [i for i, line in enumerate(lines) if not line]
     if blank:
         raise InvalidLabelsError(f"{path}: {len(blank)} blank line(s) among the labels (first: line {blank[0] + 1}); "
@@ -284,7 +295,7 @@ def read_array_spec(spec: PathLike, *, container: PathLike) -> np.ndarray:
     return _materialise(arrays[str(spec)])
 
 
-def read_arrays(path: PathLike, *, mmap: bool = True) -> ArrayFile:
+def read_arrays(path: PathLike, *, mmap: bool = True, what: str = "embeddings") -> ArrayFile:
     """All arrays of a file by name (a bare ``.npy`` gives ``{"": array}``), each read on first access.
 
     Parameters
@@ -292,13 +303,15 @@ def read_arrays(path: PathLike, *, mmap: bool = True) -> ArrayFile:
     path : str or PathLike
     mmap : bool, default=True
         Memory-map ``.npy`` files.
+    what : str, default="embeddings"
+        What the file should hold, for messages.
 
     Returns
     -------
     ArrayFile
         A read-only mapping; nothing is unpickled.
     """
-    return _read_container(check_input_file(path), mmap=mmap)
+    return _read_container(check_input_file(path, what=what), mmap=mmap)
 
 
 def check_input_file(path: PathLike, *, what: str = "embeddings") -> Path:
@@ -452,11 +465,21 @@ def _npz_member(path: Path, info: zipfile.ZipInfo) -> np.ndarray:
     """One member, inflated after its header's size was checked against the archive and memory."""
     name = info.filename[:-4]
     try:
-        with zipfile.ZipFile(path) as archive, archive.open(info) as member:
-            shape, dtype = _npy_header(member)
-            header_bytes = member.tell()
-    except Exception as err:
-        raise CorruptFileError(f"{path}: member {name!r} is not a readable .npy (corrupt?): {short_message(err)}") from None
+        with zipfile.ZipFile(path) as archive:
+            with archive.open(info) as member:
+                shape, dtype = _npy_header(member)
+                header_bytes = member.tell()
+            _check_member_size(path, name, info, shape, dtype, header_bytes)
+            with archive.open(info) as member:
+                return np.lib.format.read_array(member, allow_pickle=False)
+    except (UnsafeFileError, CorruptFileError, InputTooLargeError):
+        raise
+    except Exception as err:  # a corrupt header, a stream shorter than declared, a bad CRC, ...
+        raise CorruptFileError(f"{path}: member {name!r} is truncated or corrupt: {short_message(err)}") from None
+
+
+def _check_member_size(path: Path, name: str, info: zipfile.ZipInfo, shape: Shape, dtype: np.dtype,
+                       header_bytes: int) -> None:
     if dtype.hasobject:
         raise UnsafeFileError(f"{path}: member {name!r} holds a Python-object array, which needs pickle; refused.")
     declared = _declared_bytes(shape, dtype)
@@ -465,11 +488,6 @@ def _npz_member(path: Path, info: zipfile.ZipInfo) -> np.ndarray:
                                f"but the archive says it holds {format_bytes(info.file_size - header_bytes)}; "
                                "the file is corrupt.")
     _check_fits_memory(path, name, declared)
-    try:
-        with zipfile.ZipFile(path) as archive, archive.open(info) as member:
-            return np.lib.format.read_array(member, allow_pickle=False)
-    except Exception as err:  # a stream shorter than declared, a bad CRC, ...
-        raise CorruptFileError(f"{path}: member {name!r} is truncated or corrupt: {short_message(err)}") from None
 
 
 # --- PyTorch and safetensors ---------------------------------------------------------------------
