@@ -404,6 +404,7 @@ def builders() -> dict[str, Callable[[], PanelSet | None]]:
         out[f"simclr-lr{lr:g}-s{seed}"] = functools.partial(contrastive, "simclr", lr, epochs, seed)
     out["supcon-lr0.05"] = functools.partial(contrastive, "supcon", 0.05, 4)
     out["supcon-lr0.5"] = functools.partial(contrastive, "supcon", 0.5, 4, temperature=0.5)
+    out["digits-overfused"] = overfused_digits
     for kind in ("point", "line"):
         out[f"{kind}-white-noise-1000x64"] = functools.partial(white_noise_fusion, kind, 1000, 64)
         out[f"{kind}-white-noise-2000x128"] = functools.partial(white_noise_fusion, kind, 2000, 128, 0.2, 1)

@@ -1,9 +1,11 @@
-"""make_simplex_etf against the closed form of a simplex ETF: unit norms, pairwise cosine −1/(C−1)."""
+"""make_simplex_etf against the closed form of a simplex ETF (unit norms, pairwise cosine −1/(C−1)); the over-fused
+digits encoder against independent NumPy / scikit-learn numbers."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 import geometry_probe as gp
 
@@ -41,3 +43,50 @@ def test_simplex_etf_rejects_too_few_features():
 def test_make_collapsed_rejects_an_unknown_kind_clearly():
     with pytest.raises(gp.InvalidInputError, match="choose 'point' or 'line'"):
         gp.datasets.make_collapsed(10, 4, kind="plane")
+
+
+@pytest.fixture(scope="module")
+def overfused():
+    return gp.datasets.load_digits_overfused_embeddings()
+
+
+def test_overfused_digits_is_fused_by_an_independent_numpy_svd(overfused):
+    X = np.asarray(overfused.X, dtype=np.float64)
+    assert overfused.X.dtype == np.float32 and X.shape == (1797, 128)
+    unit = X / np.linalg.norm(X, axis=1, keepdims=True)
+    s = np.linalg.svd(unit, compute_uv=False)
+    assert s[0] ** 2 / np.sum(s ** 2) >= 0.99
+
+
+def test_overfused_digits_lost_the_class_information_by_sklearn_knn(overfused):
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    from sklearn.neighbors import KNeighborsClassifier
+
+    y = load_digits().target
+    np.testing.assert_array_equal(overfused.labels, y)
+    X = np.asarray(overfused.X, dtype=np.float64)
+    train, test = train_test_split(np.arange(y.size), test_size=0.3, stratify=y, random_state=0)
+    knn = KNeighborsClassifier(n_neighbors=20, metric="cosine", algorithm="brute").fit(X[train], y[train])
+    assert knn.score(X[test], y[test]) < 0.15                        # chance 0.10; the healthy model reads 0.985
+    means = np.stack([X[train][y[train] == c].mean(0) for c in range(10)])
+    nearest = ((X[test][:, None, :] - means[None]) ** 2).sum(2).argmin(1)
+    assert (nearest == y[test]).mean() < 0.2
+
+
+def test_overfused_digits_is_deterministic_on_one_thread_and_leaves_torch_state(overfused):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch.manual_seed(123)
+        expected_draw = torch.rand(3)
+        torch.manual_seed(123)
+        again = gp.datasets.load_digits_overfused_embeddings()
+        assert torch.get_num_threads() == 2
+        torch.testing.assert_close(torch.rand(3), expected_draw)    # the global RNG was not consumed
+    finally:
+        torch.set_num_threads(previous)
+    np.testing.assert_array_equal(np.asarray(again.X), np.asarray(overfused.X))
+    assert overfused.name == "digits-overfused"
+    assert {"dataset", "model", "recipe"} <= set(overfused.meta)
+    assert "64-128-128" in overfused.meta["model"] and "learning rate 3" in overfused.meta["recipe"]
