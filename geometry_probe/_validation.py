@@ -183,7 +183,8 @@ def native_rows(rows: np.ndarray, *, name: str = "embeddings", offset: int = 0) 
         A finite long-double value beyond float64's range (about ±1.8e308).
     """
     if rows.dtype.kind == "f" and rows.dtype.itemsize > 8:
-        narrowed = rows.astype(np.float64)
+        with np.errstate(over="ignore"):  # overflow is reported below, naming the rows
+            narrowed = rows.astype(np.float64)
         overflow = np.isinf(narrowed) & np.isfinite(rows)
         if overflow.any():
             bad = ", ".join(str(offset + int(i)) for i in np.flatnonzero(overflow.reshape(len(rows), -1).any(axis=1))[:5])
