@@ -24,7 +24,11 @@ Two questions are kept apart:
   skill above chance. Without labels, from whether what remains off the dominant direction
   is indistinguishable from white noise of the same size: the
   :func:`~geometry_probe.baselines.residual_edge_ratio` (the residual's top eigenvalue over the
-  Marchenko–Pastur edge) near 1 on fused rows means the only thing left is noise.
+  Marchenko–Pastur edge) near 1, on rows whose dominant direction holds at least half the
+  energy (:data:`CONCENTRATED_ENERGY`), means one direction plus noise is all there is. Its
+  limits: whitened embeddings (Barlow Twins, VICReg) look white and are left ``ok``; a residual
+  with structure unrelated to what you need (or information carried only by the sign along an
+  antipodal line, as in a two-class model) cannot be told from kept information without labels.
 
 Thresholds (documented defaults; pass ``thresholds=`` to change them):
 
@@ -33,7 +37,7 @@ finding                        value                                            
 =============================  ==================================================  ======  ======
 over_fusion                    top-1 energy of the L2-normalised, uncentred rows   —       ≥ 0.9
 information_loss               label skill (accuracy − chance) / (1 − chance)      —       ≤ 0.1
-information_loss_label_free    residual edge ratio, judged on fused rows only      —       ≤ 1.2
+information_loss_label_free    residual edge ratio, when top-1 energy ≥ 0.5        —       ≤ 1.2
 dimensional_collapse           effective rank / isotropic effective rank           ≤ 0.25  ≤ 0.05
 class_collapse                 fine-label NCC skill within coarse classes          ≤ 0.3   ≤ 0.1
 anisotropy                     mean pairwise cosine                                ≥ 0.4   ≥ 0.9
@@ -80,6 +84,7 @@ THRESHOLDS: dict[str, tuple[float | None, float]] = {
     "low_uniformity": (0.5, 0.1),
 }
 HIGHER_IS_WORSE = {"over_fusion", "anisotropy"}
+CONCENTRATED_ENERGY = 0.5        # label-free: a dominant direction holding at least half the energy
 MAX_SAMPLES = 1024
 SUBSAMPLE_BYTES = 256 * 2**20
 SUBSAMPLE_FLOPS = 2**30          # n² D of the subsample's Gram: ~0.1 s on one core
@@ -262,7 +267,6 @@ def _label_evidence(geometry: SubsampleGeometry, results: Results, emb: Embeddin
 
 def _information_loss(geometry: SubsampleGeometry, results: Results, emb: Embeddings | None,
                       limits: Mapping[str, tuple[float | None, float]]) -> dict[str, Any]:
-    fused = geometry.top1_energy >= limits["over_fusion"][1]
     labelled = _label_evidence(geometry, results, emb) if geometry.chance is not None else {}
     if labelled:
         finding = _judge("information_loss", labelled["skill"], 0.0, limits,
@@ -275,29 +279,29 @@ def _information_loss(geometry: SubsampleGeometry, results: Results, emb: Embedd
             finding["explanation"] = (f"class information kept: {labelled['source']} {labelled['accuracy']:.3f} "
                                       f"against chance {labelled['chance']:.3f} (skill {labelled['skill']:.3f}).")
         return finding
-    ratio, null = geometry.residual_edge_ratio, 1.0
-    finding = _judge("information_loss", ratio, null, limits,
+    ratio = geometry.residual_edge_ratio
+    concentrated = geometry.top1_energy >= CONCENTRATED_ENERGY
+    finding = _judge("information_loss", ratio, 1.0, limits,
                      f"top residual eigenvalue off the dominant direction over the Marchenko-Pastur noise edge "
                      f"({_subsample_signal(geometry)}; no labels)",
-                     "fused rows with nothing but white noise left off the dominant direction (residual edge ratio "
-                     "{v:.2f}, noise about 1): the samples are no longer distinguishable.",
-                     key="information_loss_label_free")
+                     "one direction holds {energy:.2f} of the energy and nothing but white noise is left off it "
+                     "(residual edge ratio {v:.2f}, noise about 1): the samples are no longer distinguishable.",
+                     key="information_loss_label_free", energy=geometry.top1_energy)
     structured = math.isfinite(ratio) and ratio > limits["information_loss_label_free"][1]
-    finding["evidence"] = {"mode": "label_free", "residual_edge_ratio": ratio, "fused": fused,
+    finding["evidence"] = {"mode": "label_free", "residual_edge_ratio": ratio, "concentrated": concentrated,
                            "kept": True if structured else None}
-    if not fused or not math.isfinite(ratio):
+    if structured:
+        finding["explanation"] = (f"structure rises above white noise off the dominant direction (residual edge ratio "
+                                  f"{ratio:.2f}, noise about 1): the samples stay distinguishable; pass labels to "
+                                  "check it is the information you need.")
+    elif not math.isfinite(ratio):
         finding["verdict"] = "ok"
-        finding["explanation"] = (
-            f"structure rises above white noise (residual edge ratio {ratio:.2f}): the samples stay distinguishable; "
-            "pass labels to check it is the information you need." if structured else
-            "too few dimensions to tell structure from noise without labels; pass labels to judge."
-            if not math.isfinite(ratio) else
-            f"no structure beyond white noise is visible without labels (residual edge ratio {ratio:.2f}); "
-            "whitened embeddings (Barlow Twins, VICReg) look like this too: pass labels to judge.")
-    elif structured:
-        finding["explanation"] = (f"fused geometry, but structure remains off the dominant direction (residual edge "
-                                  f"ratio {ratio:.2f}, white noise about 1): the samples are still distinguishable; "
-                                  "pass labels to check it is the information you need.")
+        finding["explanation"] = "too few dimensions to tell structure from noise without labels; pass labels to judge."
+    elif not concentrated:
+        finding["verdict"] = "ok"
+        finding["explanation"] = (f"no structure beyond white noise is visible without labels (residual edge ratio "
+                                  f"{ratio:.2f}); whitened embeddings (Barlow Twins, VICReg) look like this too: pass "
+                                  "labels to judge.")
     return finding
 
 
@@ -328,6 +332,10 @@ def _over_fusion(geometry: SubsampleGeometry, information: dict[str, Any], resul
             f"structure remains off that direction (residual edge ratio {evidence['residual_edge_ratio']:.2f}), "
             "so the samples may still be distinguishable: pass labels to tell a fused-but-informative space from "
             "a collapse.")
+    elif information["verdict"] != "fail":
+        finding["explanation"] = (
+            f"fused geometry: top-1 energy {energy:.3f} (isotropic {null:.3f}{table}), the rows sit near {shape}; "
+            "whether the samples stay distinguishable cannot be told here: pass labels.")
     else:
         finding["explanation"] = (
             f"over-fusion: top-1 energy {energy:.3f} (isotropic {null:.3f}{table}), the embeddings merged into "
