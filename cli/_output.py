@@ -24,7 +24,8 @@ def print_results(results: gp.Results, *, title: str | None = None) -> None:
     console.print(table)
     for finding in results.findings:
         colour = {"ok": "green", "warn": "yellow", "fail": "red"}.get(finding.get("verdict"), "white")
-        console.print(f"[{colour}]{finding.get('verdict', '?').upper():4}[/] {finding.get('name')}: "
+        kind = " (description)" if finding.get("kind") == "description" else ""
+        console.print(f"[{colour}]{finding.get('verdict', '?').upper():4}[/] {finding.get('name')}{kind}: "
                       f"{finding.get('explanation', '')}", highlight=False, markup=True)
     for note in results.notes():
         console.print(f"[yellow]note[/] {note}", highlight=False)
