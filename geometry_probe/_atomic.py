@@ -1,19 +1,41 @@
 """Atomic output: write a temporary file beside the target, then rename it into place.
 
 A reader (or an interrupted run) sees either the old file or the complete new one, never
-half of one.
+half of one. Outputs are regular files: a path that exists as anything else (a character
+device such as ``/dev/null`` or a terminal, a FIFO, a socket, a link to one of these such as
+``/proc/self/fd/1``) is refused rather than replaced by a regular file, and so is a file name
+longer than the file system allows. Every error of the operating system while writing (no
+space, the ``ulimit -f`` limit, permissions) becomes one :class:`OutputError` line, the
+previous file kept.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
+from geometry_probe._interrupts import deferred
 from geometry_probe.exceptions import OutputError
+
+DEFAULT_NAME_MAX = 255
+_RANDOM_CHARACTERS = 8          # tempfile's random part of a name
+_REASONS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large: the file-size limit (ulimit -f) or the file system's was reached",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted; in a sticky folder such as /tmp only a file's owner may replace it",
+    errno.ENAMETOOLONG: "file name too long",
+}
+_KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"),
+          (stat.S_ISSOCK, "a socket"))
 
 
 def check_output_path(path: str | os.PathLike[str], *, inputs: Iterable[str | os.PathLike[str]] = ()) -> Path:
@@ -22,12 +44,14 @@ def check_output_path(path: str | os.PathLike[str], *, inputs: Iterable[str | os
     Raises
     ------
     OutputError
-        The path names an input file, a directory, or lies in a folder that does not exist,
-        is a file, or cannot be written.
+        The path names an input file, a directory, something else that is not a regular file
+        (a device, FIFO or socket, or a link to one), a file name too long for the file system,
+        or lies in a folder that does not exist, is a file, or cannot be written.
     """
     out = _not_an_input(Path(path), inputs)
     if out.is_dir():
         raise OutputError(f"{out}: is a directory; give a file name for the output.")
+    _regular_or_missing(out)
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         blocker = _existing_ancestor(parent)
@@ -36,7 +60,41 @@ def check_output_path(path: str | os.PathLike[str], *, inputs: Iterable[str | os
         raise OutputError(f"{out}: the folder {parent} does not exist; create it first.")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"{out}: the folder {parent} is not writable.")
+    _name_fits(out, parent)
     return out
+
+
+def _regular_or_missing(out: Path) -> None:
+    """Refuse an existing ``out`` that is not a regular file (links followed), or a dangling link."""
+    try:
+        mode = out.stat().st_mode
+    except FileNotFoundError:
+        if out.is_symlink():
+            raise OutputError(f"{out}: is a symbolic link to a missing file; give a file path.") from None
+        return
+    except OSError as err:
+        raise OutputError(f"{out}: cannot be examined ({err.strerror}).") from None
+    kind = next((name for test, name in _KINDS if test(mode)), None if stat.S_ISREG(mode) else "not a regular file")
+    if kind is not None:
+        via = f" (a link to {os.path.realpath(out)})" if out.is_symlink() else ""
+        raise OutputError(f"{out}: exists and is {kind}{via}; outputs are written to regular files only, "
+                          "give a file path.")
+
+
+def _name_fits(out: Path, folder: Path) -> None:
+    """Refuse a file name longer (in bytes) than the longest ``folder``'s file system allows."""
+    size, limit = len(os.fsencode(out.name)), _name_max(folder)
+    if size > limit:
+        raise OutputError(f"{out.name[:40]}...: the file name is {size} bytes, longer than the {limit} "
+                          "the file system allows; choose a shorter name.")
+
+
+def _name_max(folder: Path) -> int:
+    """The longest file name, in bytes, ``folder``'s file system allows (255 if it does not say)."""
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return DEFAULT_NAME_MAX
 
 
 def make_output_folder(path: str | os.PathLike[str], *, inputs: Iterable[str | os.PathLike[str]] = ()) -> Path:
@@ -79,22 +137,105 @@ def _existing_ancestor(path: Path) -> Path:
 def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: object) -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success rename it onto ``path``.
 
-    On any exception (including KeyboardInterrupt) the temporary file is removed and
-    ``path`` is left untouched.
+    A symbolic link to a regular file is followed: the file it points to is replaced and the
+    link kept. On any exception (including KeyboardInterrupt and
+    :class:`~geometry_probe._interrupts.Terminated`) the temporary file is removed and ``path``
+    is left untouched.
+
+    Raises
+    ------
+    OutputError
+        ``path`` cannot be written (see :func:`check_output_path`), or the operating system
+        refused a step of the write (no space, file-size limit, permissions, ...).
     """
-    target = check_output_path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
+    target = _destination(check_output_path(path))
+    existed = target.exists()
+    handle = tmp = None
     try:
-        with os.fdopen(fd, mode, **kwargs) as handle:  # type: ignore[call-overload]
+        with deferred():            # a signal between creating the file and naming it would leak it
+            handle, tmp = _temporary_beside(target, mode, kwargs)
+        with handle:
             yield handle
             handle.flush()
             os.fchmod(handle.fileno(), _file_mode(target))
             os.fsync(handle.fileno())
         os.replace(tmp, target)
+    except BaseException as err:
+        with deferred():
+            _discard(handle, tmp)
+        if isinstance(err, OSError):
+            raise OutputError(_write_failure(target, err, existed=existed)) from None
+        raise
+
+
+def check_distinct_outputs(outputs: Mapping[str, str | os.PathLike[str] | None]) -> None:
+    """Refuse two outputs of one command that name the same file (symbolic links resolved).
+
+    Parameters
+    ----------
+    outputs : mapping of str to path-like or None
+        Each output's option name (e.g. ``"--json"``) and the path given, ``None`` when left out.
+
+    Raises
+    ------
+    OutputError
+        Two options name the same path; the second would silently replace the first.
+
+    Examples
+    --------
+    >>> check_distinct_outputs({"--json": "a.json", "--report": None, "--csv": "a.csv"})
+    >>> check_distinct_outputs({"--json": "o", "--report": "o"})
+    Traceback (most recent call last):
+    ...
+    geometry_probe.exceptions.OutputError: --json and --report both name o; give each output its own path.
+    """
+    seen: dict[str, str] = {}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        key = os.path.realpath(path)
+        if key in seen:
+            raise OutputError(f"{seen[key]} and {option} both name {path}; give each output its own path.")
+        seen[key] = option
+
+
+def _destination(target: Path) -> Path:
+    """The file a write to ``target`` replaces: the file a symbolic link points to, else ``target``."""
+    return target.resolve() if target.is_symlink() else target
+
+
+def _temporary_beside(target: Path, mode: str, kwargs: dict[str, object]) -> tuple[IO, str]:
+    """A new hidden file in ``target``'s folder, opened with ``mode``, and its path.
+
+    Its name (``.<name>.<8 random characters>.tmp``) keeps within the folder's longest file name:
+    a long ``target`` name is shortened in the temporary name.
+    """
+    folder = target.parent
+    stem = os.fsencode(target.name)[:_name_max(folder) - len(b"..") - _RANDOM_CHARACTERS - len(b".tmp")]
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.fsdecode(stem)}.", suffix=".tmp", dir=folder)
+    try:
+        return os.fdopen(fd, mode, **kwargs), tmp  # type: ignore[call-overload]
     except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+
+
+def _discard(handle: IO | None, tmp: str | None) -> None:
+    """Close ``handle`` (errors ignored: the file is being thrown away) and remove ``tmp``."""
+    if handle is not None:
+        with contextlib.suppress(OSError):
+            handle.close()
+    if tmp is not None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise
+
+
+def _write_failure(target: Path, err: OSError, *, existed: bool) -> str:
+    """One line saying which output failed, why, and that the previous file is unchanged."""
+    reason = _REASONS.get(err.errno or 0) or err.strerror or str(err)
+    kept = "the previous file is unchanged" if existed else "nothing was written"
+    return f"{target}: could not write the output ({reason}); {kept}."
 
 
 def _file_mode(target: Path) -> int:
