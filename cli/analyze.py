@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 import geometry_probe as gp
+from geometry_probe._atomic import check_distinct_outputs
 from geometry_probe.analyzers import describe
 from geometry_probe.classifier import load_classifier
 from geometry_probe.reporting.html_report import write_report
@@ -69,6 +70,7 @@ def analyze(
     if fail_on not in (None, "collapse"):
         raise typer.BadParameter(f"got {fail_on!r}; the only choice is 'collapse'.", param_hint="--fail-on")
     inputs = [path, *(f for f in (labels, classifier, coarse_labels, pairs, groups, views) if f)]
+    check_distinct_outputs({"--json": json_out, "--report": report})
     for out in (report, json_out):
         if out is not None:
             gp.check_output_path(out, inputs=inputs)

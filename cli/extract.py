@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 import geometry_probe as gp
-from geometry_probe._atomic import atomic_open
+from geometry_probe._atomic import atomic_open, check_distinct_outputs
 from geometry_probe.exceptions import InvalidInputError
 from geometry_probe.reporting.layer_sweep_figure import FIGURE_SUFFIXES
 
@@ -96,6 +96,7 @@ def layers(
     quiet: QuietOpt = False,
 ) -> None:
     """Metrics for each layer (effective rank, RankMe, NC1, NCC accuracy); without --layer, list the modules."""
+    check_distinct_outputs({"--json": json_out, "--csv": csv_out, "--figure": figure})
     for out in (json_out, csv_out, figure):
         if out is not None:
             gp.check_output_path(out, inputs=[checkpoint] if checkpoint else [])

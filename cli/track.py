@@ -7,6 +7,7 @@ import typer
 from rich.table import Table
 
 import geometry_probe as gp
+from geometry_probe._atomic import check_distinct_outputs
 from geometry_probe.checkpoint_sweep import iter_checkpoint_embeddings
 from geometry_probe.exceptions import InvalidInputError
 from geometry_probe.factories import call_factory
@@ -42,6 +43,7 @@ def track_command(
 ) -> None:
     """Analyse checkpoints in order; print verdicts per checkpoint and the first failing one."""
     inputs = list(paths or []) + ([labels] if labels else [])
+    check_distinct_outputs({"--json": json_out, "--csv": csv_out})
     for out in (json_out, csv_out):
         if out is not None:
             gp.check_output_path(out, inputs=inputs)
