@@ -46,7 +46,7 @@ def analyze(
     analyzers: AnalyzersOpt = None,
     device: DeviceOpt = "auto",
     batch_size: BatchSizeOpt = None,
-    precision: PrecisionOpt = "float32",
+    precision: PrecisionOpt = "float64",
     pairwise_precision: PairwisePrecisionOpt = "float32",
     seed: SeedOpt = 0,
     json_out: JsonOpt = None,

@@ -87,7 +87,7 @@ def layers(
     max_samples: MaxSamplesOpt = None,
     batch_size: ExtractBatchSizeOpt = 256,
     device: DeviceOpt = "auto",
-    precision: PrecisionOpt = "float32",
+    precision: PrecisionOpt = "float64",
     seed: SeedOpt = 0,
     json_out: JsonOpt = None,
     csv_out: Annotated[Optional[Path], typer.Option("--csv", help="Write one row per layer as CSV.")] = None,

@@ -19,19 +19,25 @@ from geometry_probe.embeddings import Embeddings, as_embeddings
 from geometry_probe.exceptions import MissingLabelsError
 from geometry_probe.pairwise import PAIRWISE_PRECISIONS
 from geometry_probe.result import Results
+from geometry_probe.stats import DEFAULT_PRECISION, PRECISIONS
 
 BATCH_MEMORY_BYTES = 128 * 2**20
-PRECISIONS = ("float32", "float64")
 
 
-def default_batch_size(n_features: int, *, memory_bytes: int = BATCH_MEMORY_BYTES) -> int:
-    """Rows per batch so that a float32 batch and its centred copy fit ``memory_bytes``."""
-    return max(256, memory_bytes // (2 * 4 * max(n_features, 1)))
+def default_batch_size(n_features: int, *, precision: str = DEFAULT_PRECISION,
+                       memory_bytes: int = BATCH_MEMORY_BYTES) -> int:
+    """Rows per batch so that a batch in the compute dtype of ``precision`` and its centred copy fit ``memory_bytes``.
+
+    float64 (the default) has 8-byte numbers, float32 4: 128 MB holds 10,922 rows of 768
+    features in float64 and 21,845 in float32.
+    """
+    itemsize = 4 if precision == "float32" else 8
+    return max(256, memory_bytes // (2 * itemsize * max(n_features, 1)))
 
 
 def analyze(data: Any, analyzers: str | Sequence[str | Analyzer | PairwiseAnalyzer] | None = None, *,
             labels: Any = None, device: str | torch.device | None = "auto", batch_size: int | None = None,
-            precision: str = "float32", pairwise_precision: str = "float32", seed: int = 0,
+            precision: str = DEFAULT_PRECISION, pairwise_precision: str = "float32", seed: int = 0,
             params: Mapping[str, Mapping[str, Any]] | None = None, coarse_labels: Any = None,
             verdicts: bool = True) -> Results:
     """Run analyzers on embeddings in one streaming pass and return their :class:`Results`.
@@ -49,10 +55,19 @@ def analyze(data: Any, analyzers: str | Sequence[str | Analyzer | PairwiseAnalyz
     device : str or torch.device, default="auto"
         Where batches are processed: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda:1"``.
     batch_size : int, optional
-        Rows per batch; default from a 128 MB budget.
-    precision : {"float32", "float64"}, default="float32"
-        Precision of the per-batch GEMMs (sums are float64 either way). float64 input is
-        always processed in float64.
+        Rows per batch; default from a 128 MB budget for a batch and its centred copy in
+        the compute dtype (:func:`default_batch_size`).
+    precision : {"float64", "float32"}, default="float64"
+        Arithmetic of the streaming statistics (spectra, class moments, neural collapse,
+        orthogonality). ``"float64"`` is exact: each batch is copied to float64 and every
+        GEMM and sum runs in float64, so effective rank and RankMe match a float64 SVD of
+        the same data to 1e-5 relative and NC1 a float64 reference to 1e-6, on float32
+        input too; it also runs in float64 on CUDA (fast on data-centre GPUs, 32-64x slower
+        on consumer GPUs). ``"float32"`` is the fast mode (about 2x faster on CPU): GEMMs
+        and per-batch class sums round in float32 (only the running sums are float64), which
+        resolves singular values only down to about 2e-4 of the largest: effective rank of
+        exact rank 5 / 10 / 50 reads 2.4 % / 1.4 % / 0.35 % high, NC1 is off by up to 3e-6
+        relative (docs/performance.md). float64 input is always processed in float64.
     pairwise_precision : {"float32", "bfloat16", "tf32"}, default="float32"
         Precision of the pairwise tile GEMMs (``contrastive``, ``knn``). bfloat16 gives cosines
         to ~4e-3 (errors average out in pair means: uniformity within 1e-7 of float32, 10-NN recall
@@ -88,14 +103,12 @@ def analyze(data: Any, analyzers: str | Sequence[str | Analyzer | PairwiseAnalyz
     check_choice(pairwise_precision, PAIRWISE_PRECISIONS, name="pairwise_precision")
     dev = resolve_device(device)
     batch_size = check_positive_int(batch_size, name="batch_size") if batch_size is not None \
-        else default_batch_size(emb.n_features)
+        else default_batch_size(emb.n_features, precision=precision)
     chosen = _instantiate(emb, analyzers, params or {}, seed)
     streaming = [a for a in chosen if isinstance(a, Analyzer)]
     pairwise = [a for a in chosen if not isinstance(a, Analyzer)]
-    dtype = torch.float64 if precision == "float64" else None
-
     if streaming:
-        _stream(emb, streaming, batch_size=batch_size, device=dev, dtype=dtype)
+        _stream(emb, streaming, batch_size=batch_size, device=dev, precision=precision)
     results = [a.compute() for a in streaming]
     if pairwise:
         results += run_pairwise(emb, pairwise, device=dev, precision=pairwise_precision)
@@ -118,21 +131,31 @@ def analyze(data: Any, analyzers: str | Sequence[str | Analyzer | PairwiseAnalyz
 
 
 def _stream(emb: Embeddings, analyzers: list[Analyzer], *, batch_size: int, device: torch.device,
-            dtype: torch.dtype | None) -> None:
+            precision: str) -> None:
+    """One pass (two when an analyzer asks) over the batches.
+
+    float32, float16 and bfloat16 rows arrive as float32 (exact; in-memory float32 batches are
+    views, no copy) and each statistic converts what it needs to its compute dtype; other
+    dtypes (integers) are converted to float64 on loading when ``precision="float64"``.
+    """
+    exact_in_float32 = emb.dtype in ("float32", "float16", "bfloat16")
+    dtype = torch.float64 if precision == "float64" and not exact_in_float32 else None
     for X, y, offset in emb.batches(batch_size, device=device, dtype=dtype):
-        batch = Batch(X, y, n_classes=emb.n_classes, offset=offset)
+        batch = Batch(X, y, n_classes=emb.n_classes, offset=offset, precision=precision)
         if any(a.wants_class_scatter(batch) for a in analyzers):
             _ = batch.class_scatter                  # compute once; the rest derives from it
         elif any(a.wants_class_moments(batch) for a in analyzers):
             _ = batch.class_moments                  # one GEMM also serves batch.moments
         for a in analyzers:
             a.update_batch(batch)
+        del X, y, batch                              # free this batch before the next one is read
     second = [a for a in analyzers if a.needs_second_pass()]
     if second:
         for X, y, offset in emb.batches(batch_size, device=device, dtype=dtype):
-            batch = Batch(X, y, n_classes=emb.n_classes, offset=offset)
+            batch = Batch(X, y, n_classes=emb.n_classes, offset=offset, precision=precision)
             for a in second:
                 a.update_second_pass(batch)
+            del X, y, batch
 
 
 def _instantiate(emb: Embeddings, analyzers: Any, params: Mapping[str, Mapping[str, Any]],

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from geometry_probe.exceptions import InvalidEmbeddingsError
-from geometry_probe.stats import ClassMoments, ClassScatter, Moments
+from geometry_probe.stats import DEFAULT_PRECISION, ClassMoments, ClassScatter, ClassSums, Moments, as_compute
 
 
 class Batch:
@@ -26,37 +26,43 @@ class Batch:
     n_classes : int, default=0
     offset : int, default=0
         Index of the first row in the whole data set (for error messages).
+    precision : {"float64", "float32"}, default="float64"
+        Arithmetic of the statistics (see :mod:`geometry_probe.stats`): float64 is exact,
+        float32 is the fast mode.
     """
 
-    def __init__(self, X: Tensor, labels: Tensor | None = None, *, n_classes: int = 0, offset: int = 0) -> None:
+    def __init__(self, X: Tensor, labels: Tensor | None = None, *, n_classes: int = 0, offset: int = 0,
+                 precision: str = DEFAULT_PRECISION) -> None:
         self.X = X
         self.labels = labels
         self.n_classes = n_classes
         self.offset = offset
+        self.precision = precision
 
     @cached_property
     def class_scatter(self) -> ClassScatter:
         """Per-class count, sum and second moment (needs labels)."""
-        return ClassScatter.of(self.X, self._labels(), self.n_classes)
+        return ClassScatter.of(self.X, self._labels(), self.n_classes, precision=self.precision)
 
     @cached_property
     def class_moments(self) -> ClassMoments:
         """Per-class counts and sums with the pooled second moment (needs labels)."""
         if "class_scatter" in self.__dict__:
             return self.class_scatter.pooled()
-        return ClassMoments.of(self.X, self._labels(), self.n_classes)
+        return ClassMoments.of(self.X, self._labels(), self.n_classes, precision=self.precision)
 
     @cached_property
     def moments(self) -> Moments:
         """Count, sum and second moment of all rows."""
         if "class_moments" in self.__dict__ or "class_scatter" in self.__dict__:
             return self.class_moments.total()
-        return Moments.of(self.X)
+        return Moments.of(self.X, precision=self.precision)
 
     @cached_property
     def unit_rows(self) -> Tensor:
         """Rows scaled to unit L2 norm; zero rows raise (a direction is undefined for them)."""
-        norms = torch.linalg.vector_norm(self.X, dim=1, keepdim=True)
+        X = as_compute(self.X, self.precision)
+        norms = torch.linalg.vector_norm(X, dim=1, keepdim=True)
         if bool((norms == 0).any()):
             bad = (norms[:, 0] == 0).nonzero().flatten()[:5].cpu().tolist()
             rows = ", ".join(str(self.offset + i) for i in bad)
@@ -64,12 +70,11 @@ class Batch:
                 f"embeddings: rows {rows} have zero norm, so their direction on the unit sphere is "
                 "undefined; drop them or skip sphere-based analyzers (contrastive, cosine metrics)."
             )
-        return self.X / norms
+        return X / norms
 
-    @cached_property
-    def unit_moments(self) -> Moments:
-        """:class:`Moments` of the L2-normalised rows."""
-        return Moments.of(self.unit_rows)
+    def class_sums(self, rows: Tensor) -> ClassSums:
+        """:class:`~geometry_probe.stats.ClassSums` of ``rows`` (this batch's rows or a transform of them)."""
+        return ClassSums.of(rows, self._labels(), self.n_classes, precision=self.precision)
 
     @cached_property
     def norm_sums(self) -> tuple[Tensor, Tensor]:

@@ -95,7 +95,7 @@ def layer_sweep(model: nn.Module, data: Any, layers: Sequence[str] | None = None
                 all_layers: str | None = None, pool: Pool = None, max_samples: int | None = None,
                 device: str | torch.device | None = "auto", batch_size: int = 256,
                 memmap_dir: str | Path | None = None, memory_bytes: int = MEMORY_BYTES,
-                precision: str = "float32", seed: int = 0) -> LayerSweep:
+                precision: str = "float64", seed: int = 0) -> LayerSweep:
     """Extract several layers in one pass over ``data`` and measure each one.
 
     Each layer gets effective rank and RankMe (``spectrum``), the mean cosine (anisotropy)
@@ -117,9 +117,10 @@ def layer_sweep(model: nn.Module, data: Any, layers: Sequence[str] | None = None
         (or a subclass) is swept.
     pool, max_samples, device, batch_size, memmap_dir, memory_bytes
         As in :func:`geometry_probe.extract`.
-    precision : {"float32", "float64"}, default="float32"
-        GEMM precision of :func:`geometry_probe.analyze`; float64 resolves singular values
-        below ~2e-4 of the largest (layers whose output has lower rank than width).
+    precision : {"float64", "float32"}, default="float64"
+        Precision of :func:`geometry_probe.analyze`: float64 is exact; float32 is faster but
+        resolves singular values only down to ~2e-4 of the largest (it inflates the rank of
+        layers whose output has lower rank than width).
     seed : int, default=0
         Passed to :func:`geometry_probe.analyze`.
 
@@ -134,7 +135,7 @@ def layer_sweep(model: nn.Module, data: Any, layers: Sequence[str] | None = None
     >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
     <torch._C.Generator object at ...>
     >>> model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 4))
-    >>> sweep = layer_sweep(model, torch.randn(500, 8), all_layers="Linear", device="cpu", precision="float64")
+    >>> sweep = layer_sweep(model, torch.randn(500, 8), all_layers="Linear", device="cpu")
     >>> [(row["layer"], row["depth"], row["n_features"]) for row in sweep.rows]
     [('0', 0, 32), ('2', 1, 4)]
     >>> sweep.rows[0]["spectrum/effective_rank"] <= 8  # 32 features, but a linear map of 8 inputs

@@ -440,3 +440,28 @@ def test_cuda_matches_cpu():
     cuda = gp.analyze(X, "neural_collapse", labels=y, device="cuda", params=params)["neural_collapse"]
     for name, value in cpu.scalars.items():
         assert cuda.scalars[name] == pytest.approx(value, rel=1e-9, abs=1e-12), name
+
+
+def _naive_nc1(X, y):
+    """NC1 = Tr(Σ_W Σ_B⁺)/C in float64 from class loops (independent of the streaming code)."""
+    X = X.astype(np.float64)
+    classes = np.unique(y)
+    means = np.array([X[y == c].mean(axis=0) for c in classes])
+    within = sum((X[y == c] - m).T @ (X[y == c] - m) for c, m in zip(classes, means)) / len(X)
+    centred = means - means.mean(axis=0)
+    between = centred.T @ centred / len(classes)
+    return np.trace(within @ np.linalg.pinv(between, rcond=1e-10, hermitian=True)) / len(classes)
+
+
+def test_default_nc1_of_float32_input_matches_a_float64_reference():
+    """Narrow float32 input with many rows per batch: float32 class sums drift, the exact default does not."""
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 200_000)
+    X = (0.05 * rng.normal(size=(3, 4))[y] + 3.0 + rng.normal(size=(200_000, 4))).astype(np.float32)
+    expected = _naive_nc1(X, y)
+    exact = gp.analyze(X, "neural_collapse", labels=y, verdicts=False, device="cpu").scalars()["neural_collapse/nc1"]
+    fast = gp.analyze(X, "neural_collapse", labels=y, precision="float32", verdicts=False,
+                      device="cpu").scalars()["neural_collapse/nc1"]
+    assert exact == pytest.approx(expected, rel=1e-6, abs=0)
+    assert abs(fast - expected) > 100 * abs(exact - expected)
+    assert fast == pytest.approx(expected, rel=1e-4)

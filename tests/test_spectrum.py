@@ -152,3 +152,26 @@ def test_eigvals_desc_host_and_tensor_paths_agree_with_lapack():
         np.testing.assert_array_equal(stacked[1], [4.0, 3.0, 2.0, 1.0, 1e-3, 1e-6])
     with pytest.raises(gp.InvalidEmbeddingsError, match="overflow"):
         eigvals_desc(np.full((2, 2), np.inf))
+
+
+def _float32_low_rank(rank, n=3000, d=200, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((n, rank)) @ rng.standard_normal((rank, d)) + 0.5).astype(np.float32)
+
+
+@pytest.mark.parametrize("rank", [5, 10, 50])
+def test_default_precision_is_exact_on_low_rank_float32(rank):
+    """Effective rank and RankMe of float32 data within 1e-5 of a float64 SVD of the same numbers."""
+    X = _float32_low_rank(rank)
+    X64 = X.astype(np.float64)
+    expected_erank, expected_rankme = ref.effective_rank(X64), ref.rankme(X64)
+    res = gp.analyze(X, "spectrum", verdicts=False, device="cpu")
+    assert res.meta["precision"] == "float64"
+    s = res.scalars()
+    assert s["spectrum/effective_rank"] == pytest.approx(expected_erank, rel=1e-5)
+    assert s["spectrum/rankme"] == pytest.approx(expected_rankme, rel=1e-5)
+    assert F.effective_rank(X) == pytest.approx(expected_erank, rel=1e-5)        # the functional API too
+    fast = gp.analyze(X, "spectrum", precision="float32", verdicts=False, device="cpu").scalars()
+    exact_error = abs(s["spectrum/effective_rank"] / expected_erank - 1)
+    fast_error = abs(fast["spectrum/effective_rank"] / expected_erank - 1)
+    assert 10 * exact_error < fast_error < 0.1                 # the fast mode's bias: inflated, still usable

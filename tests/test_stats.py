@@ -95,3 +95,32 @@ def test_sum_of_batch_stats_equals_stats_of_union(sizes, seed):
 def test_adding_different_types_is_refused():
     with pytest.raises(TypeError):
         Moments.of(torch.randn(3, 2)) + ClassMoments.of(torch.randn(3, 2), torch.tensor([0, 1, 0]), 2)
+
+
+def test_float32_rows_are_summed_in_float64_by_default_and_in_float32_on_request():
+    """The default statistics of float32 rows are float64 arithmetic on the same numbers; "float32" is not."""
+    rng = np.random.default_rng(5)
+    X32 = (rng.standard_normal((3000, 40)) * np.logspace(0, -3, 40) + 2.0).astype(np.float32)
+    y = rng.integers(0, 7, 3000)
+    n, s1, s2 = _naive(X32)
+    exact = Moments.of(torch.as_tensor(X32))
+    np.testing.assert_allclose(exact.s2.numpy(), s2, rtol=1e-13, atol=1e-10)
+    np.testing.assert_allclose(exact.s1.numpy(), s1, rtol=1e-13, atol=1e-10)
+    fast = Moments.of(torch.as_tensor(X32), precision="float32")
+    assert np.max(np.abs(fast.s2.numpy() - s2)) > 1e3 * np.max(np.abs(exact.s2.numpy() - s2))
+    sums = ClassMoments.of(torch.as_tensor(X32), torch.as_tensor(y), 7).s1.numpy()
+    naive = np.stack([X32[y == k].astype(np.float64).sum(axis=0) for k in range(7)])
+    np.testing.assert_allclose(sums, naive, rtol=1e-13, atol=1e-10)
+    sums32 = ClassMoments.of(torch.as_tensor(X32), torch.as_tensor(y), 7, precision="float32").s1.numpy()
+    assert np.max(np.abs(sums32 - naive)) > 1e3 * np.max(np.abs(sums - naive))
+
+
+def test_unknown_precision_is_refused():
+    with pytest.raises(ValueError, match="precision"):
+        Moments.of(torch.ones(3, 2), precision="float16")
+
+
+def test_default_batch_size_budgets_the_compute_dtype():
+    from geometry_probe.analysis import default_batch_size
+    assert default_batch_size(768) == 128 * 2**20 // (2 * 8 * 768)          # float64 batch + centred copy
+    assert default_batch_size(768, precision="float32") == 128 * 2**20 // (2 * 4 * 768)

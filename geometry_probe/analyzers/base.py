@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from geometry_probe._threads import one_blas_thread
 from geometry_probe.batch import Batch
 from geometry_probe.embeddings import Embeddings
 from geometry_probe.exceptions import EmptyAnalyzerError, MissingLabelsError
@@ -97,7 +98,9 @@ class Analyzer(ABC):
         """Result from the statistics summed over all processes of ``torch.distributed``."""
         if self._state is None:
             raise EmptyAnalyzerError(f"{type(self).__name__}.compute() was called before update().")
-        return self._compute(self._state.all_reduced())
+        state = self._state.all_reduced()
+        with one_blas_thread():                  # small dense NumPy algebra beside torch's threads
+            return self._compute(state)
 
     @abstractmethod
     def _stats(self, batch: Batch) -> SumStats: ...

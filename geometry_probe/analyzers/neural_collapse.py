@@ -77,9 +77,10 @@ class NeuralCollapse(Analyzer):
     all ``torch.distributed`` ranks, so every rank must make that call); a later
     :meth:`update` or :meth:`merge` changes the means and discards them.
 
-    The float32 per-batch GEMM leaves an error of about 1e-7 of the total scatter in
-    Σ_W, i.e. NC1 values below about 1e-5 are not resolved from float32 input; pass
-    ``precision="float64"`` for those.
+    With the default ``precision="float64"`` every statistic is float64 arithmetic on the
+    given numbers (NC1 within 1e-6 of a float64 reference on float32 input). The fast
+    ``precision="float32"`` mode sums classes and multiplies in float32 within a batch:
+    its NC1 is off by up to about 3e-6 relative on float32 input (docs/performance.md).
 
     References
     ----------
@@ -145,7 +146,7 @@ class NeuralCollapse(Analyzer):
             self._rule = F.DecisionRule.of(stats, self.classifier, device=batch.X.device)
         if batch.labels is None:
             raise MissingLabelsError(f"{self.name!r} needs labels in the second pass too.")
-        counts = self._rule.counts(batch.X, batch.labels)
+        counts = self._rule.counts(batch.X, batch.labels, precision=batch.precision)
         self._decisions = counts if self._decisions is None else self._decisions + counts
 
     def merge(self, other: Analyzer) -> Analyzer:

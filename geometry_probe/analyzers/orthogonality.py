@@ -92,7 +92,7 @@ class Orthogonality(Analyzer):
         if batch.labels is None:
             raise MissingLabelsError(f"{self.name!r} needs labels: pass labels=... (library) or --labels (CLI).")
         rows = batch.unit_rows if self.normalize else batch.X
-        return ClassSums.of(rows, batch.labels, batch.n_classes)
+        return batch.class_sums(rows)
 
     def _compute(self, state: ClassSums) -> Result:
         n = state.n.detach().cpu().numpy()

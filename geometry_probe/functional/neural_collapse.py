@@ -32,7 +32,7 @@ from torch import Tensor
 from geometry_probe._validation import check_choice, check_embeddings, encode_labels
 from geometry_probe.classifier import LinearClassifier, load_classifier
 from geometry_probe.functional import class_geometry as G
-from geometry_probe.stats import STATE_DTYPE, ClassMoments, SumStats, compute_dtype
+from geometry_probe.stats import DEFAULT_PRECISION, STATE_DTYPE, ClassMoments, SumStats, as_compute, compute_dtype
 
 GLOBAL_MEANS = ("class", "sample")
 PINV_RTOL = 1e-10
@@ -373,8 +373,9 @@ class DecisionRule:
     with :math:`\\tilde\\mu_c = \\mu_c - \\mu_G`. Linear prediction:
     :math:`\\arg\\max_k\\, w_k^\\top h + b_k` over all rows of W, bias included. Both come from
     one GEMM of the rows against the stacked :math:`[\\tilde M; W]` plus a constant row
-    ``offset``, in the batch's precision (float32 unless the rows are float64). Ties go to
-    the lowest class code.
+    ``offset``, in float64 (``precision="float64"``, the default: decisions as exact as the
+    statistics) or, with ``precision="float32"``, in float32 for non-float64 rows. Ties go
+    to the lowest class code.
 
     When the common offset of the data dwarfs its spread (:math:`\\lVert\\mu_G\\rVert` more
     than 10 times the total standard deviation), the rows are first shifted by :math:`\\mu_G`
@@ -416,9 +417,9 @@ class DecisionRule:
         return cls(classes=torch.as_tensor(stats.classes, device=device), A=tensor(A), base=tensor(base),
                    shift=tensor(mu_G) if far else None)
 
-    def counts(self, X: Tensor, labels: Tensor) -> DecisionCounts:
+    def counts(self, X: Tensor, labels: Tensor, *, precision: str = DEFAULT_PRECISION) -> DecisionCounts:
         """Counts for the rows of ``X`` (shape (B, D)) with label codes ``labels``."""
-        dtype = compute_dtype(X)
+        dtype = compute_dtype(X, precision)
         shift = None if self.shift is None else self.shift.to(dtype)        # rounded as the rows will see it
         offset = self.base if shift is None else self.base + self.A @ shift.to(STATE_DTYPE)
         A_T, offset = self.A.to(dtype).T, offset.to(dtype)
@@ -426,7 +427,7 @@ class DecisionRule:
         rows = max(1, DECISION_CHUNK_BYTES // (self.A.shape[0] * torch.finfo(dtype).bits // 8))
         hits = agree = X.new_zeros((), dtype=STATE_DTYPE)
         for start in range(0, X.shape[0], rows):
-            chunk = X[start:start + rows].to(dtype)
+            chunk = as_compute(X[start:start + rows], precision)
             chunk = chunk if shift is None else chunk - shift
             scores = torch.addmm(offset, chunk, A_T)                                  # (b, C [+ K])
             nearest = self.classes[scores[:, :C].argmax(dim=1)]
@@ -518,7 +519,6 @@ def nc4_agreement(X: Any, labels: Any, classifier: Any) -> float:
 def _prepared(X: Any, labels: Any, *, global_mean: str = "class") -> tuple[Tensor, Tensor, ClassStatistics]:
     X = check_embeddings(X)
     T = torch.as_tensor(X).detach()
-    T = T if T.dtype == torch.float64 else T.to(torch.float32)
     codes, names = encode_labels(labels, n_samples=T.shape[0])
     y = torch.as_tensor(codes, device=T.device)
     stats = ClassStatistics.of(ClassMoments.of(T, y, len(names)), global_mean=global_mean)

@@ -11,7 +11,9 @@ statistics (:class:`~geometry_probe.stats.Moments`) so they stream:
   top-1 energy, as in Garrido et al.
 
 σ-based and λ-based versions of "the same" metric differ (σ vs σ²); each docstring names
-which one it uses. All arithmetic is float64.
+which one it uses. All arithmetic is float64, the GEMMs included (float32 input is
+converted batch by batch), so the spectra match a float64 SVD of the same numbers; the
+analyzers' ``precision="float32"`` fast mode trades that for speed (:mod:`geometry_probe.stats`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from geometry_probe._threads import one_blas_thread
 from geometry_probe._validation import check_embeddings
 from geometry_probe.exceptions import InvalidEmbeddingsError
 from geometry_probe.stats import Moments
@@ -72,22 +75,28 @@ def eigvals_desc(S: Tensor | np.ndarray) -> np.ndarray:
 
     Eigenvalues below ``λ_max · D · eps64`` (``λ_max`` of the same matrix) are round-off of the
     eigensolver and are set to exactly 0, so a rank-deficient matrix has exact zeros (needed
-    for the 0·ln 0 convention). A NumPy array is solved by NumPy on the host (no PyTorch
-    dispatch: faster for the small matrices of the monitor's snapshots, which solve two at
-    once as a stack); a tensor on its own device.
+    for the 0·ln 0 convention). Arrays and CPU tensors are solved by NumPy's LAPACK on one BLAS
+    thread (``_threads.one_blas_thread``: a 768 x 768 solve takes 0.13 s there, 1-1.5 s through
+    ``torch.linalg.eigvalsh`` beside torch's threads on a loaded 2-core machine); CUDA tensors
+    on their device.
     """
+    if isinstance(S, Tensor) and S.device.type == "cpu":
+        S = S.detach().numpy()
     on_host = isinstance(S, np.ndarray)
     S = S.astype(np.float64, copy=False) if on_host else S.to(torch.float64)
     if not bool(np.isfinite(S).all() if on_host else torch.isfinite(S).all()):
         raise InvalidEmbeddingsError(
             "embeddings: values are so large that their second moments overflow (inf); rescale them "
-            "(e.g. divide by their largest absolute value) or pass precision='float64' / --precision float64.")
+            "(e.g. divide by their largest absolute value).")
     try:
-        values = (np.linalg.eigvalsh(S)[..., ::-1].clip(0) if on_host
-                  else torch.linalg.eigvalsh(S).flip(-1).clamp_min(0).cpu().numpy())
+        if on_host:
+            with one_blas_thread():
+                values = np.linalg.eigvalsh(S)[..., ::-1].clip(0)
+        else:
+            values = torch.linalg.eigvalsh(S).flip(-1).clamp_min(0).cpu().numpy()
     except (torch.linalg.LinAlgError, np.linalg.LinAlgError) as err:
         raise InvalidEmbeddingsError(f"embeddings: the covariance eigensolver did not converge ({err}); "
-                                     "rescale the embeddings or pass precision='float64'.") from None
+                                     "rescale the embeddings.") from None
     if values.size:
         values[values < values[..., :1] * values.shape[-1] * np.finfo(np.float64).eps] = 0.0
     return values
@@ -456,5 +465,4 @@ def _is_float64(X: Tensor | np.ndarray) -> bool:
 
 def _spectra(X: Tensor | np.ndarray) -> Spectra:
     X = check_embeddings(X)
-    T = torch.as_tensor(X)
-    return Spectra.of(Moments.of(T if T.dtype == torch.float64 else T.to(torch.float32)))
+    return Spectra.of(Moments.of(torch.as_tensor(X)))
