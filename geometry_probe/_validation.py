@@ -187,7 +187,8 @@ def native_rows(rows: np.ndarray, *, name: str = "embeddings", offset: int = 0) 
             narrowed = rows.astype(np.float64)
         overflow = np.isinf(narrowed) & np.isfinite(rows)
         if overflow.any():
-            bad = ", ".join(str(offset + int(i)) for i in np.flatnonzero(overflow.reshape(len(rows), -1).any(axis=1))[:5])
+            rows_hit = np.flatnonzero(overflow.reshape(len(rows), -1).any(axis=1))[:5]
+            bad = ", ".join(str(offset + int(i)) for i in rows_hit)
             raise InvalidEmbeddingsError(
                 f"{name}: long-double values beyond float64's range (about ±1.8e308) in rows {bad}; "
                 "rescale the data before analysing.")

@@ -408,7 +408,8 @@ def _read_npy(path: Path, *, mmap: bool) -> np.ndarray:
             shape, dtype = _npy_header(handle)
             stored = os.fstat(handle.fileno()).st_size - handle.tell()
     except Exception as err:  # a corrupt header fails in many ways (ValueError, SyntaxError, ...)
-        raise CorruptFileError(f"{path}: not a readable .npy file (truncated or corrupt?): {short_message(err)}") from None
+        raise CorruptFileError(f"{path}: not a readable .npy file (truncated or corrupt?): "
+                               f"{short_message(err)}") from None
     if dtype.hasobject:
         raise UnsafeFileError(f"{path}: holds a Python-object array, which needs pickle; refused. "
                               "Save numeric data (e.g. X.astype('float32')).")
@@ -458,7 +459,8 @@ def _npz_shapes(path: Path, members: dict[str, zipfile.ZipInfo]) -> dict[str, Sh
     except UnsafeFileError:
         raise
     except Exception as err:  # corrupt member headers or streams
-        raise CorruptFileError(f"{path}: not a readable .npz file (truncated or corrupt?): {short_message(err)}") from None
+        raise CorruptFileError(f"{path}: not a readable .npz file (truncated or corrupt?): "
+                               f"{short_message(err)}") from None
 
 
 def _npz_member(path: Path, info: zipfile.ZipInfo) -> np.ndarray:
@@ -546,7 +548,8 @@ def torch_load(path: Path, *, what: str = "PyTorch file") -> Any:
 
 
 def _corrupt_torch(path: Path, what: str, detail: str) -> CorruptFileError:
-    return CorruptFileError(f"{path}: not a readable {what} (truncated or corrupt?): {short_message(detail, limit=200)}")
+    return CorruptFileError(f"{path}: not a readable {what} (truncated or corrupt?): "
+                            f"{short_message(detail, limit=200)}")
 
 
 def flatten_tensors(obj: Mapping[Any, Any], *, max_depth: int = MAX_NESTING) -> dict[str, Any]:
