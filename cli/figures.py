@@ -1,6 +1,5 @@
 """`geoprobe figures` and `geoprobe report`: render saved results without recomputing."""
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -8,8 +7,9 @@ import typer
 
 import geometry_probe as gp
 from geometry_probe._atomic import make_output_folder
+from geometry_probe._results_schema import read_results_or_trajectory_json
 from geometry_probe.reporting.html_report import REPORT_MAX_POINTS, write_report
-from geometry_probe.reporting.static import write_figures, write_trajectory_figure
+from geometry_probe.reporting.static import check_format, write_figures, write_trajectory_figure
 
 from ._output import console
 from .app import app
@@ -28,23 +28,13 @@ def figures(
 ) -> None:
     """Write the publication figures the results support (spectrum, cosines, class means, SimO, verdicts, map),
     or, for a `geoprobe track` trajectory JSON, the metrics over checkpoints with collapse onsets marked."""
-    trajectory = _trajectory_or_none(results)
-    loaded = gp.Results.from_json(results) if trajectory is None else None
+    check_format(fmt)
+    data, trajectory = read_results_or_trajectory_json(results)
+    loaded = None if trajectory else gp.Results.from_dict(data)
     make_output_folder(out, inputs=[results])
-    paths = write_figures(loaded, out, fmt=fmt) if loaded is not None else [
-        write_trajectory_figure(trajectory, out, fmt=fmt)]
+    paths = [write_trajectory_figure(data, out, fmt=fmt)] if trajectory else write_figures(loaded, out, fmt=fmt)
     for path in paths:
         console.print(f"wrote {path}")
-
-
-def _trajectory_or_none(path: Path) -> dict | None:
-    """The trajectory a `geoprobe track --json` file holds, or None for anything else."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    is_trajectory = isinstance(data, dict) and isinstance(data.get("checkpoints"), list) and data["checkpoints"]
-    return data if is_trajectory else None
 
 
 @app.command()

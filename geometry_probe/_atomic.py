@@ -48,11 +48,13 @@ def check_output_path(path: str | os.PathLike[str], *, inputs: Iterable[str | os
         (a device, FIFO or socket, or a link to one), a file name too long for the file system,
         or lies in a folder that does not exist, is a file, or cannot be written.
     """
-    out = _not_an_input(Path(path), inputs)
+    out = Path(path)
+    parent = out.parent if str(out.parent) else Path(".")
+    _name_fits(out, parent)                 # first: a name that is too long cannot even be examined
+    _not_an_input(out, inputs)
     if out.is_dir():
         raise OutputError(f"{out}: is a directory; give a file name for the output.")
     _regular_or_missing(out)
-    parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         blocker = _existing_ancestor(parent)
         if blocker.exists() and not blocker.is_dir():
@@ -60,7 +62,6 @@ def check_output_path(path: str | os.PathLike[str], *, inputs: Iterable[str | os
         raise OutputError(f"{out}: the folder {parent} does not exist; create it first.")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"{out}: the folder {parent} is not writable.")
-    _name_fits(out, parent)
     return out
 
 
@@ -107,6 +108,7 @@ def make_output_folder(path: str | os.PathLike[str], *, inputs: Iterable[str | o
         existing folder cannot be written.
     """
     folder = _not_an_input(Path(path), inputs)
+    _name_fits(folder, folder.parent)
     existing = _existing_ancestor(folder)
     if not existing.is_dir():
         where = "" if existing == folder else f"{existing} "

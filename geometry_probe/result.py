@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from geometry_probe._atomic import atomic_write_text
-from geometry_probe.exceptions import InputFileError
+from geometry_probe._results_schema import read_results_json
 
 SCHEMA_VERSION = 1
 
@@ -135,17 +135,16 @@ class Results(Mapping[str, Result]):
 
     @classmethod
     def from_json(cls, path: str | os.PathLike[str]) -> Results:
-        """Read results written by :meth:`to_json`."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InputFileError(f"{path}: no such file.") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise InputFileError(f"{path}: not a geometry-probe results JSON ({err}).") from None
-        if not isinstance(data, dict) or "results" not in data:
-            raise InputFileError(f"{path}: not a geometry-probe results JSON (no 'results' key).")
-        return cls.from_dict(data)
+        """Read results written by :meth:`to_json`, checked against the documented schema first.
+
+        Raises
+        ------
+        InputFileError
+            The file is missing, unreadable, not JSON, too large or too deeply nested, or a value
+            breaks the schema of :mod:`geometry_probe._results_schema` (the message names its
+            JSON path, e.g. ``results.spectrum.scalars.effective_rank``).
+        """
+        return cls.from_dict(read_results_json(path))
 
     def __repr__(self) -> str:
         return f"Results({list(self._results)}, n_findings={len(self.findings)})"

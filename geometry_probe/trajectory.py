@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from geometry_probe._atomic import atomic_write_text
+from geometry_probe._results_schema import read_trajectory_json
 from geometry_probe.analysis import analyze
 from geometry_probe.embeddings import Embeddings
 from geometry_probe.exceptions import InvalidInputError
@@ -97,6 +98,18 @@ def track_files(paths: Sequence[str | os.PathLike[str]], *, labels: Any = None, 
 def write_track_json(trajectory: dict[str, Any], path: str | os.PathLike[str]) -> None:
     """Write a trajectory as strict JSON (NaN → null), atomically."""
     atomic_write_text(path, compact_json(_clean(trajectory)) + "\n")
+
+
+def read_track_json(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a trajectory written by :func:`write_track_json`, checked against the documented schema.
+
+    Raises
+    ------
+    InputFileError
+        The file is missing, unreadable, not JSON, too large or too deeply nested, or a value
+        breaks the schema (:mod:`geometry_probe._results_schema`; the message names its JSON path).
+    """
+    return read_trajectory_json(path)
 
 
 def write_track_csv(trajectory: dict[str, Any], path: str | os.PathLike[str]) -> None:

@@ -14,7 +14,6 @@ so neither ``</script>`` nor markup can break out of a script block. Written ato
 from __future__ import annotations
 
 import base64
-import io
 import json
 import math
 import os
@@ -101,9 +100,8 @@ def _interactive_figure(element_id: str, name: str, results: Results, options: d
 
 
 def _static_figure(element_id: str, name: str, results: Results, options: dict[str, Any]) -> dict[str, Any]:
-    buffer = io.BytesIO()
-    static.FIGURES[name](results, **options).savefig(buffer, format="png", dpi=110)
-    return {"id": element_id, "name": name, "json": "", "png": base64.b64encode(buffer.getvalue()).decode("ascii")}
+    image = static.render(static.FIGURES[name](results, **options), "png", dpi=110)
+    return {"id": element_id, "name": name, "json": "", "png": base64.b64encode(image).decode("ascii")}
 
 
 def _plotlyjs() -> str:

@@ -1,4 +1,5 @@
-"""Static figure of a layer sweep: each metric against depth, one panel per metric."""
+"""Static figure of a layer sweep: each metric against depth, one panel per metric; layer names drawn
+literally (:func:`~geometry_probe.reporting.static.label`)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from geometry_probe._atomic import atomic_open
+from geometry_probe._atomic import atomic_write_bytes
 from geometry_probe.exceptions import OutputError
+from geometry_probe.reporting.static import label, render
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 _RANKS = ("spectrum/effective_rank", "spectrum/rankme")
@@ -50,19 +52,17 @@ def plot_layer_sweep(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> 
             ceiling = [min(row["n_features"], row["n_samples"]) for row in rows]
             ax.plot(positions, ceiling, ls="--", color="grey", lw=1, label="min(N, D)")
             ax.legend(fontsize=7, loc="best")
-        ax.set_ylabel(_TITLES.get(key, key), fontsize=8)
+        ax.set_ylabel(_TITLES.get(key) or label(key), fontsize=8)
         ax.grid(alpha=0.3)
-    axes[-1].set_xticks(positions, [str(row["layer"]) for row in rows], rotation=45, ha="right", fontsize=8)
+    axes[-1].set_xticks(positions, [label(row["layer"]) for row in rows], rotation=45, ha="right", fontsize=8)
     axes[-1].set_xlabel("layer (in depth order)")
     return figure
 
 
 def save_figure(figure: Any, path: str | os.PathLike[str]) -> Path:
-    """Write ``figure`` atomically as PNG, PDF or SVG (chosen by the suffix)."""
+    """Write ``figure`` atomically as PNG, PDF or SVG (chosen by the suffix), its text literal."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FIGURE_SUFFIXES:
         raise OutputError(f"{path}: unknown figure type {suffix!r}; use one of {list(FIGURE_SUFFIXES)}.")
-    with atomic_open(path, "wb") as handle:
-        figure.savefig(handle, format=suffix[1:], dpi=120)
-    return path
+    return atomic_write_bytes(path, render(figure, suffix[1:], dpi=120))

@@ -5,28 +5,33 @@ Every function takes a :class:`~geometry_probe.Results` (or what it holds) and r
 colour-blind-safe Okabe–Ito palette. The data each figure shows is prepared in
 :mod:`._figure_data`, shared with the interactive twins in :mod:`.interactive` (same names,
 same inputs). :func:`write_figures` saves every figure the results support as PDF, SVG or PNG,
-atomically.
+atomically, after drawing them all. Text from the data (class, layer and finding names) is drawn
+literally: never parsed as mathtext or LaTeX, control characters shown as escapes, long names cut.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from geometry_probe._atomic import atomic_open, check_output_path
+from geometry_probe._atomic import atomic_write_bytes, check_output_path
 from geometry_probe.exceptions import InvalidInputError, OutputError
 from geometry_probe.reporting import _figure_data as data
 from geometry_probe.reporting._figure_data import OKABE_ITO, available_figures, isotropic_spectrum, random_pair_density
 from geometry_probe.result import Results
 
-__all__ = ["FIGURES", "FORMATS", "OKABE_ITO", "available_figures", "isotropic_spectrum", "plot_class_cosine",
+__all__ = ["FIGURES", "FORMATS", "OKABE_ITO", "available_figures", "check_format", "isotropic_spectrum", "label",
+           "literal_text", "plot_class_cosine",
            "plot_cosine_histogram", "plot_k_occurrence", "plot_projection", "plot_sample_cosine",
-           "plot_scalar_summary", "plot_simo", "plot_spectrum", "plot_trajectory", "random_pair_density",
+           "plot_scalar_summary", "plot_simo", "plot_spectrum", "plot_trajectory", "random_pair_density", "render",
            "write_figures", "write_trajectory_figure"]
 
 COLUMN = (3.3, 2.4)
+LABEL_CHARACTERS = 40
 FORMATS = ("pdf", "svg", "png")
 _LINESTYLE = {"solid": "-", "dashed": "--", "dotted": ":", "step": "-"}
 
@@ -39,14 +44,49 @@ def _figure(size: tuple[float, float] = COLUMN) -> Any:
     return fig
 
 
+def label(text: Any) -> str:
+    """User text (a class, layer or finding name) as drawn: control characters written as escapes
+    (``\\n``), at most :data:`LABEL_CHARACTERS` characters (the rest as "...").
+
+    Examples
+    --------
+    >>> label("a\\nb"), label("x" * 50)[-5:], label(3)
+    ('a\\\\nb', 'xx...', '3')
+    """
+    text = "".join(repr(ch)[1:-1] if unicodedata.category(ch) == "Cc" else ch for ch in str(text))
+    return text if len(text) <= LABEL_CHARACTERS else text[:LABEL_CHARACTERS - 3] + "..."
+
+
+def literal_text(fig: Any) -> Any:
+    """``fig`` with every text drawn as written: no mathtext (``$...$``) and no LaTeX, so a name
+    such as ``$\\undefinedcmd$`` or ``$x_{1`` is shown, not parsed. Returns ``fig``."""
+    from matplotlib.text import Text
+
+    for text in fig.findobj(Text):
+        text.set_parse_math(False)
+        text.set_usetex(False)
+    return fig
+
+
+def render(fig: Any, fmt: str, **savefig: Any) -> bytes:
+    """``fig`` saved as ``fmt`` in memory, text literal (:func:`literal_text`); vector formats keep
+    text as text (TrueType in PDF, <text> in SVG)."""
+    from matplotlib import rc_context
+
+    buffer = io.BytesIO()
+    with rc_context({"pdf.fonttype": 42, "svg.fonttype": "none", "text.usetex": False}):
+        literal_text(fig).savefig(buffer, format=fmt, **savefig)
+    return buffer.getvalue()
+
+
 def _draw_lines(plot: data.LinePlot) -> Any:
     fig = _figure()
     ax = fig.add_subplot()
     for line in plot.lines:
         if line.style == "step":
-            ax.step(line.x, line.y, where="mid", color=line.colour, label=line.name)
+            ax.step(line.x, line.y, where="mid", color=line.colour, label=label(line.name))
         else:
-            ax.plot(line.x, line.y, color=line.colour, ls=_LINESTYLE[line.style], label=line.name)
+            ax.plot(line.x, line.y, color=line.colour, ls=_LINESTYLE[line.style], label=label(line.name))
     if plot.log_y:
         ax.set_yscale("log")
     ax.set_title(plot.title, fontsize=8)
@@ -59,8 +99,9 @@ def _draw_lines(plot: data.LinePlot) -> Any:
 def _draw_heatmap(ax: Any, heat: data.Heatmap) -> Any:
     image = ax.imshow(heat.matrix, vmin=heat.zmin, vmax=heat.zmax, cmap="RdBu_r" if heat.diverging else "cividis")
     if len(heat.names) <= 30:
-        ax.set_xticks(range(len(heat.names)), heat.names, rotation=90, fontsize=5)
-        ax.set_yticks(range(len(heat.names)), heat.names, fontsize=5)
+        names = [label(name) for name in heat.names]
+        ax.set_xticks(range(len(names)), names, rotation=90, fontsize=5)
+        ax.set_yticks(range(len(names)), names, fontsize=5)
     ax.set_title(heat.title, fontsize=8)
     return image
 
@@ -115,7 +156,7 @@ def plot_scalar_summary(results: Results) -> Any:
         ax.barh(row, bar.value, color=bar.colour)
         ax.plot([bar.baseline], [row], marker="|", color="k", ms=10)
         ax.plot([bar.fail], [row], marker="x", color=OKABE_ITO[3], ms=5)
-    ax.set_yticks(range(len(bars)), [bar.name for bar in bars], fontsize=6)
+    ax.set_yticks(range(len(bars)), [label(bar.name) for bar in bars], fontsize=6)
     ax.set_title("collapse verdicts (| null baseline, x fail threshold)", fontsize=7)
     return fig
 
@@ -127,9 +168,9 @@ def plot_trajectory(trajectory: Mapping[str, Any], keys: Sequence[str]) -> Any:
     axes = fig.subplots(len(traj.panels), 1, sharex=True, squeeze=False)[:, 0]
     for ax, panel in zip(axes, traj.panels):
         ax.plot(traj.steps, panel.values, marker="o", ms=3, color=panel.colour)
-        ax.set_ylabel(panel.label, fontsize=7)
+        ax.set_ylabel(label(panel.label), fontsize=7)
         for name, step in traj.onsets:
-            ax.axvline(step, color=OKABE_ITO[3], ls="--", lw=0.8, label=f"{name} onset")
+            ax.axvline(step, color=OKABE_ITO[3], ls="--", lw=0.8, label=f"{label(name)} onset")
     if traj.onsets:
         axes[0].legend(fontsize=6)
     axes[-1].set_xlabel("step")
@@ -143,7 +184,7 @@ def plot_projection(results: Results, *, max_points: int | None = None) -> Any:
     fig = _figure((3.3, 3.0))
     ax = fig.add_subplot()
     for group in grid.groups:
-        ax.scatter(group.x, group.y, s=2, linewidths=0, color=group.colour, label=group.name)
+        ax.scatter(group.x, group.y, s=2, linewidths=0, color=group.colour, label=label(group.name))
     if 1 < len(grid.groups) <= 20:
         ax.legend(fontsize=5, markerscale=3, ncol=2, frameon=False)
     ax.set_title(grid.title, fontsize=7)
@@ -165,19 +206,24 @@ FIGURES: dict[str, Callable[..., Any]] = {
 
 
 def write_figures(results: Results, folder: str | os.PathLike[str], *, fmt: str = "pdf") -> list[Path]:
-    """Save every available figure to ``folder/<name>.<fmt>`` (atomically); return the paths."""
-    if fmt not in FORMATS:
-        raise InvalidInputError(f"format: got {fmt!r}; choose one of {list(FORMATS)}.")
+    """Save every available figure to ``folder/<name>.<fmt>``; return the paths.
+
+    Every figure is drawn in memory before the first is written, so a figure that cannot be drawn
+    leaves the folder as it was; each file is then written atomically.
+    """
+    check_format(fmt)
     folder = Path(folder)
     if not folder.is_dir():
         raise OutputError(f"{folder}: not a folder; create it first.")
-    written = []
-    for name in available_figures(results):
-        path = check_output_path(folder / f"{name}.{fmt}")
-        _save(FIGURES[name](results), path, fmt)
-        written.append(path)
-    return written
+    paths = {name: check_output_path(folder / f"{name}.{fmt}") for name in available_figures(results)}
+    drawn = {name: render(FIGURES[name](results), fmt) for name in paths}
+    return [atomic_write_bytes(paths[name], image) for name, image in drawn.items()]
 
+
+def check_format(fmt: str) -> None:
+    """Refuse a figure format other than :data:`FORMATS`."""
+    if fmt not in FORMATS:
+        raise InvalidInputError(f"format: got {fmt!r}; choose one of {list(FORMATS)}.")
 
 
 def write_trajectory_figure(trajectory: Mapping[str, Any], folder: str | os.PathLike[str], *, fmt: str = "pdf",
@@ -198,16 +244,7 @@ def write_trajectory_figure(trajectory: Mapping[str, Any], folder: str | os.Path
     -------
     Path
     """
-    if fmt not in FORMATS:
-        raise InvalidInputError(f"format: got {fmt!r}; choose one of {list(FORMATS)}.")
+    check_format(fmt)
     path = check_output_path(Path(folder) / f"trajectory.{fmt}")
-    _save(plot_trajectory(trajectory, list(keys) if keys else data.trajectory_keys(trajectory)), path, fmt)
-    return path
-
-
-def _save(fig: Any, path: Path, fmt: str) -> None:
-    """Write atomically; vector formats keep text as text (TrueType in PDF, <text> in SVG)."""
-    from matplotlib import rc_context
-
-    with rc_context({"pdf.fonttype": 42, "svg.fonttype": "none"}), atomic_open(path, "wb") as handle:
-        fig.savefig(handle, format=fmt)
+    image = render(plot_trajectory(trajectory, list(keys) if keys else data.trajectory_keys(trajectory)), fmt)
+    return atomic_write_bytes(path, image)
