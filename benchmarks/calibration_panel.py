@@ -119,7 +119,8 @@ def report(panel: list[_panel.PanelSet], verdicts: list[dict], timings: dict[str
           f"analyze with and without labels {timings['analyze_s']:.1f} s. Truths from scikit-learn / NumPy "
           "(see `tests/_panel.py`): fused = CLOA geometry (top-1 energy of the normalised rows ≥ 0.9 for "
           "networks, by construction for synthetic fusions); info lost = linear-probe skill < 0.1; label-free "
-          "truth = lost only for white-noise fusions, undecidable where no label-free rule can tell.", "",
+          "truth = lost only for white-noise fusions and the over-fused digits encoder (rows equal to float32 "
+          "rounding), undecidable where no label-free rule can tell.", "",
           "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     widths = [max(len(r[i]) for r in [head[:12]] + [r[:12] for r in rows]) for i in range(12)]
     text.append("  ".join(h.ljust(w) for h, w in zip(head[:12], widths)) + "  " + "  ".join(names))
