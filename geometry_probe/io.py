@@ -158,7 +158,7 @@ def load(path: PathLike, *, labels: Any = None, key: str | None = None, mmap: bo
     """
     path = check_input_file(path)
     arrays = _read_container(path, mmap=mmap)
-    label_key = labels if isinstance(labels, str) and labels in arrays and not os.path.exists(labels) else None
+    label_key = labels if isinstance(labels, str) and labels in arrays and not _names_a_file(labels) else None
     chosen = _select_key(arrays, key=key, exclude=label_key, path=path)
     X = arrays[chosen]
     label_values = _label_values(labels, label_key, arrays, path)
@@ -172,11 +172,16 @@ def _label_values(labels: Any, label_key: str | None, arrays: ArrayFile, path: P
     if label_key is not None:
         return _materialise(arrays[label_key])
     if isinstance(labels, str) and not os.path.lexists(labels):
-        raise InvalidLabelsError(f"labels: {labels!r} is neither a file nor an array in {path.name} "
+        raise InvalidLabelsError(f"labels: {describe_names([labels])} is neither a file nor an array in {path.name} "
                                  f"(arrays: {describe_names(arrays)}).")
     if isinstance(labels, (str, os.PathLike)):
         return load_labels(labels)
     return labels
+
+
+def _names_a_file(spec: PathLike) -> bool:
+    """True when ``spec`` is a path to something other than a directory (a FIFO counts: it is refused later)."""
+    return os.path.lexists(spec) and not os.path.isdir(spec)
 
 
 def load_labels(path: PathLike) -> np.ndarray:
@@ -286,11 +291,12 @@ def text_labels(lines: list[str]) -> np.ndarray:
 
 def read_array_spec(spec: PathLike, *, container: PathLike) -> np.ndarray:
     """An array (labels, pairs, group ids) from its own file, or the array named ``spec`` inside ``container``."""
-    if os.path.lexists(spec):
+    if _names_a_file(spec):
         return load_labels(spec)
     arrays = read_arrays(container)
     if str(spec) not in arrays:
-        raise InvalidLabelsError(f"labels: {str(spec)!r} is neither a file nor an array in {Path(container).name} "
+        raise InvalidLabelsError(f"labels: {describe_names([spec])} is neither a file nor an array in "
+                                 f"{Path(container).name} "
                                  f"(arrays: {describe_names(arrays)}).")
     return _materialise(arrays[str(spec)])
 
