@@ -465,6 +465,40 @@ def test_mutated_checkpoints_through_geoprobe_extract(small_checkpoints, tmp_pat
         assert err.count("\n") == (1 if code == 2 else 0), err
 
 
+@pytest.fixture(scope="module")
+def valid_files(tmp_path_factory, data):
+    """One small valid file per format, each holding 'x' (and 'labels' where the format allows)."""
+    X, y = data
+    folder = tmp_path_factory.mktemp("valid")
+    np.save(folder / "a.npy", X)
+    np.savez_compressed(folder / "a.npz", x=X, labels=y)
+    torch.save({"x": torch.tensor(X), "labels": torch.tensor(y)}, folder / "a.pt")
+    save_file({"x": torch.tensor(X)}, str(folder / "a.safetensors"))
+    with h5py.File(folder / "a.h5", "w") as handle:
+        handle["x"], handle["labels"] = X, y
+    pd.DataFrame(X).assign(label=y).to_csv(folder / "a.csv", index=False)
+    pd.DataFrame({"emb": list(X), "label": y}).to_parquet(folder / "a.parquet")
+    return folder
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz", ".pt", ".safetensors", ".h5", ".csv", ".parquet"])
+def test_mutated_files_end_in_embeddings_or_one_line(valid_files, tmp_path, suffix):
+    rng = random.Random(suffix)
+    original = (valid_files / f"a{suffix}").read_bytes()
+    labels = "labels" if suffix in (".npz", ".pt", ".h5", ".csv", ".parquet") else None
+    key = "x" if suffix in (".npz", ".pt", ".safetensors", ".h5") else None
+    for i in range(40):
+        path = tmp_path / f"m{i}{suffix}"
+        path.write_bytes(mutate(original, rng))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")                          # a warning would be a 2nd stderr line
+                emb = gp.load(path, labels=labels, key=key)
+                sum(len(X) for X, _, _ in emb.batches(16))              # every row read and checked
+        except GeometryProbeError as err:
+            assert "\n" not in str(err) and len(str(err)) < 600, str(err)
+
+
 # --- labels -----------------------------------------------------------------------------------
 
 
