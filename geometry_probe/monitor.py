@@ -41,7 +41,10 @@ the spectral and pairwise signals use each rank's own buffer. Every rank must ta
 one batch per window, as ``all_reduce`` is collective.
 
 The monitor never crashes the training loop by itself: bad shapes, NaN/inf embeddings and
-internal errors become alerts. Only ``on_collapse="raise"`` raises, and only
+internal errors become alerts. A batch whose width differs from the window's rows (the model
+changed mid-window) restarts the window with a ``width_change`` alert naming both widths and
+the step, and a ``RuntimeWarning`` unless ``on_collapse="ignore"``; the snapshot then covers
+the new width only. Only ``on_collapse="raise"`` raises, and only
 :class:`CollapseError`. A collapse finding that failed opens an *episode* (:attr:`episodes`);
 the first later snapshot where that finding reads ``ok`` again closes it and records a
 ``recovered`` alert.
@@ -202,13 +205,33 @@ class CollapseMonitor:
             labels = torch.as_tensor(labels).detach()
             if labels.shape != z.shape[:1]:
                 raise InvalidInputError(f"labels: expected shape ({z.shape[0]},), got {tuple(labels.shape)}")
-        if self._pending and (z.shape[1] != self._pending[0][0].shape[1] or z.device != self._pending[0][0].device):
+        width = self._window_width()
+        if width is not None and z.shape[1] != width:
+            self._restart_window(width, z.shape[1])
+        if self._pending and z.device != self._pending[0][0].device:
             self._fold()
         self._pending.append((z, labels, z._version))
         self._sampled += 1
         self._pending_bytes += z.numel() * z.element_size()
         if self._pending_bytes > self.max_pending_bytes:
             self._fold()
+
+    def _window_width(self) -> int | None:
+        """The embedding width of the current window's rows, None while it holds none."""
+        if self._pending:
+            return self._pending[0][0].shape[1]
+        return None if self._state is None else self._buffer.shape[1]
+
+    def _restart_window(self, old: int, new: int) -> None:
+        """Drop the window's rows of width ``old`` (their sums cannot be added to rows of width
+        ``new``), record a ``width_change`` alert and, unless ``on_collapse="ignore"``, warn."""
+        self._pending, self._pending_bytes = [], 0
+        self._reset_statistics()
+        message = (f"embedding width changed from {old} to {new} at step {self.step}; the window restarts "
+                   f"here (its earlier rows are dropped), so the next snapshot covers width {new} only.")
+        self._alert("width_change", "warn", message, value=float(new), previous_width=old)
+        if self.on_collapse != "ignore":
+            warnings.warn(f"CollapseMonitor: {message}", RuntimeWarning, stacklevel=4)
 
     @one_blas_thread()
     def _fold(self) -> None:
