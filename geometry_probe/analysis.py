@@ -141,7 +141,7 @@ def _stream(emb: Embeddings, analyzers: list[Analyzer], *, batch_size: int, devi
     exact_in_float32 = emb.dtype in ("float32", "float16", "bfloat16")
     dtype = torch.float64 if precision == "float64" and not exact_in_float32 else None
     for X, y, offset in emb.batches(batch_size, device=device, dtype=dtype):
-        batch = Batch(X, y, n_classes=emb.n_classes, offset=offset, precision=precision)
+        batch = Batch(X, y, n_classes=emb.n_classes, offset=offset, precision=precision, n_samples=emb.n_samples)
         if any(a.wants_class_scatter(batch) for a in analyzers):
             _ = batch.class_scatter                  # compute once; the rest derives from it
         elif any(a.wants_class_moments(batch) for a in analyzers):
@@ -152,7 +152,7 @@ def _stream(emb: Embeddings, analyzers: list[Analyzer], *, batch_size: int, devi
     second = [a for a in analyzers if a.needs_second_pass()]
     if second:
         for X, y, offset in emb.batches(batch_size, device=device, dtype=dtype):
-            batch = Batch(X, y, n_classes=emb.n_classes, offset=offset, precision=precision)
+            batch = Batch(X, y, n_classes=emb.n_classes, offset=offset, precision=precision, n_samples=emb.n_samples)
             for a in second:
                 a.update_second_pass(batch)
             del X, y, batch

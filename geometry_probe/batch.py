@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from geometry_probe.exceptions import InvalidEmbeddingsError
-from geometry_probe.stats import DEFAULT_PRECISION, ClassMoments, ClassScatter, ClassSums, Moments, as_compute
+from geometry_probe.stats import DEFAULT_PRECISION, ClassMoments, ClassNorms, ClassScatter, ClassSums, Moments, as_compute
 
 
 class Batch:
@@ -29,11 +29,15 @@ class Batch:
     precision : {"float64", "float32"}, default="float64"
         Arithmetic of the statistics (see :mod:`geometry_probe.stats`): float64 is exact,
         float32 is the fast mode.
+    n_samples : int, optional
+        Rows in the whole stream when known up front (:func:`geometry_probe.analyze` knows it):
+        analyzers use it to choose between D×D statistics and the N×N dual of wide data.
     """
 
     def __init__(self, X: Tensor, labels: Tensor | None = None, *, n_classes: int = 0, offset: int = 0,
-                 precision: str = DEFAULT_PRECISION) -> None:
+                 precision: str = DEFAULT_PRECISION, n_samples: int | None = None) -> None:
         self.X = X
+        self.n_samples = n_samples
         self.labels = labels
         self.n_classes = n_classes
         self.offset = offset
@@ -50,6 +54,14 @@ class Batch:
         if "class_scatter" in self.__dict__:
             return self.class_scatter.pooled()
         return ClassMoments.of(self.X, self._labels(), self.n_classes, precision=self.precision)
+
+    @cached_property
+    def class_norms(self) -> ClassNorms:
+        """Per-class counts, sums and squared norms, without a D×D matrix (needs labels)."""
+        if "class_moments" in self.__dict__:
+            m = self.class_moments
+            return ClassNorms(n=m.n, s1=m.s1, sq=m.sq)
+        return ClassNorms.of(self.X, self._labels(), self.n_classes, precision=self.precision)
 
     @cached_property
     def moments(self) -> Moments:

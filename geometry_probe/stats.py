@@ -50,6 +50,12 @@ P = TypeVar("P", bound="PerClassStats")
 PRECISIONS = ("float64", "float32")
 DEFAULT_PRECISION = "float64"
 _NUMPY_DTYPES = {torch.float64: np.float64, torch.float32: np.float32}
+STATE_MEMORY_BYTES = 2 * 2**30
+
+
+def primal_bytes(n_features: int) -> int:
+    """Memory of a D×D statistic at its peak: the summed moment, one batch's, and two copies solved at the end."""
+    return 4 * 8 * n_features**2
 
 
 def compute_dtype(X: Tensor, precision: str = DEFAULT_PRECISION) -> torch.dtype:
@@ -262,14 +268,8 @@ class ClassMoments(PerClassStats):
         """Statistics of the rows of ``X`` grouped by integer ``labels`` in ``[0, n_classes)``."""
         shift, Xc = _centred(X, precision)
         _, s2 = _sums_of_centred(shift, Xc)
-        centred = ClassSums.of(Xc, labels, n_classes, precision=precision)   # centred: no loss to an offset
-        s1 = centred.s1 + centred.n[:, None] * shift.to(STATE_DTYPE)
-        shift64 = shift.to(STATE_DTYPE)
-        row_sq = _row_squared_norms64(Xc)                                        # (B,) ‖x − shift‖²
-        sq_centred = torch.zeros(n_classes, dtype=STATE_DTYPE, device=X.device).index_add_(0, labels.long(), row_sq)
-        # Σ‖x‖² = Σ‖x − shift‖² + 2 shift·Σ(x − shift) + n‖shift‖², per class, in float64
-        sq = sq_centred + 2 * (centred.s1 @ shift64) + centred.n * shift64.dot(shift64)
-        return cls(n=centred.n, s1=s1, s2=s2, sq=sq)
+        norms = ClassNorms.of_centred(shift, Xc, labels, n_classes, precision=precision)
+        return cls(n=norms.n, s1=norms.s1, s2=s2, sq=norms.sq)
 
     def total(self) -> Moments:
         """The class-blind :class:`Moments` of the same rows."""
@@ -283,6 +283,94 @@ class ClassMoments(PerClassStats):
         """:math:`\\sum_k \\sum_{i: y_i=k} (x_i-\\mu_k)(x_i-\\mu_k)^\\top`, shape (D, D)."""
         scatter = self.s2 - (self.means * self.n[:, None]).T @ self.means
         return (scatter + scatter.T) / 2
+
+
+@dataclass(frozen=True)
+class ClassNorms(PerClassStats):
+    """Per-class counts, sums and sums of squared norms: :class:`ClassMoments` without the D×D moment.
+
+    What neural collapse needs when a D×D matrix does not fit (wide embeddings): class means,
+    per-class variances and, through a second pass, Σ_W on the span of the class means.
+
+    Attributes
+    ----------
+    n : Tensor of shape (n_classes,)
+    s1 : Tensor of shape (n_classes, n_features)
+    sq : Tensor of shape (n_classes,)
+        :math:`\\sum_{i: y_i = k} \\lVert x_i \\rVert^2`.
+    """
+
+    n: Tensor
+    s1: Tensor
+    sq: Tensor
+    per_class_fields: ClassVar[tuple[str, ...]] = ("n", "s1", "sq")
+
+    @classmethod
+    def of(cls, X: Tensor, labels: Tensor, n_classes: int, *, precision: str = DEFAULT_PRECISION) -> ClassNorms:
+        """Statistics of the rows of ``X`` grouped by integer ``labels`` in ``[0, n_classes)``."""
+        return cls.of_centred(*_centred(X, precision), labels, n_classes, precision=precision)
+
+    @classmethod
+    def of_centred(cls, shift: Tensor, Xc: Tensor, labels: Tensor, n_classes: int, *,
+                   precision: str = DEFAULT_PRECISION) -> ClassNorms:
+        """Statistics of the rows ``Xc + shift`` (``Xc`` centred on the batch mean ``shift``)."""
+        centred = ClassSums.of(Xc, labels, n_classes, precision=precision)   # centred: no loss to an offset
+        shift64 = shift.to(STATE_DTYPE)
+        s1 = centred.s1 + centred.n[:, None] * shift64
+        row_sq = _row_squared_norms64(Xc)                                        # (B,) ‖x − shift‖²
+        sq_centred = torch.zeros(n_classes, dtype=STATE_DTYPE, device=Xc.device).index_add_(0, labels.long(), row_sq)
+        # Σ‖x‖² = Σ‖x − shift‖² + 2 shift·Σ(x − shift) + n‖shift‖², per class, in float64
+        sq = sq_centred + 2 * (centred.s1 @ shift64) + centred.n * shift64.dot(shift64)
+        return cls(n=centred.n, s1=s1, sq=sq)
+
+    def class_variances(self) -> Tensor:
+        """Per-class total variance :math:`\\frac{1}{n_k}\\sum_{i:y_i=k}\\lVert x_i-\\mu_k\\rVert^2`, shape (K,)."""
+        return self.sq / self.n.clamp_min(1) - self.means.square().sum(dim=1)
+
+
+@dataclass(frozen=True)
+class RowStack:
+    """The rows themselves, for statistics whose exact form needs them (the N×N dual of wide data).
+
+    Not a sum: adding two stacks concatenates them (row order does not matter to the
+    statistics built on it). Rows are kept as they arrive (float32 input stays float32,
+    so the stack costs the input's size); the float64 arithmetic happens when it is used.
+
+    Attributes
+    ----------
+    rows : tuple of Tensor of shape (n_i, n_features)
+    precision : {"float64", "float32"}
+        Arithmetic to use on them.
+    """
+
+    rows: tuple[Tensor, ...]
+    precision: str = DEFAULT_PRECISION
+
+    def __add__(self, other: RowStack) -> RowStack:
+        if type(other) is not type(self):
+            return NotImplemented
+        return RowStack(self.rows + other.rows, self.precision)
+
+    @property
+    def n_samples(self) -> int:
+        """Rows held."""
+        return sum(int(r.shape[0]) for r in self.rows)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held."""
+        return sum(r.numel() * r.element_size() for r in self.rows)
+
+    def stacked(self) -> Tensor:
+        """All rows as one (N, D) tensor."""
+        return self.rows[0] if len(self.rows) == 1 else torch.cat(self.rows)
+
+    def all_reduced(self) -> RowStack:
+        """``self``; under ``torch.distributed`` the rows would have to be gathered, which is refused."""
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            raise NotImplementedError("the N x N dual of wide embeddings keeps the rows; it does not run under "
+                                      "torch.distributed. Gather the rows on one process or pass fewer features.")
+        return self
 
 
 @dataclass(frozen=True)

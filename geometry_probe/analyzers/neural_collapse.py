@@ -15,7 +15,10 @@ from geometry_probe.exceptions import EmptyAnalyzerError, InvalidInputError, Mis
 from geometry_probe.functional import class_geometry as G
 from geometry_probe.functional import neural_collapse as F
 from geometry_probe.result import Result
-from geometry_probe.stats import ClassMoments
+from geometry_probe.functional.class_pairs import MATRIX_MAX_CLASSES
+from geometry_probe.stats import STATE_MEMORY_BYTES, ClassMoments, ClassNorms, primal_bytes
+
+TABLE_MAX_ROWS = 1000
 
 
 class NeuralCollapse(Analyzer):
@@ -69,9 +72,30 @@ class NeuralCollapse(Analyzer):
         Relative eigenvalue cutoff of Σ_B's pseudo-inverse in NC1.
     ncc : bool, default=True
         Compute ``ncc_accuracy``/``nc4_agreement`` (asks for the second pass).
+    seed : int, default=0
+        Seed of the class-pair samples (more than 2048 classes and over 5·10⁷ pairs).
+    memory_bytes : int, default=2 GiB
+        Budget of the D×D within-class scatter; above it (or with fewer rows than features) the
+        wide form below is used.
 
     Notes
     -----
+    Wide embeddings (N < D, or a D×D matrix above ``memory_bytes``): the state is
+    :class:`~geometry_probe.stats.ClassNorms` (counts, sums, squared norms: no D×D matrix) and
+    NC1 is exact in its dual form: :math:`\\Sigma_B^\\dagger` lives on the r ≤ C−1 directions
+    :math:`v_k` of the centred means (an SVD of the C×D means), so
+    :math:`\\mathrm{NC1} = \\frac1C\\sum_{k\\le r} v_k^\\top\\Sigma_W v_k/\\lambda_k` needs only
+    :math:`v_k^\\top\\Sigma_W v_k = \\frac1N\\sum_i ((h_i-\\mu_{y_i})^\\top v_k)^2`, which the second pass
+    accumulates (r extra columns in its GEMM; it runs even with ``ncc=False``). CDNV, the trace
+    ratio, NC2 and NC3 need no D×D matrix. ``params["form"]`` says which form ran.
+
+    Many classes (C > 2048): no C×C matrix (see
+    :func:`~geometry_probe.functional.neural_collapse.pair_scalars`): closed forms for
+    ``nc2_equiangular``, ``nc2_etf_error``, ``nc2_of_error``; exact tiles or, above 5·10⁷ pairs,
+    seeded pair samples with standard errors for CDNV, ``nc2_equiangular_mean_abs`` and GNC2. The
+    ``per_class`` table lists the first 1,000 classes (a note says so); the second pass costs
+    N·C·D.
+
     Streaming and merging add the per-class statistics exactly. Second-pass counts refer
     to the class means frozen at the first :meth:`update_second_pass` call (summed over
     all ``torch.distributed`` ranks, so every rank must make that call); a later
@@ -106,7 +130,8 @@ class NeuralCollapse(Analyzer):
     invariances: ClassVar[frozenset[str]] = frozenset({"rotation", "scale", "permutation", "relabel"})
 
     def __init__(self, *, n_classes: int | None = None, classifier: Any = None, global_mean: str = "class",
-                 pinv_rtol: float = F.PINV_RTOL, ncc: bool = True) -> None:
+                 pinv_rtol: float = F.PINV_RTOL, ncc: bool = True, seed: int = 0,
+                 memory_bytes: int = STATE_MEMORY_BYTES) -> None:
         super().__init__(n_classes=n_classes)
         self.classifier: LinearClassifier | None = None if classifier is None else load_classifier(classifier)
         if self.classifier is not None and n_classes:
@@ -114,17 +139,26 @@ class NeuralCollapse(Analyzer):
         self.global_mean = check_choice(global_mean, F.GLOBAL_MEANS, name="global_mean")
         self.pinv_rtol = pinv_rtol
         self.ncc = ncc
+        self.seed = seed
+        self.memory_bytes = memory_bytes
         self._rule: F.DecisionRule | None = None
         self._decisions: F.DecisionCounts | None = None
 
-    def wants_class_moments(self, batch: Batch) -> bool:
-        """Always: the per-class statistics are this analyzer's whole state."""
-        return True
+    def _wide(self, batch: Batch) -> bool:
+        """Whether this stream takes the wide form (decided at the first batch)."""
+        if self._state is not None:
+            return isinstance(self._state, ClassNorms)
+        D, N = batch.X.shape[1], batch.n_samples
+        return (N is not None and N < D) or primal_bytes(D) > self.memory_bytes
 
-    def _stats(self, batch: Batch) -> ClassMoments:
+    def wants_class_moments(self, batch: Batch) -> bool:
+        """Unless the data are wide: the per-class statistics are this analyzer's whole state."""
+        return not self._wide(batch)
+
+    def _stats(self, batch: Batch) -> ClassMoments | ClassNorms:
         if self.classifier is not None and self._state is None:
             self.classifier.check_shape(n_features=batch.X.shape[1])
-        return batch.class_moments
+        return batch.class_norms if self._wide(batch) else batch.class_moments
 
     def update_batch(self, batch: Batch) -> None:
         """Add a batch to the first pass; second-pass counts (if any) no longer apply."""
@@ -132,18 +166,23 @@ class NeuralCollapse(Analyzer):
         self._forget_second_pass()
 
     def needs_second_pass(self) -> bool:
-        """True when ``ncc`` is on and the second pass has not run on the current means."""
-        return self.ncc and self._state is not None and self._decisions is None
+        """True when ``ncc`` is on or the data are wide, and the second pass has not run on the current means."""
+        wide = isinstance(self._state, ClassNorms)
+        return (self.ncc or wide) and self._state is not None and self._decisions is None
 
     def update_second_pass(self, batch: Batch) -> None:
         """Count nearest-centre hits and classifier agreement for a batch, against the final class means."""
         if self._state is None:
             raise EmptyAnalyzerError("NeuralCollapse.update_second_pass() was called before any update().")
         if self._rule is None:
-            stats = F.ClassStatistics.of(cast(ClassMoments, self._state).all_reduced(), global_mean=self.global_mean)
+            state = cast(ClassMoments | ClassNorms, self._state).all_reduced()
+            stats = F.ClassStatistics.of(state, global_mean=self.global_mean)
+            weight = bias = None
             if self.classifier is not None:
                 _check_label_range(self.classifier, stats.n_slots)
-            self._rule = F.DecisionRule.of(stats, self.classifier, device=batch.X.device)
+                weight, bias = self.classifier.weight, self.classifier.bias
+            directions = F.nc1_directions(stats, rtol=self.pinv_rtol)[0] if isinstance(state, ClassNorms) else None
+            self._rule = F.DecisionRule.of(stats, weight, bias, device=batch.X.device, directions=directions)
         if batch.labels is None:
             raise MissingLabelsError(f"{self.name!r} needs labels in the second pass too.")
         counts = self._rule.counts(batch.X, batch.labels, precision=batch.precision)
@@ -164,41 +203,58 @@ class NeuralCollapse(Analyzer):
         self._rule = None
         self._decisions = None
 
-    def _compute(self, state: ClassMoments) -> Result:
+    def _compute(self, state: ClassMoments | ClassNorms) -> Result:
         stats = F.ClassStatistics.of(state, global_mean=self.global_mean)
         C, D = stats.n_classes, stats.n_features
         M = stats.centred_means
-        cosines = G.cosine_matrix(M)
-        nc1, rank = F.nc1_from_stats(stats, rtol=self.pinv_rtol)
-        cdnv, coincident = F.cdnv_from_stats(stats)
-        scalars: dict[str, float] = {
-            "nc1": nc1,
-            "nc1_pinv_rank": float(rank),
-            "cdnv": cdnv,
-            "trace_ratio": F.trace_ratio_from_stats(stats),
-            "nc2_equinorm": G.equinorm(M),
-            "nc2_equiangular": G.equiangularity(cosines),
-            "nc2_equiangular_mean_abs": G.max_angle_deviation(cosines),
-            "nc2_etf_error": G.etf_error(M),
-            "nc2_of_error": G.orthogonal_frame_error(stats.means),
-        }
-        if C > D + 1:
-            scalars["gnc2"] = G.hyperspherical_uniformity(M)
+        decisions = self._decisions.all_reduced() if self._decisions is not None else None
+        projected = None
+        if isinstance(state, ClassNorms) and decisions is not None:
+            projected = decisions.within_projected.cpu().numpy() / stats.n_samples
+        nc1, rank = F.nc1_from_stats(stats, rtol=self.pinv_rtol, projected_within=projected)
+        scalars: dict[str, float] = {"nc1": nc1, "nc1_pinv_rank": float(rank),
+                                     "trace_ratio": F.trace_ratio_from_stats(stats),
+                                     "nc2_equinorm": G.equinorm(M)}
+        how: dict[str, str] = {}
+        if C > MATRIX_MAX_CLASSES:
+            pairs, how, coincident = F.pair_scalars(stats, seed=self.seed)
+            scalars.update(pairs)
+            if C <= D + 1:
+                del scalars["gnc2"]
+        else:
+            cosines = G.cosine_matrix(M)
+            scalars["cdnv"], coincident = F.cdnv_from_stats(stats)
+            scalars.update(nc2_equiangular=G.equiangularity(cosines),
+                           nc2_equiangular_mean_abs=G.max_angle_deviation(cosines),
+                           nc2_etf_error=G.etf_error(M), nc2_of_error=G.orthogonal_frame_error(stats.means))
+            if C > D + 1:
+                scalars["gnc2"] = G.hyperspherical_uniformity(M)
         if self.classifier is not None:
             _check_label_range(self.classifier, stats.n_slots)
             W = self.classifier.weight[stats.classes]
             scalars["nc3"] = F.nc3_from_stats(stats, W)
-            scalars["nc3_w_etf_error"] = G.etf_error(W)
+            scalars["nc3_w_etf_error"] = (G.etf_error(W) if C <= MATRIX_MAX_CLASSES
+                                          else F.gram_distance(W, "etf", seed=self.seed))
+        order = ("nc1", "nc1_pinv_rank", "cdnv", "trace_ratio", "nc2_equinorm", "nc2_equiangular")
+        scalars = {**{k: scalars[k] for k in order}, **scalars}
         notes = _notes(stats, scalars, coincident)
+        if isinstance(state, ClassNorms) and decisions is None:
+            notes.append("wide data: NC1 needs the second pass over the data (update_second_pass for every "
+                         "batch; geometry_probe.analyze does this); it is NaN here.")
         if self.ncc:
-            decisions = self._decisions.all_reduced() if self._decisions is not None else None
             scalars.update(_decision_scalars(decisions, with_classifier=self.classifier is not None))
             if decisions is None:
                 notes.append("ncc_accuracy/nc4_agreement need a second pass over the data with the final class "
                              "means: call update_second_pass(batch) for every batch after the first pass "
                              "(geometry_probe.analyze does this); they are NaN here.")
-        return Result(self.name, scalars, params=self._params(stats), notes=tuple(notes),
-                      tables={"per_class": _per_class_rows(stats)})
+        rows = _per_class_rows(stats)
+        if len(rows) > TABLE_MAX_ROWS:
+            notes.append(f"per_class table: the first {TABLE_MAX_ROWS:,} of {len(rows):,} classes (the cap of the "
+                         "outputs; the scalars use every class).")
+        params = {**self._params(stats), **how, "form": "wide: class sums and norms, NC1 on the span of the class "
+                  "means from the second pass" if isinstance(state, ClassNorms) else "D x D within-class scatter",
+                  "per_class_table_max_rows": TABLE_MAX_ROWS}
+        return Result(self.name, scalars, params=params, notes=tuple(notes), tables={"per_class": rows[:TABLE_MAX_ROWS]})
 
     def _params(self, stats: F.ClassStatistics) -> dict[str, Any]:
         return {

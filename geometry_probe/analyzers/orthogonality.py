@@ -11,6 +11,7 @@ from geometry_probe.analyzers.base import Analyzer
 from geometry_probe.batch import Batch
 from geometry_probe.exceptions import MissingLabelsError
 from geometry_probe.functional import class_geometry as G
+from geometry_probe.functional import class_pairs as P
 from geometry_probe.result import Result
 from geometry_probe.stats import ClassSums
 
@@ -58,6 +59,15 @@ class Orthogonality(Analyzer):
         Average L2-normalised rows (True) or raw rows (False).
     matrix_max_classes : int, default=256
         Largest C for which the C × C arrays are returned.
+    seed : int, default=0
+        Seed of the class-pair sample (see below).
+
+    Many classes: above 2,048 classes no C × C matrix is formed
+    (:mod:`~geometry_probe.functional.class_pairs`): ``of_distance`` and ``etf_distance`` in
+    closed form from Tr G, ‖Σ μ_c‖² and ‖MᵀM‖_F; ``class_mean_abs_cosine`` and ``max_abs_cosine``
+    over tiles of all pairs up to 5·10⁷ pairs, above that from 10⁶ seeded pairs
+    (``class_mean_abs_cosine_std_error`` is added, and ``max_abs_cosine`` is then the largest
+    value seen: a lower bound). ``params["pair_metrics"]`` says which ran.
 
     References
     ----------
@@ -83,10 +93,11 @@ class Orthogonality(Analyzer):
     invariances: ClassVar[frozenset[str]] = frozenset({"rotation", "scale", "permutation", "relabel"})
 
     def __init__(self, *, n_classes: int | None = None, normalize: bool = True,
-                 matrix_max_classes: int = MATRIX_MAX_CLASSES) -> None:
+                 matrix_max_classes: int = MATRIX_MAX_CLASSES, seed: int = 0) -> None:
         super().__init__(n_classes=n_classes)
         self.normalize = normalize
         self.matrix_max_classes = matrix_max_classes
+        self.seed = seed
 
     def _stats(self, batch: Batch) -> ClassSums:
         if batch.labels is None:
@@ -100,18 +111,23 @@ class Orthogonality(Analyzer):
         K = state.n_classes
         M = state.means.detach().cpu().numpy()[present]                  # (C, D)
         C, D = M.shape
-        cosines = G.cosine_matrix(M)
-        scalars = {
-            "class_mean_abs_cosine": G.mean_abs_cosine(cosines),
-            "max_abs_cosine": G.max_abs_cosine(cosines),
-            "of_distance": G.orthogonal_frame_error(M),
-            "etf_distance": G.etf_error(M),
-        }
+        if C > P.MATRIX_MAX_CLASSES:
+            scalars, how = _pair_scalars(M, self.seed)
+        else:
+            cosines = G.cosine_matrix(M)
+            scalars = {
+                "class_mean_abs_cosine": G.mean_abs_cosine(cosines),
+                "max_abs_cosine": G.max_abs_cosine(cosines),
+                "of_distance": G.orthogonal_frame_error(M),
+                "etf_distance": G.etf_error(M),
+            }
+            how = {"pair_metrics": "C x C cosine matrix"}
         if C > D:
             scalars["welch_bound"] = G.welch_bound(C, D)
         arrays = {"class_mean_norm": _scatter_vector(np.linalg.norm(M, axis=1), present, K)}
         notes = _notes(K, present, M)
         if K <= self.matrix_max_classes:
+            cosines = G.cosine_matrix(M)
             sqdot, sqdist = G.simo_matrices(M)
             arrays.update({
                 "class_mean_cosine": _scatter_matrix(cosines, present, K),
@@ -133,8 +149,26 @@ class Orthogonality(Analyzer):
             "welch_bound": "sqrt((C-D) / (D (C-1))), reported when C > D",
             "matrix_max_classes": self.matrix_max_classes,
             "n_classes_used": int(C),
+            **how,
         }
         return Result(self.name, scalars, arrays=arrays, params=params, notes=tuple(notes))
+
+
+def _pair_scalars(M: np.ndarray, seed: int) -> tuple[dict[str, float], dict[str, str]]:
+    """The four scores without a C × C matrix (closed forms, tiles or seeded pairs)."""
+    norms = np.linalg.norm(M, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        est = P.pair_estimates(M, {"abs_cos": lambda d, i, j: np.abs(np.clip(d / (norms[i] * norms[j]), -1, 1))},
+                               seed=seed)["abs_cos"]
+    scalars = {"class_mean_abs_cosine": est.mean, "max_abs_cosine": est.maximum,
+               "of_distance": P.gram_distance(M, "of", seed=seed), "etf_distance": P.gram_distance(M, "etf", seed=seed)}
+    if not est.exact:
+        scalars["class_mean_abs_cosine_std_error"] = est.std_error
+    total = len(M) * (len(M) - 1) // 2
+    how = {"pair_metrics": f"{len(M):,} classes: no C x C matrix; mean/max |cos|: {est.describe(total)}"
+                           + ("" if est.exact else " (max_abs_cosine: the largest value seen, a lower bound)"),
+           "pair_seed": str(seed)}
+    return scalars, how
 
 
 def _scatter_matrix(values: np.ndarray, present: np.ndarray, K: int) -> np.ndarray:

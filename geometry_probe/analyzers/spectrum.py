@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from geometry_probe.analyzers.base import Analyzer
 from geometry_probe.batch import Batch
+from geometry_probe.exceptions import InvalidInputError
 from geometry_probe.functional import spectrum as F
 from geometry_probe.result import Result
-from geometry_probe.stats import ClassScatter, Moments
+from geometry_probe.stats import STATE_MEMORY_BYTES, ClassScatter, Moments, RowStack, primal_bytes
 
 PER_CLASS_MAX_FLOPS = 2e10       # K·D³: about 5 s of eigendecompositions on 2 cores
 PER_CLASS_MAX_BYTES = 512 * 2**20
+GIB = 2**30
+TABLE_MAX_ROWS = 1000
+
+
+def dual_bytes(n_samples: int, n_features: int, itemsize: int = 4) -> int:
+    """Memory of the N×N dual: the rows as they arrive plus the two N×N float64 Grams and a solver copy."""
+    return itemsize * n_samples * n_features + 3 * 8 * n_samples**2
 
 
 class Spectrum(Analyzer):
@@ -31,7 +39,9 @@ class Spectrum(Analyzer):
     per_class : bool, optional
         Per-class effective rank when labels are given. Default: on when the per-class
         covariances fit 512 MB and their eigendecompositions take seconds
-        (``n_classes * n_features**3 <= 2e10``).
+        (``n_classes * n_features**3 <= 2e10``); never on wide data (the dual form).
+    memory_bytes : int, default=2 GiB
+        Budget of the exact spectral state (see Notes).
 
     Notes
     -----
@@ -47,30 +57,56 @@ class Spectrum(Analyzer):
 
     def __init__(self, *, n_classes: int | None = None, rankme_eps: float = F.RANKME_EPS,
                  alpha_fit_ranks: tuple[int, int] = F.ALPHA_FIT_RANKS,
-                 collapsed_threshold: float = F.COLLAPSED_DIM_THRESHOLD, per_class: bool | None = None) -> None:
+                 collapsed_threshold: float = F.COLLAPSED_DIM_THRESHOLD, per_class: bool | None = None,
+                 memory_bytes: int = STATE_MEMORY_BYTES) -> None:
         super().__init__(n_classes=n_classes)
         self.rankme_eps = rankme_eps
         self.alpha_fit_ranks = tuple(alpha_fit_ranks)
         self.collapsed_threshold = collapsed_threshold
         self.per_class = per_class
+        self.memory_bytes = memory_bytes
+
+    def _dual(self, batch: Batch) -> bool:
+        """Whether the rows are kept for the N×N dual (decided at the first batch)."""
+        if self._state is not None:
+            return isinstance(self._state, RowStack)
+        D, N = batch.X.shape[1], batch.n_samples
+        primal = primal_bytes(D)
+        if N is not None and N >= D and primal > self.memory_bytes:
+            self._refuse(N, D, batch.X.element_size())
+        return (N is not None and N < D) or primal > self.memory_bytes
+
+    def _refuse(self, N: int, D: int, itemsize: int) -> None:
+        raise InvalidInputError(
+            f"spectrum of {N:,} x {D:,}: the exact D x D form needs {_size(primal_bytes(D))} and the N x N dual "
+            f"{_size(dual_bytes(N, D, itemsize))}, above the {_size(self.memory_bytes)} budget; raise it "
+            "(params={'spectrum': {'memory_bytes': ...}}) or analyse a subsample of rows.")
 
     def wants_class_scatter(self, batch: Batch) -> bool:
         """Whether per-class covariances are accumulated for this batch's shape."""
-        if batch.labels is None or self.per_class is False:
+        if batch.labels is None or self.per_class is False or self._dual(batch):
             return False
         if self.per_class:
             return True
         K, D = batch.n_classes, batch.X.shape[1]
         return K * D**3 <= PER_CLASS_MAX_FLOPS and K * D * D * 8 <= PER_CLASS_MAX_BYTES
 
-    def _stats(self, batch: Batch) -> Moments | ClassScatter:
+    def _stats(self, batch: Batch) -> Moments | ClassScatter | RowStack:
+        if self._dual(batch):
+            held = 0 if self._state is None else cast(RowStack, self._state).nbytes
+            N = (held + batch.X.numel() * batch.X.element_size()) // (batch.X.element_size() * batch.X.shape[1])
+            if dual_bytes(N, batch.X.shape[1], batch.X.element_size()) > self.memory_bytes:
+                self._refuse(batch.n_samples or N, batch.X.shape[1], batch.X.element_size())
+            return RowStack((batch.X,), batch.precision)
         if isinstance(self._state, ClassScatter) or (self._state is None and self.wants_class_scatter(batch)):
             return batch.class_scatter
         return batch.moments
 
-    def _compute(self, state: Moments | ClassScatter) -> Result:
-        moments = state.pooled().total() if isinstance(state, ClassScatter) else state
-        spectra = F.Spectra.of(moments)
+    def _compute(self, state: Moments | ClassScatter | RowStack) -> Result:
+        if isinstance(state, RowStack):
+            spectra = F.Spectra.of_rows(state.stacked(), precision=state.precision)
+        else:
+            spectra = F.Spectra.of(state.pooled().total() if isinstance(state, ClassScatter) else state)
         N, D = spectra.n_samples, spectra.n_features
         lam = spectra.centred
         scalars = {
@@ -78,7 +114,7 @@ class Spectrum(Analyzer):
             "rankme": F.rankme_from_spectrum(spectra.raw, N, eps=self.rankme_eps),
             "stable_rank": F.stable_rank_from_spectrum(lam),
             "participation_ratio": F.participation_ratio_from_spectrum(lam),
-            "numerical_rank": float(F.numerical_rank_from_spectrum(lam, N, eps=1.1920929e-07)),
+            "numerical_rank": float(F.numerical_rank_from_spectrum(lam, N, eps=1.1920929e-07, n_features=D)),
             "alpha_req": F.alpha_req_from_spectrum(lam, fit_ranks=self.alpha_fit_ranks),
             "top1_energy": F.top1_energy_from_spectrum(spectra.raw),
             "collapsed_dims": float(F.collapsed_dims_from_spectrum(lam, N, threshold=self.collapsed_threshold)),
@@ -89,7 +125,10 @@ class Spectrum(Analyzer):
         tables: dict[str, list[dict[str, Any]]] = {}
         if isinstance(state, ClassScatter):
             rows = _per_class_rows(state)
-            tables["per_class"] = rows
+            tables["per_class"] = rows[:TABLE_MAX_ROWS]
+            if len(rows) > TABLE_MAX_ROWS:
+                notes.append(f"per_class table: the first {TABLE_MAX_ROWS:,} of {len(rows):,} classes (the cap of the "
+                             "outputs; class_effective_rank_mean uses every class).")
             values = [r["effective_rank"] for r in rows if not math.isnan(r["effective_rank"])]
             scalars["class_effective_rank_mean"] = sum(values) / len(values) if values else math.nan
         return Result(
@@ -99,8 +138,15 @@ class Spectrum(Analyzer):
                     "collapsed_threshold": self.collapsed_threshold, "numerical_rank_eps": "float32",
                     "centring": "effective/stable/numerical rank, PR, alpha-ReQ: centred; "
                                 "RankMe, top1_energy: raw",
-                    "covariance_normalisation": "N-1"},
+                    "covariance_normalisation": "N-1",
+                    "form": ("N x N dual (rows kept; exact, same non-zero eigenvalues; arrays list the N eigenvalues "
+                             "that can be non-zero)" if isinstance(state, RowStack) else "D x D primal"),
+                    "memory_bytes": self.memory_bytes},
             notes=tuple(notes), tables=tables)
+
+
+def _size(n_bytes: float) -> str:
+    return f"{n_bytes / GIB:.1f} GiB" if n_bytes >= GIB / 10 else f"{n_bytes / 2**20:.1f} MiB"
 
 
 def _per_class_rows(state: ClassScatter) -> list[dict[str, Any]]:

@@ -17,6 +17,8 @@ from torch import Tensor
 
 from geometry_probe.pairwise import Tile, run_pass, tile_size, unit_rows
 
+VOTE_CHUNK_BYTES = 32 * 2**20
+
 
 class NeighbourLists:
     """Running top-``k`` cosine neighbours of every row, fed upper-triangle tiles.
@@ -142,9 +144,14 @@ def weighted_knn_correct(similarities: Tensor, indices: Tensor, labels: Tensor, 
     """Per-query correctness (float64 0/1) of the weighted kNN vote of
     :func:`weighted_knn_accuracy`; ``labels`` index the neighbours, ``query_labels`` the queries."""
     weights = torch.exp(similarities.to(torch.float64) / temperature)                  # (M, k)
-    votes = torch.zeros(len(query_labels), n_classes, dtype=torch.float64, device=weights.device)
-    votes.scatter_add_(1, labels[indices], weights)
-    return (votes.argmax(dim=1) == query_labels).to(torch.float64)
+    rows = max(1, VOTE_CHUNK_BYTES // (8 * max(n_classes, 1)))          # (rows, C) votes: no M x C array
+    correct = []
+    for start in range(0, len(query_labels), rows):
+        part = slice(start, start + rows)
+        votes = torch.zeros(weights[part].shape[0], n_classes, dtype=torch.float64, device=weights.device)
+        votes.scatter_add_(1, labels[indices[part]], weights[part])
+        correct.append((votes.argmax(dim=1) == query_labels[part]).to(torch.float64))
+    return torch.cat(correct) if correct else weights.new_zeros(0)
 
 
 def hubness_skewness(indices: Tensor, n_samples: int) -> float:

@@ -30,9 +30,15 @@ import torch
 from torch import Tensor
 
 from geometry_probe._validation import check_choice, check_embeddings, encode_labels
-from geometry_probe.classifier import LinearClassifier, load_classifier
+from geometry_probe.exceptions import InvalidInputError
 from geometry_probe.functional import class_geometry as G
-from geometry_probe.stats import DEFAULT_PRECISION, STATE_DTYPE, ClassMoments, SumStats, as_compute, compute_dtype
+from geometry_probe.functional.class_pairs import (
+    MATRIX_MAX_CLASSES,
+    cosine_moments,
+    gram_distance,
+    pair_estimates,
+)
+from geometry_probe.stats import DEFAULT_PRECISION, STATE_DTYPE, ClassMoments, ClassNorms, SumStats, as_compute, compute_dtype
 
 GLOBAL_MEANS = ("class", "sample")
 PINV_RTOL = 1e-10
@@ -54,8 +60,10 @@ class ClassStatistics:
         :math:`\\mu_c`.
     global_mean : ndarray of shape (D,)
         :math:`\\mu_G` under the chosen convention.
-    within_cov : ndarray of shape (D, D)
-        :math:`\\Sigma_W`, averaged over all N samples.
+    within_cov : ndarray of shape (D, D) or None
+        :math:`\\Sigma_W`, averaged over all N samples; None when built from
+        :class:`~geometry_probe.stats.ClassNorms` (wide data: NC1 then needs
+        :func:`nc1_directions` and a second pass).
     class_variances : ndarray of shape (C,)
         :math:`\\mathrm{Var}_c` (biased), clipped at 0 against round-off; exactly 0 for
         single-sample classes.
@@ -68,14 +76,14 @@ class ClassStatistics:
     counts: np.ndarray
     means: np.ndarray
     global_mean: np.ndarray
-    within_cov: np.ndarray
+    within_cov: np.ndarray | None
     class_variances: np.ndarray
     n_slots: int
     global_mean_kind: str
 
     @classmethod
-    def of(cls, moments: ClassMoments, *, global_mean: str = "class") -> ClassStatistics:
-        """Statistics from summed :class:`~geometry_probe.stats.ClassMoments`."""
+    def of(cls, moments: ClassMoments | ClassNorms, *, global_mean: str = "class") -> ClassStatistics:
+        """Statistics from summed :class:`~geometry_probe.stats.ClassMoments` (or ``ClassNorms``: no Σ_W)."""
         check_choice(global_mean, GLOBAL_MEANS, name="global_mean")
         n = moments.n.detach().cpu().numpy()
         present = np.flatnonzero(n > 0)
@@ -86,7 +94,8 @@ class ClassStatistics:
             mu_G = means.mean(axis=0) if present.size else np.zeros(means.shape[1])
         else:
             mu_G = (counts[:, None] * means).sum(axis=0) / N
-        within = moments.within_scatter().detach().cpu().numpy() / max(N, 1.0)
+        within = (moments.within_scatter().detach().cpu().numpy() / max(N, 1.0)
+                  if isinstance(moments, ClassMoments) else None)
         variances = np.clip(moments.class_variances().detach().cpu().numpy()[present], 0.0, None)
         variances[counts < 2] = 0.0                      # exact, not sq/n - ‖μ‖² round-off
         return cls(classes=present, counts=counts, means=means, global_mean=mu_G, within_cov=within,
@@ -117,20 +126,40 @@ class ClassStatistics:
 # --- NC1 ------------------------------------------------------------------------------------------
 
 
-def nc1_from_stats(stats: ClassStatistics, *, rtol: float = PINV_RTOL) -> tuple[float, int]:
-    """NC1 and the rank r kept in the pseudo-inverse of Σ_B (see :func:`nc1`)."""
-    C = stats.n_classes
+def nc1_directions(stats: ClassStatistics, *, rtol: float = PINV_RTOL) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenpairs of Σ_B kept in NC1's pseudo-inverse: ``(V, λ)``, V of shape (r, D), λ of shape (r,).
+
+    From the SVD of the (C, D) centred means (Σ_B = V diag(s²/C) Vᵀ), so no D×D matrix is
+    formed; r = 0 when C < 2 or Σ_B = 0.
+    """
+    C, D = stats.n_classes, stats.n_features
     if C < 2:
-        return math.nan, 0
-    M = stats.centred_means                                            # (C, D)
-    _, s, Vt = np.linalg.svd(M, full_matrices=False)                   # Σ_B = V diag(s²/C) Vᵀ
+        return np.zeros((0, D)), np.zeros(0)
+    _, s, Vt = np.linalg.svd(stats.centred_means, full_matrices=False)
     lam = s**2 / C
     if not lam[0] > 0:
+        return np.zeros((0, D)), np.zeros(0)
+    r = int(min(C - 1, D, np.sum(lam > rtol * lam[0])))
+    return Vt[:r], lam[:r]
+
+
+def nc1_from_stats(stats: ClassStatistics, *, rtol: float = PINV_RTOL,
+                   projected_within: np.ndarray | None = None) -> tuple[float, int]:
+    """NC1 and the rank r kept in the pseudo-inverse of Σ_B (see :func:`nc1`).
+
+    ``projected_within`` gives :math:`v_k^\\top \\Sigma_W v_k` for the directions of
+    :func:`nc1_directions` (the wide-data form, from a second pass:
+    :math:`\\frac1N\\sum_i ((h_i-\\mu_{y_i})^\\top v_k)^2`); otherwise they come from ``stats.within_cov``.
+    """
+    V, lam = nc1_directions(stats, rtol=rtol)
+    r = lam.size
+    if r == 0:
         return math.nan, 0
-    r = int(min(C - 1, stats.n_features, np.sum(lam > rtol * lam[0])))
-    V = Vt[:r]                                                         # (r, D)
-    projected = np.einsum("kd,de,ke->k", V, stats.within_cov, V)       # v_kᵀ Σ_W v_k
-    return float(np.sum(projected / lam[:r]) / C), r
+    if projected_within is None:
+        if stats.within_cov is None:
+            return math.nan, r
+        projected_within = np.einsum("kd,de,ke->k", V, stats.within_cov, V)       # v_kᵀ Σ_W v_k
+    return float(np.sum(projected_within / lam) / stats.n_classes), r
 
 
 def nc1(X: Any, labels: Any, *, global_mean: str = "class", rtol: float = PINV_RTOL) -> float:
@@ -197,6 +226,63 @@ def cdnv_from_stats(stats: ClassStatistics) -> tuple[float, int]:
         return math.nan, coincident
     v = stats.class_variances
     return float(np.mean(G.off_diagonal(v[:, None] + v[None, :]) / (2.0 * distances))), 0
+
+
+def pair_scalars(stats: ClassStatistics, *, seed: int = 0) -> tuple[dict[str, float], dict[str, str], int]:
+    """CDNV and the NC2 pair metrics for more than :data:`~geometry_probe.functional.class_pairs.MATRIX_MAX_CLASSES`
+    classes, without a C×C matrix: ``(scalars, how each was obtained, coincident pairs found)``.
+
+    Same definitions as the C×C forms (:func:`cdnv`, :func:`~geometry_probe.functional.class_geometry.equiangularity`,
+    ``max_angle_deviation``, ``etf_error``, ``orthogonal_frame_error``, ``hyperspherical_uniformity``):
+    ``nc2_equiangular``, ``nc2_etf_error`` and ``nc2_of_error`` in closed form
+    (:mod:`~geometry_probe.functional.class_pairs`); CDNV, ``nc2_equiangular_mean_abs`` and GNC2 exact over
+    tiles up to 5·10⁷ pairs, seeded pair estimates above (their standard errors are returned as
+    ``*_std_error`` scalars). GNC2's variance is E[L²] − E[L]² over the same pairs.
+    """
+    C = stats.n_classes
+    M = stats.centred_means
+    sq = np.einsum("ij,ij->i", M, M)
+    norms = np.sqrt(sq)
+    v = stats.class_variances
+    with np.errstate(divide="ignore", invalid="ignore"):
+        def distance2(d, i, j):
+            return sq[i] + sq[j] - 2.0 * d
+
+        def cdnv_pair(d, i, j):
+            return (v[i] + v[j]) / (2.0 * distance2(d, i, j))
+
+        def coincident(d, i, j):
+            return (distance2(d, i, j) <= COINCIDENT_RTOL * (sq[i] + sq[j])).astype(np.float64)
+
+        def deviation(d, i, j):
+            return np.abs(np.clip(d / (norms[i] * norms[j]), -1, 1) + 1.0 / (C - 1))
+
+        def log_energy(d, i, j):
+            return -0.5 * np.log(np.clip(2.0 - 2.0 * np.clip(d / (norms[i] * norms[j]), -1, 1), 0.0, None))
+        est = pair_estimates(M, {"cdnv": cdnv_pair, "coincident": coincident, "mean_abs": deviation,
+                                 "log_energy": log_energy}, seed=seed)
+    total = C * (C - 1) // 2
+    found = int(round(est["coincident"].mean * est["coincident"].n_pairs))
+    _, std = cosine_moments(M, seed=seed)
+    scalars = {
+        "cdnv": math.nan if found else est["cdnv"].mean,
+        "nc2_equiangular": std,
+        "nc2_equiangular_mean_abs": est["mean_abs"].mean,
+        "nc2_etf_error": gram_distance(M, "etf", seed=seed),
+        "nc2_of_error": gram_distance(stats.means, "of", seed=seed),
+    }
+    log = est["log_energy"]
+    scalars["gnc2"] = max(log.second_moment - log.mean**2, 0.0) if np.isfinite(log.maximum) else math.nan
+    if not est["cdnv"].exact:
+        scalars.update(cdnv_std_error=est["cdnv"].std_error, nc2_equiangular_mean_abs_std_error=est["mean_abs"].std_error)
+    how = {
+        "pair_metrics": f"{C:,} classes > {MATRIX_MAX_CLASSES}: no C x C matrix; cdnv, nc2_equiangular_mean_abs, "
+                        f"gnc2: {est['cdnv'].describe(total)}",
+        "pair_closed_forms": "nc2_equiangular from ||sum of unit means||^2 and ||U^T U||_F^2; nc2_etf_error, "
+                             "nc2_of_error from Tr G, ||sum of means||^2 and ||M^T M||_F = ||G||_F (D x D)",
+        "pair_seed": str(seed),
+    }
+    return scalars, how, found
 
 
 def cdnv(X: Any, labels: Any) -> float:
@@ -313,9 +399,10 @@ def nc3(X: Any, labels: Any, classifier: Any, *, global_mean: str = "class") -> 
     ----------
     X : array-like of shape (n_samples, n_features)
     labels : array-like of shape (n_samples,)
-    classifier : array-like of shape (n_classes, n_features), tuple, mapping or path
-        Anything :func:`geometry_probe.classifier.load_classifier` reads; rows in the order
-        of the sorted distinct labels.
+    classifier : array-like of shape (n_classes, n_features), or a ``(weight, bias)`` pair
+        Rows in the order of the sorted distinct labels. Files, mappings and ``nn.Linear``:
+        read them with :func:`geometry_probe.classifier.load_classifier` and pass its ``weight``
+        (kernels take arrays, they load nothing).
     global_mean : {"class", "sample"}, default="class"
 
     Returns
@@ -337,8 +424,8 @@ def nc3(X: Any, labels: Any, classifier: Any, *, global_mean: str = "class") -> 
     0.0
     """
     stats = _statistics(X, labels, global_mean=global_mean)
-    clf = _checked(classifier, stats)
-    return nc3_from_stats(stats, clf.weight[stats.classes])
+    weight, _ = _checked(classifier, stats)
+    return nc3_from_stats(stats, weight[stats.classes])
 
 
 # --- NC4 and nearest class centre (second pass) ---------------------------------------------------
@@ -357,11 +444,14 @@ class DecisionCounts(SumStats):
     agreements : Tensor of shape ()
         Samples where the linear classifier and the nearest class centre agree (0 without
         a classifier).
+    within_projected : Tensor of shape (r,)
+        :math:`\\sum_i ((h_i-\\mu_{y_i})^\\top v_k)^2` for the rule's ``directions`` (empty without).
     """
 
     n: Tensor
     ncc_hits: Tensor
     agreements: Tensor
+    within_projected: Tensor
 
 
 @dataclass(frozen=True)
@@ -393,29 +483,45 @@ class DecisionRule:
         :math:`b_k` (float64).
     shift : Tensor of shape (D,) or None
         :math:`\\mu_G` when rows are shifted before the GEMM.
+    directions : Tensor of shape (r, D)
+        Directions :math:`v_k` on which Σ_W is measured (NC1 of wide data; empty otherwise):
+        they join the same GEMM.
+    direction_offset : Tensor of shape (C, r)
+        :math:`(\\mu_c - s)^\\top v_k`, ``s`` the shift (or 0).
+    slot : Tensor of shape (n_slots,)
+        Position of each label code among ``classes``.
     """
 
     classes: Tensor
     A: Tensor
     base: Tensor
     shift: Tensor | None
+    directions: Tensor
+    direction_offset: Tensor
+    slot: Tensor
 
     @classmethod
-    def of(cls, stats: ClassStatistics, classifier: LinearClassifier | None = None,
-           *, device: torch.device | str = "cpu") -> DecisionRule:
-        """The rule for the class means in ``stats`` (and ``classifier``), as tensors on ``device``."""
+    def of(cls, stats: ClassStatistics, weight: np.ndarray | None = None, bias: np.ndarray | None = None,
+           *, device: torch.device | str = "cpu", directions: np.ndarray | None = None) -> DecisionRule:
+        """The rule for the class means in ``stats`` (and a linear classifier ``weight`` (K, D), ``bias``
+        (K,)), as tensors on ``device``; ``directions`` (r, D) also measures Σ_W along them (see
+        :func:`nc1_from_stats`)."""
         M, mu_G = stats.centred_means, stats.global_mean
         spread2 = float(np.sum(stats.counts * stats.class_variances) / stats.n_samples + np.sum(M**2) / len(M))
         A, base = M, -(M @ mu_G) - 0.5 * np.sum(M**2, axis=1)
-        if classifier is not None:
-            bias = classifier.bias if classifier.bias is not None else np.zeros(classifier.n_classes)
-            A, base = np.concatenate([M, classifier.weight]), np.concatenate([base, bias])
+        if weight is not None:
+            A, base = np.concatenate([M, weight]), np.concatenate([base, np.zeros(len(weight)) if bias is None else bias])
 
         def tensor(a: np.ndarray) -> Tensor:
             return torch.as_tensor(a, dtype=STATE_DTYPE, device=device)
         far = float(mu_G @ mu_G) > OFFSET_RATIO**2 * spread2
-        return cls(classes=torch.as_tensor(stats.classes, device=device), A=tensor(A), base=tensor(base),
-                   shift=tensor(mu_G) if far else None)
+        V = np.zeros((0, stats.n_features)) if directions is None else directions
+        slot = np.zeros(stats.n_slots, dtype=np.int64)
+        slot[stats.classes] = np.arange(stats.n_classes)
+        return cls(classes=torch.as_tensor(stats.classes, device=device), A=tensor(np.concatenate([A, V])),
+                   base=tensor(np.concatenate([base, np.zeros(len(V))])), shift=tensor(mu_G) if far else None,
+                   directions=tensor(V), direction_offset=tensor((stats.means - (mu_G if far else 0.0)) @ V.T),
+                   slot=torch.as_tensor(slot, device=device))
 
     def counts(self, X: Tensor, labels: Tensor, *, precision: str = DEFAULT_PRECISION) -> DecisionCounts:
         """Counts for the rows of ``X`` (shape (B, D)) with label codes ``labels``."""
@@ -423,18 +529,25 @@ class DecisionRule:
         shift = None if self.shift is None else self.shift.to(dtype)        # rounded as the rows will see it
         offset = self.base if shift is None else self.base + self.A @ shift.to(STATE_DTYPE)
         A_T, offset = self.A.to(dtype).T, offset.to(dtype)
-        C = self.classes.shape[0]
+        C, r = self.classes.shape[0], self.directions.shape[0]
+        K = self.A.shape[0] - C - r
         rows = max(1, DECISION_CHUNK_BYTES // (self.A.shape[0] * torch.finfo(dtype).bits // 8))
         hits = agree = X.new_zeros((), dtype=STATE_DTYPE)
+        within = torch.zeros(r, dtype=STATE_DTYPE, device=X.device)
         for start in range(0, X.shape[0], rows):
             chunk = as_compute(X[start:start + rows], precision)
             chunk = chunk if shift is None else chunk - shift
-            scores = torch.addmm(offset, chunk, A_T)                                  # (b, C [+ K])
+            y = labels[start:start + rows]
+            scores = torch.addmm(offset, chunk, A_T)                                  # (b, C [+ K] [+ r])
             nearest = self.classes[scores[:, :C].argmax(dim=1)]
-            hits = hits + (nearest == labels[start:start + rows]).sum(dtype=STATE_DTYPE)
-            if A_T.shape[1] > C:
-                agree = agree + (scores[:, C:].argmax(dim=1) == nearest).sum(dtype=STATE_DTYPE)
-        return DecisionCounts(n=X.new_tensor(float(X.shape[0]), dtype=STATE_DTYPE), ncc_hits=hits, agreements=agree)
+            hits = hits + (nearest == y).sum(dtype=STATE_DTYPE)
+            if K:
+                agree = agree + (scores[:, C:C + K].argmax(dim=1) == nearest).sum(dtype=STATE_DTYPE)
+            if r:
+                projected = scores[:, C + K:].to(STATE_DTYPE) - self.direction_offset[self.slot[y.long()]]
+                within += projected.square().sum(dim=0)
+        return DecisionCounts(n=X.new_tensor(float(X.shape[0]), dtype=STATE_DTYPE), ncc_hits=hits, agreements=agree,
+                              within_projected=within)
 
 
 def ncc_accuracy(X: Any, labels: Any) -> float:
@@ -488,8 +601,8 @@ def nc4_agreement(X: Any, labels: Any, classifier: Any) -> float:
     ----------
     X : array-like of shape (n_samples, n_features)
     labels : array-like of shape (n_samples,)
-    classifier : array-like of shape (n_classes, n_features), tuple, mapping or path
-        Anything :func:`geometry_probe.classifier.load_classifier` reads.
+    classifier : array-like of shape (n_classes, n_features), or a ``(weight, bias)`` pair
+        Arrays, as for :func:`nc3`.
 
     Returns
     -------
@@ -509,7 +622,7 @@ def nc4_agreement(X: Any, labels: Any, classifier: Any) -> float:
     0.75
     """
     T, y, stats = _prepared(X, labels)
-    counts = DecisionRule.of(stats, _checked(classifier, stats)).counts(T, y)
+    counts = DecisionRule.of(stats, *_checked(classifier, stats)).counts(T, y)
     return float(counts.agreements / counts.n)
 
 
@@ -529,7 +642,13 @@ def _statistics(X: Any, labels: Any, *, global_mean: str = "class") -> ClassStat
     return _prepared(X, labels, global_mean=global_mean)[2]
 
 
-def _checked(classifier: Any, stats: ClassStatistics) -> LinearClassifier:
-    clf = load_classifier(classifier)
-    clf.check_shape(n_classes=stats.n_slots, n_features=stats.n_features)
-    return clf
+def _checked(classifier: Any, stats: ClassStatistics) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(weight, bias)`` float64 arrays from an array or a ``(weight, bias)`` pair, shapes checked."""
+    weight, bias = classifier if isinstance(classifier, tuple) and len(classifier) == 2 else (classifier, None)
+    weight = G.as_rows(weight)
+    bias = None if bias is None else np.asarray(bias, dtype=np.float64).reshape(-1)
+    if weight.shape != (stats.n_slots, stats.n_features) or (bias is not None and bias.shape != (stats.n_slots,)):
+        raise InvalidInputError(
+            f"classifier: weight {weight.shape} and bias {None if bias is None else bias.shape} do not match "
+            f"{stats.n_slots} classes x {stats.n_features} features (rows in sorted-label order).")
+    return weight, bias

@@ -28,11 +28,12 @@ from torch import Tensor
 from geometry_probe._threads import one_blas_thread
 from geometry_probe._validation import check_embeddings
 from geometry_probe.exceptions import InvalidEmbeddingsError
-from geometry_probe.stats import Moments
+from geometry_probe.stats import DEFAULT_PRECISION, Moments, as_compute, compute_dtype, gram
 
 RANKME_EPS = 1e-7
 ALPHA_FIT_RANKS = (11, 100)
 COLLAPSED_DIM_THRESHOLD = 1e-6
+DUAL_BLOCK_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -41,27 +42,54 @@ class Spectra:
 
     Attributes
     ----------
-    centred : ndarray of shape (n_features,)
+    centred : ndarray of shape (min(n_samples, n_features),) or (n_features,)
         Eigenvalues of :math:`Z_c^\top Z_c` (squared singular values of the centred matrix).
-    raw : ndarray of shape (n_features,)
+    raw : ndarray, same shape
         Eigenvalues of :math:`Z^\top Z` (squared singular values of the raw matrix).
     n_samples : int
+    n_features : int
+        D. From the N×N dual (:meth:`of_rows`) only the N eigenvalues that can be non-zero
+        are listed; the other D − N are exactly 0.
     """
 
     centred: np.ndarray
     raw: np.ndarray
     n_samples: int
+    n_features: int
 
     @classmethod
     def of(cls, m: Moments) -> Spectra:
-        """Both spectra from summed :class:`Moments`."""
-        return cls(centred=eigvals_desc(m.scatter(center=True)),
-                   raw=eigvals_desc(m.scatter(center=False)), n_samples=int(m.n))
+        """Both spectra from summed :class:`Moments` (the D×D primal form)."""
+        return cls(centred=eigvals_desc(m.scatter(center=True)), raw=eigvals_desc(m.scatter(center=False)),
+                   n_samples=int(m.n), n_features=int(m.s1.shape[0]))
 
-    @property
-    def n_features(self) -> int:
-        """Dimension D."""
-        return int(self.centred.shape[0])
+    @classmethod
+    def of_rows(cls, rows: Tensor, *, precision: str = DEFAULT_PRECISION) -> Spectra:
+        r"""Both spectra of the rows of ``rows`` (N × D) from the N×N dual: exact, for N < D.
+
+        :math:`Z^\top Z` and :math:`Z Z^\top` have the same non-zero eigenvalues, so the N×N
+        Grams :math:`K_c = Z_c Z_c^\top` and :math:`K = Z Z^\top` give both spectra in
+        :math:`O(N^2)` memory and :math:`O(N^2 D)` work. They are built over blocks of
+        columns (``DUAL_BLOCK_BYTES`` of compute-dtype values each), each block centred on the
+        column means :math:`a` (a float64 sum of all rows) before its GEMM, and the raw Gram is
+        rebuilt exactly as :math:`K = K_c + v\mathbf 1^\top + \mathbf 1 v^\top + \lVert a\rVert^2
+        \mathbf 1\mathbf 1^\top` with :math:`v = Z_c a`, as the primal form does per batch.
+        """
+        N, D = rows.shape
+        dtype = compute_dtype(rows, precision)
+        shift = (rows.sum(dim=0, dtype=torch.float64) / N).to(dtype)          # rounded as the blocks see it
+        shift64 = shift.to(torch.float64)
+        Kc = torch.zeros(N, N, dtype=torch.float64, device=rows.device)
+        v = torch.zeros(N, dtype=torch.float64, device=rows.device)
+        width = max(1, DUAL_BLOCK_BYTES // (torch.finfo(dtype).bits // 8 * N))
+        for start in range(0, D, width):
+            cols = slice(start, start + width)
+            block = as_compute(rows[:, cols], precision) - shift[cols]        # (N, w) centred
+            Kc += gram(block.T).to(torch.float64)
+            v += block.to(torch.float64) @ shift64[cols]
+        K = Kc + v[:, None] + v[None, :] + shift64.dot(shift64)
+        return cls(centred=eigvals_desc((Kc + Kc.T) / 2), raw=eigvals_desc((K + K.T) / 2), n_samples=N,
+                   n_features=D)
 
     @property
     def rank_ceiling(self) -> int:
@@ -275,12 +303,14 @@ def participation_ratio(X: Tensor | np.ndarray) -> float:
     return participation_ratio_from_spectrum(_spectra(X).centred)
 
 
-def numerical_rank_from_spectrum(eigenvalues: np.ndarray, n_samples: int, *, eps: float) -> int:
-    """Threshold rank from squared singular values (see :func:`numerical_rank`)."""
+def numerical_rank_from_spectrum(eigenvalues: np.ndarray, n_samples: int, *, eps: float,
+                                 n_features: int | None = None) -> int:
+    """Threshold rank from squared singular values (see :func:`numerical_rank`); ``n_features``
+    defaults to the number of eigenvalues (pass D when they come from the N×N dual)."""
     if eigenvalues.size == 0 or not eigenvalues[0] > 0:
         return 0
     sigma = np.sqrt(eigenvalues)
-    tol = sigma[0] * max(n_samples, eigenvalues.shape[0]) * eps
+    tol = sigma[0] * max(n_samples, n_features or eigenvalues.shape[0]) * eps
     return int(np.sum(sigma > tol))
 
 
@@ -320,7 +350,7 @@ def numerical_rank(X: Tensor | np.ndarray, *, eps: float | None = None) -> int:
     spectra = _spectra(X)
     if eps is None:
         eps = float(torch.finfo(torch.float64 if _is_float64(X) else torch.float32).eps)
-    return numerical_rank_from_spectrum(spectra.centred, spectra.n_samples, eps=eps)
+    return numerical_rank_from_spectrum(spectra.centred, spectra.n_samples, eps=eps, n_features=spectra.n_features)
 
 
 def alpha_req_from_spectrum(eigenvalues: np.ndarray, *, fit_ranks: tuple[int, int] = ALPHA_FIT_RANKS) -> float:
@@ -464,5 +494,6 @@ def _is_float64(X: Tensor | np.ndarray) -> bool:
 
 
 def _spectra(X: Tensor | np.ndarray) -> Spectra:
-    X = check_embeddings(X)
-    return Spectra.of(Moments.of(torch.as_tensor(X)))
+    """Spectra of a whole matrix: the D×D primal form, or the N×N dual when N < D."""
+    T = torch.as_tensor(check_embeddings(X))
+    return Spectra.of_rows(T) if T.shape[0] < T.shape[1] else Spectra.of(Moments.of(T))
