@@ -397,16 +397,20 @@ def _object_labels(arr: np.ndarray, name: str) -> np.ndarray:
     missing = [i for i, v in enumerate(values) if _is_missing(v)]
     if missing:
         raise InvalidLabelsError(_missing_message(name, missing))
-    with_nul = [i for i, v in enumerate(values) if isinstance(v, (str, bytes)) and _NUL[type(v)] in v]
+    with_nul = [i for i, v in enumerate(values) if _has_nul(v)]
     if with_nul:
         raise InvalidLabelsError(_nul_message(name, with_nul))
     if values and all(isinstance(v, (int, float, np.number)) for v in values):
         numeric = np.asarray(values)
-        return numeric if numeric.dtype.kind in "biuf" else np.asarray(values, dtype=np.float64)
+        if numeric.dtype.kind in "biufc":
+            return numeric
     return np.asarray([_label_name(v) for v in values])
 
 
-_NUL = {str: "\0", bytes: b"\0"}
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\0" in value
+    return isinstance(value, bytes) and b"\0" in value
 
 
 def _is_missing(value: Any) -> bool:
@@ -433,7 +437,7 @@ def _whole_float_labels(arr: np.ndarray, name: str) -> np.ndarray:
     missing = np.flatnonzero(~np.isfinite(arr))
     if missing.size:
         raise InvalidLabelsError(_missing_message(name, missing.tolist()))
-    bad = np.flatnonzero((arr != np.round(arr)) | (np.abs(arr) >= 2.0**53))
+    bad = np.flatnonzero((arr != np.round(arr)) | (np.abs(arr) >= np.float64(2.0**53)))  # float64: no float16 overflow
     if bad.size:
         raise InvalidLabelsError(f"{name}: float labels must be whole numbers (class ids) below 2**53, got e.g. "
                                  f"{float(arr[bad[0]])!r} in row {bad[0]}.")
