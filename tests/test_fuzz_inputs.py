@@ -503,10 +503,29 @@ def test_mutated_files_end_in_embeddings_or_one_line(valid_files, tmp_path, suff
 
 
 @pytest.mark.parametrize("labels", [["a", "a\0", "b"], np.array(["a", "a\0", "b"], dtype=object),
+                                    np.array([np.str_("a"), np.str_("a\0"), np.bytes_(b"b")], dtype=object),
                                     pd.Series(["a", "a\0", "b"]), np.array(["a", "x\0y", "b"])])
 def test_labels_with_nul_are_refused_not_merged(labels):
     with pytest.raises(InvalidLabelsError, match=r"NUL character .* row\(s\) 1"):
         gp.Embeddings(np.eye(3), labels=labels)
+
+
+def test_random_text_labels_encode_as_sorted_distinct_names():
+    rng = random.Random(7)
+    alphabet = ["a", "b", "é", "1", ".", " ", "\0", "n", "N"]
+    for _ in range(200):
+        labels = ["".join(rng.choices(alphabet, k=rng.randint(1, 4))) for _ in range(rng.randint(1, 30))]
+        refused = any("\0" in label or label.strip().lower() == "nan" for label in labels)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                codes, names = validation.encode_labels(labels)
+        except InvalidLabelsError:
+            assert refused
+            continue
+        assert not refused
+        assert names == tuple(sorted(set(labels)))                   # text compared exactly, sorted
+        assert [names[c] for c in codes] == labels
 
 
 @pytest.mark.parametrize("labels, row", [(["a", None, "b"], 1), (np.array([0.0, 1.0, np.nan]), 2),
