@@ -76,6 +76,8 @@ def _regular_or_missing(out: Path) -> None:
     except OSError as err:
         raise OutputError(f"{out}: cannot be examined ({err.strerror}).") from None
     kind = next((name for test, name in _KINDS if test(mode)), None if stat.S_ISREG(mode) else "not a regular file")
+    if kind is None and out.is_symlink() and not os.path.isfile(os.path.realpath(out)):
+        kind = "a file with no name of its own (deleted, or open only through /proc)"
     if kind is not None:
         via = f" (a link to {os.path.realpath(out)})" if out.is_symlink() else ""
         raise OutputError(f"{out}: exists and is {kind}{via}; outputs are written to regular files only, "

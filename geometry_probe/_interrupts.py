@@ -27,11 +27,13 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
 HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+REDELIVERY_S = 0.01
 _NAMES = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}
 
 
@@ -82,10 +84,13 @@ def is_interruption(err: BaseException) -> bool:
 def handle_signals() -> None:
     """Install the raising handlers and the unraisable hook.
 
-    Also ignores SIGXFSZ, so a write beyond ``ulimit -f`` fails with EFBIG (reported as one
+    Only in the main thread (elsewhere Python cannot set handlers, and signals keep their
+    handlers). Also ignores SIGXFSZ, so a write beyond ``ulimit -f`` fails with EFBIG (reported as one
     line, the previous file kept) instead of killing the process with a core dump.
     """
     _State.depth, _State.pending, _State.received = 0, None, None
+    if threading.current_thread() is not threading.main_thread():
+        return                                  # only the main thread may set handlers
     for signum in HANDLED:
         signal.signal(signum, _raise_on_signal)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -99,6 +104,8 @@ def exit_on_late_signal() -> None:
     For the end of a command: its outputs are complete, and Python code still runs while the
     interpreter shuts down, where a raised KeyboardInterrupt would be printed and ignored.
     """
+    if threading.current_thread() is not threading.main_thread():
+        return
     for signum in HANDLED:
         signal.signal(signum, _exit_now)
 
@@ -143,10 +150,25 @@ def _deliver_again(hook: Callable[[Any], None]) -> Callable[[Any], None]:
     every other unraisable exception to ``hook``."""
 
     def unraisable(info: Any) -> None:
-        if is_interruption(info.exc_value) and _State.received is not None:
-            _thread.interrupt_main(_State.received)
-        else:
+        if not (is_interruption(info.exc_value) and _State.received is not None):
             hook(info)
+            return
+        _State.depth += 1                 # a signal now is held back, not raised (and lost) inside this hook
+        try:
+            _deliver_later(_State.received)
+        finally:
+            _State.depth -= 1
+            if _State.pending is not None:
+                _deliver_later(_State.pending)
+                _State.pending = None
 
     unraisable.wrapped = hook  # type: ignore[attr-defined]
     return unraisable
+
+
+def _deliver_later(signum: int) -> None:
+    """Deliver ``signum`` to the main thread again :data:`REDELIVERY_S` seconds from now, from a
+    timer thread: after the unraisable hook has returned, in ordinary code."""
+    timer = threading.Timer(REDELIVERY_S, _thread.interrupt_main, (signum,))
+    timer.daemon = True
+    timer.start()

@@ -111,7 +111,7 @@ class Map:
 
 
 def isotropic_spectrum(n_samples: int, n_features: int, total: float, *, seed: int = 0) -> np.ndarray:
-    """Covariance eigenvalues of a seeded isotropic Gaussian of the same N × D, scaled to ``total``
+    r"""Covariance eigenvalues of a seeded isotropic Gaussian of the same N × D, scaled to ``total``
     variance (the null baseline drawn behind every spectrum; at most 4096 rows are simulated).
 
     The rows are not drawn: for ``m`` rows the non-zero eigenvalues of the centred scatter matrix
