@@ -6,10 +6,11 @@ Formats by suffix: ``.npy`` (memory-mapped), ``.npz``, ``.pt``/``.pth``
 object arrays and pickled Python objects are refused.
 
 Only what was asked for is read: container files (``.npz``, ``.h5``, ``.safetensors``) are
-listed from their metadata, and only the chosen array is inflated, after its declared size
-was checked; ``.pt`` files are memory-mapped. Paths that are not regular files (FIFOs,
-devices, sockets, directories) are refused before anything is opened, and HDF5 datasets
-whose values live outside the file (external storage, virtual datasets) are refused.
+listed from their metadata, and only the chosen array is read, after its declared size was
+checked; ``.npy`` files, uncompressed ``.npz`` members and ``.pt`` files are memory-mapped.
+Paths that are not regular files (FIFOs, devices, sockets, directories) are refused before
+anything is opened, and HDF5 datasets whose values live outside the file (external storage,
+virtual datasets) are refused.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import math
 import os
 import pickle
 import stat
+import struct
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
@@ -134,7 +136,8 @@ def load(path: PathLike, *, labels: Any = None, key: str | None = None, mmap: bo
         Which array of a container file (``.npz``, ``.pt`` dict, ``.safetensors``, ``.h5``)
         holds the embeddings; needed when it holds several 2-D arrays.
     mmap : bool, default=True
-        Memory-map ``.npy`` files instead of reading them whole.
+        Memory-map ``.npy`` files and uncompressed ``.npz`` members (``np.savez``) instead of
+        reading them whole.
 
     Returns
     -------
@@ -308,7 +311,7 @@ def read_arrays(path: PathLike, *, mmap: bool = True, what: str = "embeddings") 
     ----------
     path : str or PathLike
     mmap : bool, default=True
-        Memory-map ``.npy`` files.
+        Memory-map ``.npy`` files and uncompressed ``.npz`` members.
     what : str, default="embeddings"
         What the file should hold, for messages.
 
@@ -383,8 +386,9 @@ def _check_fits_memory(path: Path, name: str, nbytes: int) -> None:
 
 def _read_container(path: Path, *, mmap: bool) -> ArrayFile:
     suffix = path.suffix.lower()
-    readers = {".npy": lambda: ArrayFile.of(path, {"": _read_npy(path, mmap=mmap)}), ".npz": lambda: _read_npz(path),
-               ".pt": lambda: _read_torch(path), ".pth": lambda: _read_torch(path),
+    readers = {".npy": lambda: ArrayFile.of(path, {"": _read_npy(path, mmap=mmap)}),
+               ".npz": lambda: _read_npz(path, mmap=mmap), ".pt": lambda: _read_torch(path),
+               ".pth": lambda: _read_torch(path),
                ".safetensors": lambda: _read_safetensors(path), ".csv": lambda: _read_frame(path),
                ".tsv": lambda: _read_frame(path), ".parquet": lambda: _read_frame(path),
                ".h5": lambda: _read_h5(path), ".hdf5": lambda: _read_h5(path)}
@@ -396,12 +400,12 @@ def _read_container(path: Path, *, mmap: bool) -> ArrayFile:
 # --- .npy and .npz -------------------------------------------------------------------------------
 
 
-def _npy_header(handle: Any) -> tuple[Shape, np.dtype]:
-    """Shape and dtype from an ``.npy`` header, leaving ``handle`` at the first data byte."""
+def _npy_header(handle: Any) -> tuple[Shape, np.dtype, bool]:
+    """Shape, dtype and Fortran order from an ``.npy`` header, leaving ``handle`` at the first data byte."""
     version = np.lib.format.read_magic(handle)
     reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    shape, _, dtype = reader(handle)
-    return tuple(int(n) for n in shape), dtype
+    shape, fortran_order, dtype = reader(handle)
+    return tuple(int(n) for n in shape), dtype, bool(fortran_order)
 
 
 def _declared_bytes(shape: Shape, dtype: np.dtype) -> int:
@@ -411,7 +415,7 @@ def _declared_bytes(shape: Shape, dtype: np.dtype) -> int:
 def _read_npy(path: Path, *, mmap: bool) -> np.ndarray:
     try:
         with open(path, "rb") as handle:
-            shape, dtype = _npy_header(handle)
+            shape, dtype, _ = _npy_header(handle)
             stored = os.fstat(handle.fileno()).st_size - handle.tell()
     except Exception as err:  # a corrupt header fails in many ways (ValueError, SyntaxError, ...)
         raise CorruptFileError(f"{path}: not a readable .npy file (truncated or corrupt?): "
@@ -429,7 +433,7 @@ def _read_npy(path: Path, *, mmap: bool) -> np.ndarray:
         raise CorruptFileError(f"{path}: not a readable .npy file: {short_message(err)}") from None
 
 
-def _read_npz(path: Path) -> ArrayFile:
+def _read_npz(path: Path, *, mmap: bool) -> ArrayFile:
     if _starts_with(path, _NPY_MAGIC):
         return ArrayFile.of(path, {"": _read_npy(path, mmap=False)})
     try:
@@ -438,7 +442,7 @@ def _read_npz(path: Path) -> ArrayFile:
     except Exception as err:  # BadZipFile, or a corrupt central directory (ValueError, struct.error, ...)
         raise CorruptFileError(f"{path}: not a valid .npz/zip archive (truncated or corrupt?): "
                                f"{short_message(err)}") from None
-    return ArrayFile(path, list(members), lambda name: _npz_member(path, members[name]),
+    return ArrayFile(path, list(members), lambda name: _npz_member(path, members[name], mmap=mmap),
                      lambda: _npz_shapes(path, members))
 
 
@@ -457,7 +461,7 @@ def _npz_shapes(path: Path, members: dict[str, zipfile.ZipInfo]) -> dict[str, Sh
             shapes = {}
             for name, info in members.items():
                 with archive.open(info) as member:
-                    shapes[name], dtype = _npy_header(member)
+                    shapes[name], dtype, _ = _npy_header(member)
                 if dtype.hasobject:
                     raise UnsafeFileError(f"{path}: member {name!r} holds a Python-object array, which needs pickle; "
                                           "refused. Save numeric data (e.g. X.astype('float32')).")
@@ -469,15 +473,19 @@ def _npz_shapes(path: Path, members: dict[str, zipfile.ZipInfo]) -> dict[str, Sh
                                f"{short_message(err)}") from None
 
 
-def _npz_member(path: Path, info: zipfile.ZipInfo) -> np.ndarray:
-    """One member, inflated after its header's size was checked against the archive and memory."""
+def _npz_member(path: Path, info: zipfile.ZipInfo, *, mmap: bool) -> np.ndarray:
+    """One member, after its header's size was checked against the archive: memory-mapped in place when
+    stored uncompressed (``np.savez``) and ``mmap``, else inflated when it fits the memory available."""
     name = info.filename[:-4]
     try:
         with zipfile.ZipFile(path) as archive:
             with archive.open(info) as member:
-                shape, dtype = _npy_header(member)
+                shape, dtype, fortran_order = _npy_header(member)
                 header_bytes = member.tell()
             _check_member_size(path, name, info, shape, dtype, header_bytes)
+            if mmap and _mappable(info, shape, dtype):
+                return _mapped_member(path, info, shape, dtype, fortran_order)
+            _check_fits_memory(path, name, _declared_bytes(shape, dtype))
             with archive.open(info) as member:
                 return np.lib.format.read_array(member, allow_pickle=False)
     except (UnsafeFileError, CorruptFileError, InputTooLargeError):
@@ -495,7 +503,31 @@ def _check_member_size(path: Path, name: str, info: zipfile.ZipInfo, shape: Shap
         raise CorruptFileError(f"{path}: member {name!r} declares {format_bytes(declared)} (shape {shape}, {dtype}) "
                                f"but the archive says it holds {format_bytes(info.file_size - header_bytes)}; "
                                "the file is corrupt.")
-    _check_fits_memory(path, name, declared)
+
+
+def _mappable(info: zipfile.ZipInfo, shape: Shape, dtype: np.dtype) -> bool:
+    encrypted = bool(info.flag_bits & 0x1)
+    return info.compress_type == zipfile.ZIP_STORED and not encrypted and len(shape) > 0 and \
+        _declared_bytes(shape, dtype) > 0
+
+
+_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, 22 bytes of fields, file name and extra field lengths
+
+
+def _mapped_member(path: Path, info: zipfile.ZipInfo, shape: Shape, dtype: np.dtype, fortran_order: bool
+                   ) -> np.memmap:
+    """A stored member memory-mapped where its data lie in the archive (like a ``.npy`` file)."""
+    with open(path, "rb") as handle:
+        handle.seek(info.header_offset)
+        signature, name_length, extra_length = _LOCAL_HEADER.unpack(handle.read(_LOCAL_HEADER.size))
+        if signature != b"PK\x03\x04":
+            raise ValueError("bad local file header")
+        handle.seek(info.header_offset + _LOCAL_HEADER.size + name_length + extra_length)
+        _npy_header(handle)
+        offset, file_size = handle.tell(), os.fstat(handle.fileno()).st_size
+    if offset + _declared_bytes(shape, dtype) > file_size:
+        raise ValueError("the member's data run past the end of the file")
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran_order else "C")
 
 
 # --- PyTorch and safetensors ---------------------------------------------------------------------

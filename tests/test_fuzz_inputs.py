@@ -275,6 +275,18 @@ def test_npz_member_beyond_available_memory_is_refused_from_its_header(npz_bomb,
     cli_fails_in_one_line(capsys, "analyze", npz_bomb, "--key", "big")
 
 
+def test_stored_npz_members_are_memory_mapped_and_compressed_ones_inflated(data, tmp_path):
+    X, y = data
+    np.savez(tmp_path / "stored.npz", x=X, f=np.asfortranarray(X), labels=y)
+    np.savez_compressed(tmp_path / "packed.npz", x=X)
+    for key in ("x", "f"):
+        emb = gp.load(tmp_path / "stored.npz", key=key, labels="labels")
+        assert isinstance(emb.X, np.memmap) and np.array_equal(emb.X, X) and np.array_equal(emb.labels, y)
+    assert type(gp.load(tmp_path / "stored.npz", key="x", mmap=False).X) is np.ndarray
+    packed = gp.load(tmp_path / "packed.npz")
+    assert type(packed.X) is np.ndarray and np.array_equal(packed.X, X)
+
+
 def test_npz_member_whose_header_disagrees_with_the_archive_is_corrupt(tmp_path):
     with zipfile.ZipFile(tmp_path / "lie.npz", "w") as archive, archive.open("x.npy", "w") as member:
         np.lib.format.write_array_header_1_0(member, {"descr": "<f8", "fortran_order": False, "shape": (10**6, 100)})
@@ -472,6 +484,7 @@ def valid_files(tmp_path_factory, data):
     folder = tmp_path_factory.mktemp("valid")
     np.save(folder / "a.npy", X)
     np.savez_compressed(folder / "a.npz", x=X, labels=y)
+    np.savez(folder / "stored.npz", x=X, labels=y)
     torch.save({"x": torch.tensor(X), "labels": torch.tensor(y)}, folder / "a.pt")
     save_file({"x": torch.tensor(X)}, str(folder / "a.safetensors"))
     with h5py.File(folder / "a.h5", "w") as handle:
@@ -481,10 +494,12 @@ def valid_files(tmp_path_factory, data):
     return folder
 
 
-@pytest.mark.parametrize("suffix", [".npy", ".npz", ".pt", ".safetensors", ".h5", ".csv", ".parquet"])
-def test_mutated_files_end_in_embeddings_or_one_line(valid_files, tmp_path, suffix):
-    rng = random.Random(suffix)
-    original = (valid_files / f"a{suffix}").read_bytes()
+@pytest.mark.parametrize("name", ["a.npy", "a.npz", "stored.npz", "a.pt", "a.safetensors", "a.h5", "a.csv",
+                                  "a.parquet"])
+def test_mutated_files_end_in_embeddings_or_one_line(valid_files, tmp_path, name):
+    rng = random.Random(name)
+    suffix = Path(name).suffix
+    original = (valid_files / name).read_bytes()
     labels = "labels" if suffix in (".npz", ".pt", ".h5", ".csv", ".parquet") else None
     key = "x" if suffix in (".npz", ".pt", ".safetensors", ".h5") else None
     for i in range(40):
