@@ -69,7 +69,7 @@ def _regular_or_missing(out: Path) -> None:
     """Refuse an existing ``out`` that is not a regular file (links followed), or a dangling link."""
     try:
         mode = out.stat().st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):       # missing (the folder checks come next)
         if out.is_symlink():
             raise OutputError(f"{out}: is a symbolic link to a missing file; give a file path.") from None
         return
