@@ -264,11 +264,19 @@ def check_dense_size(shape: tuple[int, ...], itemsize: int, *, name: str, what: 
 
 
 def format_bytes(nbytes: int) -> str:
-    """``nbytes`` as text with a binary unit (``'3.0 GiB'``)."""
-    value = float(nbytes)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+    """``nbytes`` as text with a binary unit.
+
+    Examples
+    --------
+    >>> format_bytes(800), format_bytes(3 * 2**30), format_bytes(10**7 * 1024 * 8)
+    ('800 B', '3.0 GiB', '76.3 GiB')
+    """
+    if nbytes < 1024:
+        return f"{nbytes} B"
+    value = nbytes / 1024
+    for unit in ("KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} TiB"
 

@@ -61,8 +61,6 @@ class ArrayFile(Mapping[str, Any]):
 
     Parameters
     ----------
-    path : Path
-        The file, for messages.
     names : list of str
         Array names, in file order.
     read : callable
@@ -71,27 +69,26 @@ class ArrayFile(Mapping[str, Any]):
         Returns ``{name: shape}`` for every array, from metadata only (called once, when needed).
     """
 
-    def __init__(self, path: Path, names: list[str], read: Callable[[str], Any],
-                 shapes: Callable[[], dict[str, Shape]]) -> None:
-        self.path, self._names, self._read, self._shapes_of = path, names, read, shapes
+    def __init__(self, names: list[str], read: Callable[[str], Any], shapes: Callable[[], dict[str, Shape]]) -> None:
+        self._names, self._known, self._read, self._shapes_of = names, set(names), read, shapes
         self._loaded: dict[str, Any] = {}
         self._shapes: dict[str, Shape] | None = None
 
     @classmethod
-    def of(cls, path: Path, arrays: Mapping[str, Any]) -> ArrayFile:
+    def of(cls, arrays: Mapping[str, Any]) -> ArrayFile:
         """An :class:`ArrayFile` over arrays already in memory."""
         arrays = dict(arrays)
-        return cls(path, list(arrays), arrays.__getitem__, lambda: {k: _shape_of(v) for k, v in arrays.items()})
+        return cls(list(arrays), arrays.__getitem__, lambda: {k: _shape_of(v) for k, v in arrays.items()})
 
     def __getitem__(self, name: str) -> Any:
-        if name not in self._names:
+        if name not in self._known:
             raise KeyError(name)
         if name not in self._loaded:
             self._loaded[name] = self._read(name)
         return self._loaded[name]
 
     def __contains__(self, name: object) -> bool:
-        return name in self._names
+        return name in self._known
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)
@@ -386,7 +383,7 @@ def _check_fits_memory(path: Path, name: str, nbytes: int) -> None:
 
 def _read_container(path: Path, *, mmap: bool) -> ArrayFile:
     suffix = path.suffix.lower()
-    readers = {".npy": lambda: ArrayFile.of(path, {"": _read_npy(path, mmap=mmap)}),
+    readers = {".npy": lambda: ArrayFile.of({"": _read_npy(path, mmap=mmap)}),
                ".npz": lambda: _read_npz(path, mmap=mmap), ".pt": lambda: _read_torch(path),
                ".pth": lambda: _read_torch(path),
                ".safetensors": lambda: _read_safetensors(path), ".csv": lambda: _read_frame(path),
@@ -435,14 +432,14 @@ def _read_npy(path: Path, *, mmap: bool) -> np.ndarray:
 
 def _read_npz(path: Path, *, mmap: bool) -> ArrayFile:
     if _starts_with(path, _NPY_MAGIC):
-        return ArrayFile.of(path, {"": _read_npy(path, mmap=False)})
+        return ArrayFile.of({"": _read_npy(path, mmap=False)})
     try:
         with zipfile.ZipFile(path) as archive:
             members = {info.filename[:-4]: info for info in archive.infolist() if info.filename.endswith(".npy")}
     except Exception as err:  # BadZipFile, or a corrupt central directory (ValueError, struct.error, ...)
         raise CorruptFileError(f"{path}: not a valid .npz/zip archive (truncated or corrupt?): "
                                f"{short_message(err)}") from None
-    return ArrayFile(path, list(members), lambda name: _npz_member(path, members[name], mmap=mmap),
+    return ArrayFile(list(members), lambda name: _npz_member(path, members[name], mmap=mmap),
                      lambda: _npz_shapes(path, members))
 
 
@@ -536,11 +533,11 @@ def _mapped_member(path: Path, info: zipfile.ZipInfo, shape: Shape, dtype: np.dt
 def _read_torch(path: Path) -> ArrayFile:
     obj = torch_load(path)
     if isinstance(obj, torch.Tensor):
-        return ArrayFile.of(path, {"": obj})
+        return ArrayFile.of({"": obj})
     if isinstance(obj, Mapping):
         flat = flatten_tensors(obj)
         if flat:
-            return ArrayFile.of(path, flat)
+            return ArrayFile.of(flat)
     raise InvalidEmbeddingsError(f"{path}: expected a tensor or a dict of tensors, got {type(obj).__name__}.")
 
 
@@ -630,7 +627,7 @@ def _read_safetensors(path: Path) -> ArrayFile:
     except Exception as err:  # safetensors raises its own SafetensorError (not exported stably)
         raise CorruptFileError(f"{path}: not a readable .safetensors file (truncated or corrupt?): "
                                f"{short_message(err)}") from None
-    return ArrayFile(path, list(shapes), lambda name: _safetensors_tensor(path, name), lambda: shapes)
+    return ArrayFile(list(shapes), lambda name: _safetensors_tensor(path, name), lambda: shapes)
 
 
 def _safetensors_tensor(path: Path, name: str) -> torch.Tensor:
@@ -664,11 +661,11 @@ def _read_frame(path: Path) -> ArrayFile:
     numeric = features.select_dtypes(include="number")
     if numeric.shape[1] == features.shape[1] and numeric.shape[1] > 0:
         arrays[""] = numeric.to_numpy()
-        return ArrayFile.of(path, arrays)
+        return ArrayFile.of(arrays)
     listed = [c for c in features.columns if _is_list_column(features[c])]
     if len(listed) == 1:
         arrays[""] = _stack_list_column(features[listed[0]], path, listed[0])
-        return ArrayFile.of(path, arrays)
+        return ArrayFile.of(arrays)
     other = [str(c) for c in features.columns if c not in numeric.columns]
     raise InvalidEmbeddingsError(
         f"{path}: non-numeric columns ({describe_names(other)}): keep only numeric feature columns (plus a 'label' "
@@ -712,7 +709,7 @@ def _read_h5(path: Path) -> ArrayFile:
             handle.visititems(lambda name, obj: _note_dataset(shapes, name, obj, h5py))
     except Exception as err:  # h5py raises OSError, KeyError or ValueError on corrupt files
         raise CorruptFileError(f"{path}: not a readable HDF5 file: {short_message(err)}") from None
-    return ArrayFile(path, list(shapes), lambda name: _h5_dataset(path, name), lambda: shapes)
+    return ArrayFile(list(shapes), lambda name: _h5_dataset(path, name), lambda: shapes)
 
 
 def _note_dataset(shapes: dict[str, Shape], name: str, obj: Any, h5py: Any) -> None:
