@@ -25,7 +25,7 @@ from geometry_probe.reporting._figure_data import OKABE_ITO, available_figures, 
 from geometry_probe.result import Results
 
 __all__ = ["FIGURES", "FORMATS", "OKABE_ITO", "available_figures", "check_format", "isotropic_spectrum", "label",
-           "literal_text", "plot_class_cosine",
+           "literal", "plot_class_cosine",
            "plot_cosine_histogram", "plot_k_occurrence", "plot_projection", "plot_sample_cosine",
            "plot_scalar_summary", "plot_simo", "plot_spectrum", "plot_trajectory", "random_pair_density", "render",
            "write_figures", "write_trajectory_figure"]
@@ -45,37 +45,40 @@ def _figure(size: tuple[float, float] = COLUMN) -> Any:
 
 
 def label(text: Any) -> str:
-    """User text (a class, layer or finding name) as drawn: control characters written as escapes
-    (``\\n``), at most :data:`LABEL_CHARACTERS` characters (the rest as "...").
+    """User text (a class, layer or finding name) as matplotlib must be given it to draw it as written:
+    control characters as escapes (``\\n``), at most :data:`LABEL_CHARACTERS` characters (the rest
+    as "..."), and ``$`` escaped (:func:`literal`).
 
     Examples
     --------
-    >>> label("a\\nb"), label("x" * 50)[-5:], label(3)
-    ('a\\\\nb', 'xx...', '3')
+    >>> label("a\\nb"), label("x" * 50)[-5:], label(3), label("$x_{1$")
+    ('a\\\\nb', 'xx...', '3', '\\\\$x_{1\\\\$')
     """
     text = "".join(repr(ch)[1:-1] if unicodedata.category(ch) == "Cc" else ch for ch in str(text))
-    return text if len(text) <= LABEL_CHARACTERS else text[:LABEL_CHARACTERS - 3] + "..."
+    return literal(text if len(text) <= LABEL_CHARACTERS else text[:LABEL_CHARACTERS - 3] + "...")
 
 
-def literal_text(fig: Any) -> Any:
-    """``fig`` with every text drawn as written: no mathtext (``$...$``) and no LaTeX, so a name
-    such as ``$\\undefinedcmd$`` or ``$x_{1`` is shown, not parsed. Returns ``fig``."""
-    from matplotlib.text import Text
+def literal(text: str) -> str:
+    r"""``text`` with every ``$`` escaped as ``\$``: matplotlib then draws it as written instead of
+    parsing ``$...$`` as mathtext (a ``\$`` in ``text`` comes back as ``\$`` too). Our own axis
+    tick labels keep their mathtext.
 
-    for text in fig.findobj(Text):
-        text.set_parse_math(False)
-        text.set_usetex(False)
-    return fig
+    Examples
+    --------
+    >>> print(literal("$x_{1$ costs 50%_$"))
+    \$x_{1\$ costs 50%_\$
+    """
+    return text.replace("$", r"\$")
 
 
 def render(fig: Any, fmt: str, **savefig: Any) -> bytes:
-    """``fig`` saved as ``fmt`` in memory, text literal (:func:`literal_text`); vector formats keep
-    text as text (TrueType in PDF, <text> in SVG)."""
+    """``fig`` saved as ``fmt`` in memory, without LaTeX whatever the user's matplotlibrc says;
+    vector formats keep text as text (TrueType in PDF, <text> in SVG)."""
     from matplotlib import rc_context
 
     buffer = io.BytesIO()
     with rc_context({"pdf.fonttype": 42, "svg.fonttype": "none", "text.usetex": False}):
-        literal_text(fig).savefig(buffer, format=fmt, **savefig)
+        fig.savefig(buffer, format=fmt, **savefig)
     return buffer.getvalue()
 
 
@@ -89,7 +92,7 @@ def _draw_lines(plot: data.LinePlot) -> Any:
             ax.plot(line.x, line.y, color=line.colour, ls=_LINESTYLE[line.style], label=label(line.name))
     if plot.log_y:
         ax.set_yscale("log")
-    ax.set_title(plot.title, fontsize=8)
+    ax.set_title(literal(plot.title), fontsize=8)
     ax.set_xlabel(plot.xlabel)
     ax.set_ylabel(plot.ylabel)
     ax.legend(fontsize=6)
@@ -102,7 +105,7 @@ def _draw_heatmap(ax: Any, heat: data.Heatmap) -> Any:
         names = [label(name) for name in heat.names]
         ax.set_xticks(range(len(names)), names, rotation=90, fontsize=5)
         ax.set_yticks(range(len(names)), names, fontsize=5)
-    ax.set_title(heat.title, fontsize=8)
+    ax.set_title(literal(heat.title), fontsize=8)
     return image
 
 
@@ -187,7 +190,7 @@ def plot_projection(results: Results, *, max_points: int | None = None) -> Any:
         ax.scatter(group.x, group.y, s=2, linewidths=0, color=group.colour, label=label(group.name))
     if 1 < len(grid.groups) <= 20:
         ax.legend(fontsize=5, markerscale=3, ncol=2, frameon=False)
-    ax.set_title(grid.title, fontsize=7)
+    ax.set_title(literal(grid.title), fontsize=7)
     ax.set_xticks([])
     ax.set_yticks([])
     return fig
