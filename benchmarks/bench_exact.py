@@ -12,7 +12,8 @@
 
 Targets (issue 15): default <= 2x NumPy float64; float32 mode <= 3x NumPy float32; peak memory of
 the default over the in-memory input <= 0.75x the input's size (peak RSS, ``VmHWM``, minus the
-RSS once the input and a warm-up call exist; VmHWM is reset there through ``/proc/self/clear_refs``). The exact arm's effective rank, RankMe and NC1 are
+RSS once the input and a warm-up call exist; VmHWM is reset there through ``/proc/self/clear_refs``).
+The exact arm's effective rank, RankMe and NC1 are
 compared with a float64 SVD / NumPy reference of the same data.
 
 Run: ``flock /tmp/bench.lock python benchmarks/bench_exact.py`` (``--quick``: 20,000 rows, prints

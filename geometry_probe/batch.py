@@ -8,7 +8,15 @@ import torch
 from torch import Tensor
 
 from geometry_probe.exceptions import InvalidEmbeddingsError
-from geometry_probe.stats import DEFAULT_PRECISION, ClassMoments, ClassNorms, ClassScatter, ClassSums, Moments, as_compute
+from geometry_probe.stats import (
+    DEFAULT_PRECISION,
+    ClassMoments,
+    ClassNorms,
+    ClassScatter,
+    ClassSums,
+    Moments,
+    as_compute,
+)
 
 
 class Batch:

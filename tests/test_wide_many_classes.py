@@ -147,3 +147,17 @@ def test_knn_votes_in_chunks_equal_one_block(monkeypatch):
     expected = [max(range(30), key=lambda c: (sum(math.exp(s / 0.07) for s, j in zip(sims[q].tolist(), idx[q].tolist())
                                                   if labels[j] == c), -c)) == labels[q] for q in range(50)]
     assert whole.tolist() == [float(e) for e in expected]
+
+
+def test_sampled_second_pass_estimates_ncc_accuracy_within_its_standard_error():
+    rng = np.random.default_rng(10)
+    y = rng.integers(0, 5, 4000)
+    X = rng.standard_normal((5, 8))[y] * 0.6 + rng.standard_normal((4000, 8))
+    exact = gp.analyze(X, "neural_collapse", labels=y, verdicts=False, device="cpu")["neural_collapse"]
+    res = gp.analyze(X, "neural_collapse", labels=y, verdicts=False, device="cpu",
+                     params={"neural_collapse": {"ncc_max_work": 4000 * 5 * 8 / 10}})["neural_collapse"]
+    assert "fraction 0.1" in res.params["ncc_pass"] and "ncc_accuracy_std_error" not in exact.scalars
+    p = exact.scalars["ncc_accuracy"]
+    assert res.scalars["ncc_accuracy_std_error"] == pytest.approx(math.sqrt(p * (1 - p) / 400), rel=0.2)
+    assert abs(res.scalars["ncc_accuracy"] - p) < 4 * res.scalars["ncc_accuracy_std_error"]
+    assert res.scalars["nc1"] == exact.scalars["nc1"]

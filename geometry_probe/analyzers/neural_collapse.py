@@ -19,6 +19,7 @@ from geometry_probe.functional.class_pairs import MATRIX_MAX_CLASSES
 from geometry_probe.stats import STATE_MEMORY_BYTES, ClassMoments, ClassNorms, primal_bytes
 
 TABLE_MAX_ROWS = 1000
+NCC_MAX_WORK = 5e10                # N·(C+K)·D multiply-adds of the second pass: about 10 s in float64 on 2 cores
 
 
 class NeuralCollapse(Analyzer):
@@ -77,6 +78,12 @@ class NeuralCollapse(Analyzer):
     memory_bytes : int, default=2 GiB
         Budget of the D×D within-class scatter; above it (or with fewer rows than features) the
         wide form below is used.
+    ncc_max_work : float, default=5e10
+        Multiply-adds the second pass may spend on scoring rows against the C class centres
+        (and K classifier rows): N·(C+K)·D. Above it ``ncc_accuracy``/``nc4_agreement`` come
+        from a seeded Bernoulli sample of the rows, with ``*_std_error`` scalars
+        (:math:`\\sqrt{p(1-p)/m}`) and ``params["ncc_pass"]`` saying so (e.g. 30,000 rows in
+        30,000 classes at D = 256: 6,500 rows scored).
 
     Notes
     -----
@@ -131,7 +138,7 @@ class NeuralCollapse(Analyzer):
 
     def __init__(self, *, n_classes: int | None = None, classifier: Any = None, global_mean: str = "class",
                  pinv_rtol: float = F.PINV_RTOL, ncc: bool = True, seed: int = 0,
-                 memory_bytes: int = STATE_MEMORY_BYTES) -> None:
+                 memory_bytes: int = STATE_MEMORY_BYTES, ncc_max_work: float = NCC_MAX_WORK) -> None:
         super().__init__(n_classes=n_classes)
         self.classifier: LinearClassifier | None = None if classifier is None else load_classifier(classifier)
         if self.classifier is not None and n_classes:
@@ -141,6 +148,7 @@ class NeuralCollapse(Analyzer):
         self.ncc = ncc
         self.seed = seed
         self.memory_bytes = memory_bytes
+        self.ncc_max_work = ncc_max_work
         self._rule: F.DecisionRule | None = None
         self._decisions: F.DecisionCounts | None = None
 
@@ -182,11 +190,17 @@ class NeuralCollapse(Analyzer):
                 _check_label_range(self.classifier, stats.n_slots)
                 weight, bias = self.classifier.weight, self.classifier.bias
             directions = F.nc1_directions(stats, rtol=self.pinv_rtol)[0] if isinstance(state, ClassNorms) else None
-            self._rule = F.DecisionRule.of(stats, weight, bias, device=batch.X.device, directions=directions)
+            self._rule = F.DecisionRule.of(stats, weight, bias, device=batch.X.device, directions=directions,
+                                           fraction=self._ncc_fraction(stats), seed=self.seed)
         if batch.labels is None:
             raise MissingLabelsError(f"{self.name!r} needs labels in the second pass too.")
-        counts = self._rule.counts(batch.X, batch.labels, precision=batch.precision)
+        counts = self._rule.counts(batch.X, batch.labels, precision=batch.precision, offset=batch.offset)
         self._decisions = counts if self._decisions is None else self._decisions + counts
+
+    def _ncc_fraction(self, stats: F.ClassStatistics) -> float:
+        """Share of rows the second pass scores: all while N·(C + K)·D ≤ ``ncc_max_work``."""
+        K = 0 if self.classifier is None else self.classifier.n_classes
+        return min(1.0, self.ncc_max_work / max(stats.n_samples * (stats.n_classes + K) * stats.n_features, 1))
 
     def merge(self, other: Analyzer) -> Analyzer:
         """Add the first-pass state of ``other``; second-pass counts are discarded (the means changed)."""
@@ -242,7 +256,8 @@ class NeuralCollapse(Analyzer):
             notes.append("wide data: NC1 needs the second pass over the data (update_second_pass for every "
                          "batch; geometry_probe.analyze does this); it is NaN here.")
         if self.ncc:
-            scalars.update(_decision_scalars(decisions, with_classifier=self.classifier is not None))
+            sampled = self._ncc_fraction(stats) < 1
+            scalars.update(_decision_scalars(decisions, with_classifier=self.classifier is not None, sampled=sampled))
             if decisions is None:
                 notes.append("ncc_accuracy/nc4_agreement need a second pass over the data with the final class "
                              "means: call update_second_pass(batch) for every batch after the first pass "
@@ -254,7 +269,8 @@ class NeuralCollapse(Analyzer):
         params = {**self._params(stats), **how, "form": "wide: class sums and norms, NC1 on the span of the class "
                   "means from the second pass" if isinstance(state, ClassNorms) else "D x D within-class scatter",
                   "per_class_table_max_rows": TABLE_MAX_ROWS}
-        return Result(self.name, scalars, params=params, notes=tuple(notes), tables={"per_class": rows[:TABLE_MAX_ROWS]})
+        return Result(self.name, scalars, params=params, notes=tuple(notes),
+                      tables={"per_class": rows[:TABLE_MAX_ROWS]})
 
     def _params(self, stats: F.ClassStatistics) -> dict[str, Any]:
         return {
@@ -280,10 +296,19 @@ class NeuralCollapse(Analyzer):
             "nc3_w_etf_error": "ETF error of the classifier rows as given (not centred)",
             "nc4": "agreement (1 - Papyan's mismatch): argmax(W h + b) over all K rows, bias included, vs "
                    "argmin ||h - mu_c|| over classes with samples; ties to the lowest code; on the data given",
-            "ncc_pass": "second pass over the data (one GEMM per batch against the class means)" if self.ncc
-                        else "off",
+            "ncc_pass": _ncc_pass(self.ncc, self._ncc_fraction(stats), stats.n_samples, self.seed),
             "classifier": None if self.classifier is None else self.classifier.describe(),
         }
+
+
+def _ncc_pass(ncc: bool, fraction: float, n_samples: int, seed: int) -> str:
+    if not ncc:
+        return "off"
+    if fraction >= 1:
+        return "second pass over the data (one GEMM per batch against the class means)"
+    return (f"second pass; rows scored against the centres: a seeded Bernoulli sample (fraction {fraction:.4g}, "
+            f"about {fraction * n_samples:,.0f} of {n_samples:,} rows, seed {seed}) because N (C + K) D exceeds "
+            "ncc_max_work; *_std_error = sqrt(p (1 - p) / m)")
 
 
 def _check_label_range(classifier: LinearClassifier, n_slots: int) -> None:
@@ -294,12 +319,17 @@ def _check_label_range(classifier: LinearClassifier, n_slots: int) -> None:
             f"{n_slots - 1}; NC3/NC4 need one row per class, in label-code order.")
 
 
-def _decision_scalars(decisions: F.DecisionCounts | None, *, with_classifier: bool) -> dict[str, float]:
+def _decision_scalars(decisions: F.DecisionCounts | None, *, with_classifier: bool,
+                      sampled: bool) -> dict[str, float]:
     hits = agreements = math.nan
-    if decisions is not None and float(decisions.n) > 0:
-        hits = float(decisions.ncc_hits) / float(decisions.n)
-        agreements = float(decisions.agreements) / float(decisions.n)
-    return {"ncc_accuracy": hits, **({"nc4_agreement": agreements} if with_classifier else {})}
+    m = 0.0 if decisions is None else float(decisions.n)
+    if m > 0:
+        hits = float(decisions.ncc_hits) / m
+        agreements = float(decisions.agreements) / m
+    out = {"ncc_accuracy": hits, **({"nc4_agreement": agreements} if with_classifier else {})}
+    if sampled:
+        out.update({f"{k}_std_error": math.sqrt(v * (1 - v) / m) if m > 0 else math.nan for k, v in list(out.items())})
+    return out
 
 
 def _per_class_rows(stats: F.ClassStatistics) -> list[dict[str, Any]]:

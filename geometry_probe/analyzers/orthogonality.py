@@ -65,7 +65,7 @@ class Orthogonality(Analyzer):
     Many classes: above 2,048 classes no C × C matrix is formed
     (:mod:`~geometry_probe.functional.class_pairs`): ``of_distance`` and ``etf_distance`` in
     closed form from Tr G, ‖Σ μ_c‖² and ‖MᵀM‖_F; ``class_mean_abs_cosine`` and ``max_abs_cosine``
-    over tiles of all pairs up to 5·10⁷ pairs, above that from 10⁶ seeded pairs
+    over tiles of all pairs up to 5·10⁷ pairs, above that from 2·10⁵ seeded pairs
     (``class_mean_abs_cosine_std_error`` is added, and ``max_abs_cosine`` is then the largest
     value seen: a lower bound). ``params["pair_metrics"]`` says which ran.
 

@@ -33,9 +33,9 @@ import numpy as np
 
 MATRIX_MAX_CLASSES = 2048
 EXACT_MAX_PAIRS = 50_000_000
-SAMPLED_PAIRS = 1_000_000
+SAMPLED_PAIRS = 200_000
 TILE_ROWS = 1024
-SAMPLE_CHUNK = 100_000
+SAMPLE_CHUNK = 20_000
 GRAM_MAX_FEATURES = 4096
 
 PairFunction = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]

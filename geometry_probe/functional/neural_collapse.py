@@ -38,7 +38,15 @@ from geometry_probe.functional.class_pairs import (
     gram_distance,
     pair_estimates,
 )
-from geometry_probe.stats import DEFAULT_PRECISION, STATE_DTYPE, ClassMoments, ClassNorms, SumStats, as_compute, compute_dtype
+from geometry_probe.stats import (
+    DEFAULT_PRECISION,
+    STATE_DTYPE,
+    ClassMoments,
+    ClassNorms,
+    SumStats,
+    as_compute,
+    compute_dtype,
+)
 
 GLOBAL_MEANS = ("class", "sample")
 PINV_RTOL = 1e-10
@@ -274,7 +282,8 @@ def pair_scalars(stats: ClassStatistics, *, seed: int = 0) -> tuple[dict[str, fl
     log = est["log_energy"]
     scalars["gnc2"] = max(log.second_moment - log.mean**2, 0.0) if np.isfinite(log.maximum) else math.nan
     if not est["cdnv"].exact:
-        scalars.update(cdnv_std_error=est["cdnv"].std_error, nc2_equiangular_mean_abs_std_error=est["mean_abs"].std_error)
+        scalars.update(cdnv_std_error=est["cdnv"].std_error,
+                       nc2_equiangular_mean_abs_std_error=est["mean_abs"].std_error)
     how = {
         "pair_metrics": f"{C:,} classes > {MATRIX_MAX_CLASSES}: no C x C matrix; cdnv, nc2_equiangular_mean_abs, "
                         f"gnc2: {est['cdnv'].describe(total)}",
@@ -438,7 +447,7 @@ class DecisionCounts(SumStats):
     Attributes
     ----------
     n : Tensor of shape ()
-        Samples seen.
+        Samples scored (all rows, or the seeded sample of :class:`DecisionRule`).
     ncc_hits : Tensor of shape ()
         Samples whose nearest class centre is their own class.
     agreements : Tensor of shape ()
@@ -490,6 +499,11 @@ class DecisionRule:
         :math:`(\\mu_c - s)^\\top v_k`, ``s`` the shift (or 0).
     slot : Tensor of shape (n_slots,)
         Position of each label code among ``classes``.
+    fraction : float
+        Share of rows scored against the centres (1: all). Below 1 a seeded Bernoulli sample
+        of each batch (seed ``(seed, offset)``) is scored, so the counts estimate the accuracy
+        and agreement with a binomial standard error; ``within_projected`` always uses every row.
+    seed : int
     """
 
     classes: Tensor
@@ -499,10 +513,13 @@ class DecisionRule:
     directions: Tensor
     direction_offset: Tensor
     slot: Tensor
+    fraction: float = 1.0
+    seed: int = 0
 
     @classmethod
     def of(cls, stats: ClassStatistics, weight: np.ndarray | None = None, bias: np.ndarray | None = None,
-           *, device: torch.device | str = "cpu", directions: np.ndarray | None = None) -> DecisionRule:
+           *, device: torch.device | str = "cpu", directions: np.ndarray | None = None, fraction: float = 1.0,
+           seed: int = 0) -> DecisionRule:
         """The rule for the class means in ``stats`` (and a linear classifier ``weight`` (K, D), ``bias``
         (K,)), as tensors on ``device``; ``directions`` (r, D) also measures Σ_W along them (see
         :func:`nc1_from_stats`)."""
@@ -510,7 +527,8 @@ class DecisionRule:
         spread2 = float(np.sum(stats.counts * stats.class_variances) / stats.n_samples + np.sum(M**2) / len(M))
         A, base = M, -(M @ mu_G) - 0.5 * np.sum(M**2, axis=1)
         if weight is not None:
-            A, base = np.concatenate([M, weight]), np.concatenate([base, np.zeros(len(weight)) if bias is None else bias])
+            bias = np.zeros(len(weight)) if bias is None else bias
+            A, base = np.concatenate([M, weight]), np.concatenate([base, bias])
 
         def tensor(a: np.ndarray) -> Tensor:
             return torch.as_tensor(a, dtype=STATE_DTYPE, device=device)
@@ -521,33 +539,41 @@ class DecisionRule:
         return cls(classes=torch.as_tensor(stats.classes, device=device), A=tensor(np.concatenate([A, V])),
                    base=tensor(np.concatenate([base, np.zeros(len(V))])), shift=tensor(mu_G) if far else None,
                    directions=tensor(V), direction_offset=tensor((stats.means - (mu_G if far else 0.0)) @ V.T),
-                   slot=torch.as_tensor(slot, device=device))
+                   slot=torch.as_tensor(slot, device=device), fraction=fraction, seed=seed)
 
-    def counts(self, X: Tensor, labels: Tensor, *, precision: str = DEFAULT_PRECISION) -> DecisionCounts:
-        """Counts for the rows of ``X`` (shape (B, D)) with label codes ``labels``."""
+    def counts(self, X: Tensor, labels: Tensor, *, precision: str = DEFAULT_PRECISION,
+               offset: int = 0) -> DecisionCounts:
+        """Counts for the rows of ``X`` (shape (B, D)) with label codes ``labels``; ``offset`` is the index of the
+        first row in the stream (it seeds the row sample when ``fraction < 1``)."""
         dtype = compute_dtype(X, precision)
         shift = None if self.shift is None else self.shift.to(dtype)        # rounded as the rows will see it
-        offset = self.base if shift is None else self.base + self.A @ shift.to(STATE_DTYPE)
-        A_T, offset = self.A.to(dtype).T, offset.to(dtype)
+        base = self.base if shift is None else self.base + self.A @ shift.to(STATE_DTYPE)
+        A_T, base = self.A.to(dtype).T, base.to(dtype)
         C, r = self.classes.shape[0], self.directions.shape[0]
         K = self.A.shape[0] - C - r
+        keep = None
+        if self.fraction < 1:
+            chosen = np.random.default_rng([self.seed, offset]).random(X.shape[0]) < self.fraction
+            keep = torch.as_tensor(chosen, device=X.device)
         rows = max(1, DECISION_CHUNK_BYTES // (self.A.shape[0] * torch.finfo(dtype).bits // 8))
-        hits = agree = X.new_zeros((), dtype=STATE_DTYPE)
+        n = hits = agree = X.new_zeros((), dtype=STATE_DTYPE)
         within = torch.zeros(r, dtype=STATE_DTYPE, device=X.device)
         for start in range(0, X.shape[0], rows):
             chunk = as_compute(X[start:start + rows], precision)
             chunk = chunk if shift is None else chunk - shift
             y = labels[start:start + rows]
-            scores = torch.addmm(offset, chunk, A_T)                                  # (b, C [+ K] [+ r])
+            if r:
+                projected = (chunk @ A_T[:, C + K:]).to(STATE_DTYPE) - self.direction_offset[self.slot[y.long()]]
+                within += projected.square().sum(dim=0)
+            if keep is not None:
+                chunk, y = chunk[keep[start:start + rows]], y[keep[start:start + rows]]
+            scores = torch.addmm(base[:C + K], chunk, A_T[:, :C + K])              # (b, C [+ K])
             nearest = self.classes[scores[:, :C].argmax(dim=1)]
+            n = n + y.shape[0]
             hits = hits + (nearest == y).sum(dtype=STATE_DTYPE)
             if K:
-                agree = agree + (scores[:, C:C + K].argmax(dim=1) == nearest).sum(dtype=STATE_DTYPE)
-            if r:
-                projected = scores[:, C + K:].to(STATE_DTYPE) - self.direction_offset[self.slot[y.long()]]
-                within += projected.square().sum(dim=0)
-        return DecisionCounts(n=X.new_tensor(float(X.shape[0]), dtype=STATE_DTYPE), ncc_hits=hits, agreements=agree,
-                              within_projected=within)
+                agree = agree + (scores[:, C:].argmax(dim=1) == nearest).sum(dtype=STATE_DTYPE)
+        return DecisionCounts(n=n, ncc_hits=hits, agreements=agree, within_projected=within)
 
 
 def ncc_accuracy(X: Any, labels: Any) -> float:
