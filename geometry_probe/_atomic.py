@@ -109,8 +109,9 @@ def make_output_folder(path: str | os.PathLike[str], *, inputs: Iterable[str | o
         The path names an input file or another file, lies under a file, or its nearest
         existing folder cannot be written.
     """
-    folder = _not_an_input(Path(path), inputs)
-    _name_fits(folder, folder.parent)
+    folder = Path(path)
+    _name_fits(folder, folder.parent)       # first: a name that is too long cannot even be examined
+    _not_an_input(folder, inputs)
     existing = _existing_ancestor(folder)
     if not existing.is_dir():
         where = "" if existing == folder else f"{existing} "

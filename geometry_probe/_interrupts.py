@@ -32,9 +32,9 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
-HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_NAMES = {"SIGINT": "interrupted", "SIGTERM": "terminated", "SIGHUP": "hung up"}    # SIGHUP: POSIX only
+HANDLED = tuple(getattr(signal, name) for name in _NAMES if hasattr(signal, name))
 REDELIVERY_S = 0.01
-_NAMES = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}
 
 
 class Terminated(BaseException):
@@ -68,7 +68,8 @@ def exit_status(signum: int) -> int:
 
 def describe(signum: int) -> str:
     """One word for the message printed when ``signum`` ended the command."""
-    return _NAMES.get(signum, signal.Signals(signum).name)
+    name = signal.Signals(signum).name
+    return _NAMES.get(name, name)
 
 
 def interruption(signum: int) -> BaseException:
@@ -93,7 +94,8 @@ def handle_signals() -> None:
         return                                  # only the main thread may set handlers
     for signum in HANDLED:
         signal.signal(signum, _raise_on_signal)
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     if not hasattr(sys.unraisablehook, "wrapped"):
         sys.unraisablehook = _deliver_again(sys.unraisablehook)
 
