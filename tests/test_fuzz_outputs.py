@@ -417,6 +417,19 @@ def test_names_with_newlines_and_long_names_are_escaped_and_cut():
     assert "L" * 38 not in svg
 
 
+def test_layer_sweep_figure_draws_layer_names_literally(tmp_path):
+    """Module names such as `$\\undefinedcmd$` (any string a model may use) label the layer sweep as written."""
+    from geometry_probe.reporting.layer_sweep_figure import plot_layer_sweep, save_figure
+
+    rows = [{"layer": r"$\undefinedcmd$", "odd/$x_{1": 1.0}, {"layer": "blocks.0\n$", "odd/$x_{1": 2.0}]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        save_figure(plot_layer_sweep(rows, ["odd/$x_{1"]), tmp_path / "sweep.svg")
+    svg = (tmp_path / "sweep.svg").read_text()
+    assert all(f">{drawn}</text>" in svg for drawn in (r"$\undefinedcmd$", r"blocks.0\n$", "odd/$x_{1"))
+    assert os.listdir(tmp_path) == ["sweep.svg"]
+
+
 def test_log_axis_tick_labels_keep_their_mathtext(work):
     """The spectrum's log axis is labelled by matplotlib in mathtext (10^0): drawn as math, not as characters."""
     fig = static.plot_spectrum(gp.Results.from_json(work / "r.json"))
