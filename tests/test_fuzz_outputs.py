@@ -440,6 +440,17 @@ def test_log_axis_tick_labels_keep_their_mathtext(work):
     assert r"$\mathdefault{10^{0}}$</text>" not in svg         # never drawn as literal characters
 
 
+def test_findings_with_null_baseline_and_threshold_are_drawn(work, capsys):
+    """NaN is saved as null: a finding whose baseline and fail threshold are null still gets its bar."""
+    data = json.loads((work / "r.json").read_text())
+    data["findings"] = [{"name": "over_fusion", "verdict": "ok", "value": 0.25, "baseline": None,
+                         "threshold": {"warn": None, "fail": None}}]
+    (work / "null.json").write_text(json.dumps(data))
+    code, _, err = run_cli(["figures", work / "null.json", "-o", work / "figs", "--format", "png"], capsys)
+    assert code == 0, err
+    assert (work / "figs" / "verdicts.png").read_bytes().endswith(PNG_END)
+
+
 def test_a_figure_that_fails_to_draw_writes_nothing(work, monkeypatch):
     """All figures are drawn before the first is written: a failure in the last leaves the folder empty."""
     def broken(results):

@@ -296,10 +296,15 @@ def simo_matrices(results: Results) -> tuple[Heatmap, Heatmap]:
 
 def verdicts(results: Results) -> tuple[VerdictBar, ...]:
     """Findings with a finite value, each with its baseline, fail threshold and verdict colour."""
-    return tuple(VerdictBar(f["name"], f["verdict"], float(f["value"]), float(f.get("baseline", np.nan)),
-                            float(f.get("threshold", {}).get("fail", np.nan)),
+    return tuple(VerdictBar(f["name"], f["verdict"], float(f["value"]), _number(f.get("baseline")),
+                            _number((f.get("threshold") or {}).get("fail")),
                             VERDICT_COLOURS.get(f["verdict"], "#808080"))
                  for f in results.findings if f.get("value") is not None and np.isfinite(f["value"]))
+
+
+def _number(value: Any) -> float:
+    """A JSON number as a float; a missing value or ``null`` (how NaN is saved) as NaN."""
+    return np.nan if value is None else float(value)
 
 
 TRAJECTORY_KEYS = ("spectrum/effective_rank", "spectrum/rankme", "contrastive/uniformity", "neural_collapse/nc1",
