@@ -465,3 +465,28 @@ def test_default_nc1_of_float32_input_matches_a_float64_reference():
     assert exact == pytest.approx(expected, rel=1e-6, abs=0)
     assert abs(fast - expected) > 100 * abs(exact - expected)
     assert fast == pytest.approx(expected, rel=1e-4)
+
+
+def test_certified_float32_decisions_equal_float64_decisions_near_ties():
+    """Rows placed within float32 round-off of the boundary between two centres: the float32 GEMM cannot decide
+    them, the certified pass must send them to float64 and agree with a float64 count row by row."""
+    rng = np.random.default_rng(11)
+    y = np.repeat([0, 1], 200)
+    X = rng.normal(size=(400, 64)) + 100.0 * np.eye(64)[y]                       # two centres, far from 0
+    X32 = X.astype(np.float32)
+    stats = F.ClassStatistics.of(F.ClassMoments.of(torch.as_tensor(X32), torch.as_tensor(y), 2))
+    mid = (stats.means[0] + stats.means[1]) / 2
+    normal = stats.means[1] - stats.means[0]
+    ties = (mid + np.outer(rng.uniform(-1e-5, 1e-5, 300), normal / np.linalg.norm(normal))).astype(np.float32)
+    rows = np.concatenate([X32, ties])
+    labels = torch.as_tensor(np.concatenate([y, np.zeros(300, dtype=int)]))
+    W = rng.normal(size=(2, 64))
+    rule = F.DecisionRule.of(stats, W, np.zeros(2))
+    certified = rule.counts(torch.as_tensor(rows), labels)                        # float32 GEMM + fallback
+    reference = rule.counts(torch.as_tensor(rows.astype(np.float64)), labels)    # float64 rows: float64 GEMM
+    assert float(certified.ncc_hits) == float(reference.ncc_hits)
+    assert float(certified.agreements) == float(reference.agreements)
+    fast = rule.counts(torch.as_tensor(rows), labels, precision="float32")
+    assert float(fast.n) == float(certified.n) == 700
+    _, unsure = rule._certified_winners(torch.as_tensor(rows), rule._operands(torch.float32), 2, 2)
+    assert int(unsure[400:].sum()) >= 250 and int(unsure[:400].sum()) == 0      # only the ties go to float64

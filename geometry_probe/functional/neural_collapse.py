@@ -544,36 +544,89 @@ class DecisionRule:
     def counts(self, X: Tensor, labels: Tensor, *, precision: str = DEFAULT_PRECISION,
                offset: int = 0) -> DecisionCounts:
         """Counts for the rows of ``X`` (shape (B, D)) with label codes ``labels``; ``offset`` is the index of the
-        first row in the stream (it seeds the row sample when ``fraction < 1``)."""
+        first row in the stream (it seeds the row sample when ``fraction < 1``).
+
+        float32 rows at ``precision="float64"`` are scored by a float32 GEMM first; a row's decision is kept
+        where the gap between its best and second-best score exceeds twice the rounding bound
+        :math:`E = 2u\\,((D+3)\\lVert x\\rVert \\max_c\\lVert a_c\\rVert + 2\\max_c|b_c|)` (``u = 2^{-24}``,
+        Higham's bound for a dot product, doubled), and recomputed in float64 otherwise: the same decisions
+        as float64 scores, at float32 speed.
+        """
         dtype = compute_dtype(X, precision)
-        shift = None if self.shift is None else self.shift.to(dtype)        # rounded as the rows will see it
-        base = self.base if shift is None else self.base + self.A @ shift.to(STATE_DTYPE)
-        A_T, base = self.A.to(dtype).T, base.to(dtype)
+        certify = dtype == torch.float64 and X.dtype == torch.float32
+        operands = {dt: self._operands(dt) for dt in ((torch.float32, torch.float64) if certify else (dtype,))}
         C, r = self.classes.shape[0], self.directions.shape[0]
         K = self.A.shape[0] - C - r
         keep = None
         if self.fraction < 1:
             chosen = np.random.default_rng([self.seed, offset]).random(X.shape[0]) < self.fraction
             keep = torch.as_tensor(chosen, device=X.device)
-        rows = max(1, DECISION_CHUNK_BYTES // (self.A.shape[0] * torch.finfo(dtype).bits // 8))
+        rows = max(1, DECISION_CHUNK_BYTES // (self.A.shape[0] * 8))
         n = hits = agree = X.new_zeros((), dtype=STATE_DTYPE)
         within = torch.zeros(r, dtype=STATE_DTYPE, device=X.device)
         for start in range(0, X.shape[0], rows):
-            chunk = as_compute(X[start:start + rows], precision)
-            chunk = chunk if shift is None else chunk - shift
-            y = labels[start:start + rows]
+            part, y = X[start:start + rows], labels[start:start + rows]
             if r:
+                shift, A_T, _ = operands[dtype]
+                chunk = as_compute(part, precision)
+                chunk = chunk if shift is None else chunk - shift
                 projected = (chunk @ A_T[:, C + K:]).to(STATE_DTYPE) - self.direction_offset[self.slot[y.long()]]
                 within += projected.square().sum(dim=0)
             if keep is not None:
-                chunk, y = chunk[keep[start:start + rows]], y[keep[start:start + rows]]
-            scores = torch.addmm(base[:C + K], chunk, A_T[:, :C + K])              # (b, C [+ K])
-            nearest = self.classes[scores[:, :C].argmax(dim=1)]
+                part, y = part[keep[start:start + rows]], y[keep[start:start + rows]]
+            if certify:
+                winners, unsure = self._certified_winners(part, operands[torch.float32], C, K)
+                if bool(unsure.any()):
+                    exact = self._winners(part[unsure], operands[torch.float64], C, K)
+                    for w, e in zip(winners, exact):
+                        w[unsure] = e
+            else:
+                winners = self._winners(part, operands[dtype], C, K)
+            nearest = self.classes[winners[0]]
             n = n + y.shape[0]
             hits = hits + (nearest == y).sum(dtype=STATE_DTYPE)
             if K:
-                agree = agree + (scores[:, C:].argmax(dim=1) == nearest).sum(dtype=STATE_DTYPE)
+                agree = agree + (winners[1] == nearest).sum(dtype=STATE_DTYPE)
         return DecisionCounts(n=n, ncc_hits=hits, agreements=agree, within_projected=within)
+
+    def _operands(self, dtype: torch.dtype) -> tuple[Tensor | None, Tensor, Tensor]:
+        """``(shift, Aᵀ, base)`` in ``dtype``; the base absorbs the shift as rounded in ``dtype``."""
+        shift = None if self.shift is None else self.shift.to(dtype)
+        base = self.base if shift is None else self.base + self.A @ shift.to(STATE_DTYPE)
+        return shift, self.A.to(dtype).T, base.to(dtype)
+
+    def _scores(self, rows: Tensor, operands: tuple[Tensor | None, Tensor, Tensor], C: int, K: int) -> Tensor:
+        shift, A_T, base = operands
+        chunk = rows.to(A_T.dtype)
+        chunk = chunk if shift is None else chunk - shift
+        return torch.addmm(base[:C + K], chunk, A_T[:, :C + K])                         # (b, C [+ K])
+
+    def _winners(self, rows: Tensor, operands: tuple[Tensor | None, Tensor, Tensor], C: int, K: int) -> list[Tensor]:
+        """Index of the best centre (and of the best classifier row) of each row."""
+        scores = self._scores(rows, operands, C, K)
+        return [scores[:, :C].argmax(dim=1)] + ([scores[:, C:].argmax(dim=1)] if K else [])
+
+    def _certified_winners(self, rows: Tensor, operands: tuple[Tensor | None, Tensor, Tensor], C: int,
+                           K: int) -> tuple[list[Tensor], Tensor]:
+        """float32 winners of :meth:`_winners` and the rows whose margin is within the rounding bound of
+        :meth:`counts` (their float32 decision may differ from the float64 one)."""
+        shift, A_T, base = operands
+        scores = self._scores(rows, operands, C, K)
+        chunk = rows if shift is None else rows - shift
+        u = 2.0**-24
+        a_max = float(torch.linalg.vector_norm(A_T[:, :C + K].to(STATE_DTYPE), dim=0).max())
+        norms = torch.linalg.vector_norm(chunk, dim=1).to(STATE_DTYPE) * (1 + 1e-3)   # float32 norm, inflated
+        bound = 2 * u * ((A_T.shape[0] + 3) * norms * a_max + 2 * float(base[:C + K].abs().max()))
+        winners, unsure = [], torch.zeros(rows.shape[0], dtype=torch.bool, device=rows.device)
+        everyone = torch.arange(rows.shape[0], device=rows.device)
+        for block in (slice(0, C), slice(C, C + K)) if K else (slice(0, C),):
+            part = scores[:, block]
+            best, index = part.max(dim=1)
+            winners.append(index)
+            if part.shape[1] >= 2:
+                part[everyone, index] = -torch.inf                    # the runner-up is now the maximum
+                unsure |= (best - part.max(dim=1).values).to(STATE_DTYPE) <= 2 * bound
+        return winners, unsure
 
 
 def ncc_accuracy(X: Any, labels: Any) -> float:
