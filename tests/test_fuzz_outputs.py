@@ -451,6 +451,16 @@ def test_findings_with_null_baseline_and_threshold_are_drawn(work, capsys):
     assert (work / "figs" / "verdicts.png").read_bytes().endswith(PNG_END)
 
 
+def test_report_of_findings_with_only_the_required_keys(work, capsys):
+    """A finding holding just `name` and `verdict` (the schema's required keys) is reported, value 'nan'."""
+    data = json.loads((work / "r.json").read_text())
+    data["findings"] = [{"name": "custom", "verdict": "warn"}]
+    (work / "minimal.json").write_text(json.dumps(data))
+    code, _, err = run_cli(["report", work / "minimal.json", "-o", work / "r.html", "--static"], capsys)
+    assert code == 0, err
+    assert '<td>custom</td><td class="verdict warn">warn</td>\n<td>nan</td>' in (work / "r.html").read_text()
+
+
 def test_a_figure_that_fails_to_draw_writes_nothing(work, monkeypatch):
     """All figures are drawn before the first is written: a failure in the last leaves the folder empty."""
     def broken(results):
