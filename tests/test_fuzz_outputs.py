@@ -8,7 +8,6 @@ monitor's width change and the isotropic baseline of very wide spectra.
 """
 
 import errno
-import hashlib
 import json
 import os
 import resource
@@ -62,10 +61,6 @@ def one_error_line(code, stdout, stderr, *words):
 def leftovers(folder):
     """Temporary files of an atomic write left in ``folder``."""
     return sorted(p.name for p in Path(folder).iterdir() if p.name.endswith(".tmp") or p.name.startswith("."))
-
-
-def digest(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def analyze_args(work, *extra):
