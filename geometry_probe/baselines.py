@@ -64,7 +64,7 @@ def isotropic_sphere_stats(n_samples: int, n_features: int) -> dict[str, float]:
     Top-1 energy :math:`(\sqrt n + \sqrt D)^2 / (nD)` (the Marchenko–Pastur edge of n unit rows;
     within 15% of a simulation at n, D ≈ 10, 1% at n, D ≥ 256), mean cosine 0, mean |cosine|
     :math:`\Gamma(D/2) / (\sqrt\pi\,\Gamma((D+1)/2))` (exact on :math:`S^{D-1}`), uniformity
-    :func:`uniformity_uniform_sphere`, residual edge ratio 1 and
+    :func:`uniformity_uniform_sphere`, residual noise ratio 1, distinct share 1 and
     :func:`marchenko_pastur_effective_rank`. These baselines put a value in context; no verdict
     threshold is relative to them.
     """
@@ -74,7 +74,8 @@ def isotropic_sphere_stats(n_samples: int, n_features: int) -> dict[str, float]:
         "mean_cosine": 0.0,
         "mean_abs_cosine": math.exp(math.lgamma(D / 2) - math.lgamma((D + 1) / 2)) / math.sqrt(math.pi),
         "uniformity": uniformity_uniform_sphere(D),
-        "residual_edge_ratio": 1.0,
+        "residual_noise_ratio": 1.0,
+        "distinct_share": 1.0,
         "effective_rank": marchenko_pastur_effective_rank(n, D),
     }
 
@@ -124,31 +125,48 @@ def marchenko_pastur_effective_rank(n_samples: int, n_features: int, *, grid: in
     return effective_rank_from_spectrum(quantiles)
 
 
-def residual_edge_ratio(top_two: np.ndarray, trace: float, n_samples: int, n_features: int) -> float:
-    r"""How far the rows' structure off their dominant direction rises above white noise.
+def residual_noise_ratio(largest: float, total: float, squares: float, n_samples: int, n_features: int) -> float:
+    r"""How far what lies off the rows' dominant direction departs from white noise of the same size.
 
-    With :math:`\lambda_1 \ge \lambda_2` the two largest eigenvalues of the rows' uncentred
-    second moment (trace :math:`T`), the residual after removing the dominant direction has
-    :math:`m = \min(n, D) - 1` non-zero eigenvalues of mean :math:`(T - \lambda_1)/m`; for white
-    noise its largest sits at the Marchenko–Pastur edge :math:`(1 + \sqrt\gamma)^2` times that
-    mean, :math:`\gamma = \min(n, D-1)/\max(n, D-1)`. Returns
+    The residual left after removing the dominant direction from ``n_samples`` rows in
+    ``n_features`` dimensions has :math:`m = \min(n, D) - 1` non-zero eigenvalues
+    :math:`\lambda_2, \dots` with sum ``total``, sum of squares ``squares`` and largest ``largest``.
+    For white noise (aspect ratio :math:`\gamma = \min(n, D-1)/\max(n, D-1)`) they follow the
+    Marchenko–Pastur law: the largest sits at the edge :math:`(1+\sqrt\gamma)^2` times their mean,
+    and their mean square is :math:`1 + \gamma` times their squared mean. Returns the larger of
 
     .. math::
 
-        r = \frac{\lambda_2}{(1 + \sqrt\gamma)^2\,(T - \lambda_1)/m},
+        r_{edge} = \frac{\lambda_2}{(1+\sqrt\gamma)^2\,\bar\lambda}, \qquad
+        r_{spread} = \frac{\overline{\lambda^2}}{(1+\gamma)\,\bar\lambda^2},
 
-    about 1 for white noise and well above 1 when the residual carries structure; 0 when
-    nothing is left off the dominant direction (an exact point or line); nan when
-    :math:`m < 8` (too few dimensions to tell noise from structure).
+    both about 1 for white noise: the edge ratio sees a few strong directions, the spread ratio
+    structure spread over many weaker ones. Returns 0 when nothing is left off the dominant
+    direction (``total`` ≤ 0: an exact point or line) and nan when :math:`m < 8` (too few
+    dimensions to tell noise from structure).
+
+    References
+    ----------
+    .. [1] V. A. Marchenko and L. A. Pastur, "Distribution of eigenvalues for some sets of random
+       matrices", Mat. Sb. 1967.
+    .. [2] J. Baik, G. Ben Arous and S. Péché, "Phase transition of the largest eigenvalue for
+       nonnull complex sample covariance matrices", Ann. Probab. 2005.
     """
     m = min(n_samples, n_features) - 1
     if m < 8:
         return math.nan
-    rest = trace - top_two[0]
-    if not rest > 0:
+    if not total > 0:
         return 0.0
     gamma = min(n_samples, n_features - 1) / max(n_samples, n_features - 1)
-    return float(top_two[1] / ((1 + math.sqrt(gamma)) ** 2 * rest / m))
+    mean = total / m
+    edge = largest / ((1 + math.sqrt(gamma)) ** 2 * mean)
+    spread = squares / m / ((1 + gamma) * mean * mean)
+    return float(max(edge, spread))
+
+
+def distinct_share(rows: np.ndarray) -> float:
+    """Share of rows that are not exact copies of another row (1 when all rows differ)."""
+    return float(np.unique(np.ascontiguousarray(rows), axis=0).shape[0] / rows.shape[0])
 
 
 def pair_cosine_stats(cosines: np.ndarray) -> dict[str, float]:
@@ -170,7 +188,8 @@ def pair_cosine_stats(cosines: np.ndarray) -> dict[str, float]:
 
 def sphere_stats(X: torch.Tensor | np.ndarray) -> dict[str, float]:
     """Top-1 energy, mean cosine, mean |cosine|, uniformity (t=2) of L2-normalised rows, the
-    :func:`residual_edge_ratio` of their uncentred spectrum, and the effective rank of the
+    :func:`residual_noise_ratio` of their uncentred spectrum, the share of distinct rows, and the
+    effective rank of the
     centred rows; all pairs i < j, float64.
 
     Spectra come from the smaller of the n×n Gram and the D×D scatter (same non-zero
@@ -190,6 +209,8 @@ def sphere_stats(X: torch.Tensor | np.ndarray) -> dict[str, float]:
     return {
         "top1_energy": float(energy[0] / energy.sum()),
         **pair_cosine_stats(G),
-        "residual_edge_ratio": residual_edge_ratio(energy[:2], float(energy.sum()), n, D),
+        "residual_noise_ratio": residual_noise_ratio(energy[1] if energy.size > 1 else 0.0, float(energy[1:].sum()),
+                                                     float(np.square(energy[1:]).sum()), n, D),
+        "distinct_share": distinct_share(A),
         "effective_rank": effective_rank_from_spectrum(scatter),
     }

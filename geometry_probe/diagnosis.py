@@ -21,14 +21,15 @@ Two questions are kept apart:
 * **Is information lost?** (``information_loss``): are the samples still distinguishable? With
   labels, from the best of leave-one-out weighted kNN accuracy and two-fold nearest-class-centre
   accuracy (on the subsample, and the ``knn`` analyzer's accuracy on all rows when it ran), as
-  skill above chance. Without labels, from whether what remains off the dominant direction
-  is indistinguishable from white noise of the same size: the
-  :func:`~geometry_probe.baselines.residual_edge_ratio` (the residual's top eigenvalue over the
-  Marchenko–Pastur edge) near 1, on rows whose dominant direction holds at least half the
-  energy (:data:`CONCENTRATED_ENERGY`), means one direction plus noise is all there is. Its
-  limits: whitened embeddings (Barlow Twins, VICReg) look white and are left ``ok``; a residual
-  with structure unrelated to what you need (or information carried only by the sign along an
-  antipodal line, as in a two-class model) cannot be told from kept information without labels.
+  skill above chance. Without labels, on fused rows: from whether what remains off the dominant
+  direction is indistinguishable from white noise of the same size (the
+  :func:`~geometry_probe.baselines.residual_noise_ratio`, the residual spectrum's top eigenvalue
+  and spread against the Marchenko–Pastur law, near 1), or nothing at all, or fewer than half the
+  rows differ (:data:`DISTINCT_SHARE`). Its limits: rows that are not fused are not judged
+  without labels (a cone of white noise, or hundreds of small classes whose means look random,
+  read ``ok``); whitened embeddings look white; a residual with structure unrelated to what you
+  need, or information carried only by the sign along an antipodal line (a two-class model),
+  cannot be told from kept information without labels.
 
 Thresholds (documented defaults; pass ``thresholds=`` to change them):
 
@@ -37,7 +38,7 @@ finding                        value                                            
 =============================  ==================================================  ======  ======
 over_fusion                    top-1 energy of the L2-normalised, uncentred rows   —       ≥ 0.9
 information_loss               label skill (accuracy − chance) / (1 − chance)      —       ≤ 0.1
-information_loss_label_free    residual edge ratio, when top-1 energy ≥ 0.5        —       ≤ 1.2
+information_loss_label_free    residual noise ratio, judged on fused rows          —       ≤ 1.2
 dimensional_collapse           effective rank / isotropic effective rank           ≤ 0.25  ≤ 0.05
 class_collapse                 fine-label NCC skill within coarse classes          ≤ 0.3   ≤ 0.1
 anisotropy                     mean pairwise cosine                                ≥ 0.4   ≥ 0.9
@@ -48,11 +49,11 @@ low_uniformity                 uniformity / uniform-sphere uniformity           
 and a ``dimensional_collapse`` whose effective rank is at least C − 1 with C classes, are
 reported as descriptions (verdict ok, kind ``description``) when the information is shown to
 be kept (labels: skill above the fail threshold; without labels: structure above the noise
-edge); they warn or fail only otherwise.
+ratio); they warn or fail only otherwise.
 
 Values come from all rows where the analyzers computed them (``contrastive/mean_cosine``,
 ``contrastive/uniformity``, ``knn/accuracy``, ``spectrum/effective_rank``); the top-1 energy of
-normalised rows and the residual edge ratio come from a seeded subsample of at most
+normalised rows and the residual noise ratio come from a seeded subsample of at most
 ``max_samples`` rows (fewer for wide rows, so that its Gram costs at most :data:`SUBSAMPLE_FLOPS`:
 256 rows at D = 16,384), and the finding's ``signal`` says so. The whole diagnosis runs on one BLAS thread and costs
 0.05–0.25 s on any input (``benchmarks/bench_verdicts.py``).
@@ -84,7 +85,7 @@ THRESHOLDS: dict[str, tuple[float | None, float]] = {
     "low_uniformity": (0.5, 0.1),
 }
 HIGHER_IS_WORSE = {"over_fusion", "anisotropy"}
-CONCENTRATED_ENERGY = 0.5        # label-free: a dominant direction holding at least half the energy
+DISTINCT_SHARE = 0.5             # label-free: fused rows of which fewer than half differ carry nothing
 MAX_SAMPLES = 1024
 SUBSAMPLE_BYTES = 256 * 2**20
 SUBSAMPLE_FLOPS = 2**30          # n² D of the subsample's Gram: ~0.1 s on one core
@@ -150,7 +151,7 @@ def sphere_findings(measured: Mapping[str, float], n: int, D: int,
     training monitor's snapshot), judged as :func:`diagnose` judges them without labels."""
     limits = {**THRESHOLDS, **(limits or {})}
     geometry = SubsampleGeometry(n=n, n_features=D, **{k: measured[k] for k in (
-        "top1_energy", "residual_edge_ratio", "mean_cosine", "mean_abs_cosine", "uniformity")})
+        "top1_energy", "residual_noise_ratio", "distinct_share", "mean_cosine", "mean_abs_cosine", "uniformity")})
     information = _information_loss(geometry, Results([]), None, limits)
     return [_over_fusion(geometry, information, Results([]), limits), information,
             *_sphere_descriptions(geometry, Results([]), information["evidence"]["kept"], limits)]
@@ -279,29 +280,34 @@ def _information_loss(geometry: SubsampleGeometry, results: Results, emb: Embedd
             finding["explanation"] = (f"class information kept: {labelled['source']} {labelled['accuracy']:.3f} "
                                       f"against chance {labelled['chance']:.3f} (skill {labelled['skill']:.3f}).")
         return finding
-    ratio = geometry.residual_edge_ratio
-    concentrated = geometry.top1_energy >= CONCENTRATED_ENERGY
+    ratio, distinct = geometry.residual_noise_ratio, geometry.distinct_share
+    fused = geometry.top1_energy >= limits["over_fusion"][1]
+    copies = distinct < DISTINCT_SHARE
+    structured = math.isfinite(ratio) and ratio > limits["information_loss_label_free"][1] and not copies
     finding = _judge("information_loss", ratio, 1.0, limits,
-                     f"top residual eigenvalue off the dominant direction over the Marchenko-Pastur noise edge "
-                     f"({_subsample_signal(geometry)}; no labels)",
-                     "one direction holds {energy:.2f} of the energy and nothing but white noise is left off it "
-                     "(residual edge ratio {v:.2f}, noise about 1): the samples are no longer distinguishable.",
-                     key="information_loss_label_free", energy=geometry.top1_energy)
-    structured = math.isfinite(ratio) and ratio > limits["information_loss_label_free"][1]
-    finding["evidence"] = {"mode": "label_free", "residual_edge_ratio": ratio, "concentrated": concentrated,
-                           "kept": True if structured else None}
-    if structured:
-        finding["explanation"] = (f"structure rises above white noise off the dominant direction (residual edge ratio "
-                                  f"{ratio:.2f}, noise about 1): the samples stay distinguishable; pass labels to "
-                                  "check it is the information you need.")
-    elif not math.isfinite(ratio):
-        finding["verdict"] = "ok"
-        finding["explanation"] = "too few dimensions to tell structure from noise without labels; pass labels to judge."
-    elif not concentrated:
-        finding["verdict"] = "ok"
-        finding["explanation"] = (f"no structure beyond white noise is visible without labels (residual edge ratio "
-                                  f"{ratio:.2f}); whitened embeddings (Barlow Twins, VICReg) look like this too: pass "
-                                  "labels to judge.")
+                     f"residual noise ratio: the spectrum off the dominant direction against the Marchenko-Pastur law "
+                     f"of white noise ({_subsample_signal(geometry)}; no labels)", "",
+                     key="information_loss_label_free")
+    finding["evidence"] = {"mode": "label_free", "residual_noise_ratio": ratio, "distinct_share": distinct,
+                           "fused": fused, "kept": True if structured else None}
+    if fused and copies:
+        finding.update(verdict="fail", explanation=(
+            f"fused rows of which only {distinct:.1%} differ: different inputs got the same embedding, so the samples "
+            "are no longer distinguishable."))
+    elif fused and not structured and math.isfinite(ratio):
+        finding.update(verdict="fail", explanation=(
+            f"fused rows with nothing but white noise left off the dominant direction (residual noise ratio "
+            f"{ratio:.2f}, white noise about 1): the samples are no longer distinguishable."))
+    elif structured:
+        finding.update(verdict="ok", explanation=(
+            f"structure rises above white noise off the dominant direction (residual noise ratio {ratio:.2f}, white "
+            "noise about 1): the samples stay distinguishable; pass labels to check it is the information you need."))
+    else:
+        finding.update(verdict="ok", explanation=(
+            "too few dimensions to tell structure from noise without labels; pass labels to judge."
+            if not math.isfinite(ratio) else
+            f"the rows are not fused and no structure beyond white noise is visible without labels (residual noise "
+            f"ratio {ratio:.2f}); whitened embeddings look like this too: pass labels to judge."))
     return finding
 
 
@@ -329,7 +335,7 @@ def _over_fusion(geometry: SubsampleGeometry, information: dict[str, Any], resul
     elif evidence["kept"]:
         finding["explanation"] = (
             f"fused geometry: top-1 energy {energy:.3f} (isotropic {null:.3f}{table}), the rows sit near {shape}; "
-            f"structure remains off that direction (residual edge ratio {evidence['residual_edge_ratio']:.2f}), "
+            f"structure remains off that direction (residual noise ratio {evidence['residual_noise_ratio']:.2f}), "
             "so the samples may still be distinguishable: pass labels to tell a fused-but-informative space from "
             "a collapse.")
     elif information["verdict"] != "fail":
@@ -376,7 +382,7 @@ def _sphere_descriptions(geometry: SubsampleGeometry, results: Results, kept: bo
 def _kept_because(results: Results, geometry: SubsampleGeometry) -> str:
     if geometry.chance is not None:
         return "the classes stay distinguishable"
-    return "structure rises above the noise edge"
+    return "structure rises above white noise"
 
 
 def _dimensional_collapse(results: Results, kept: bool | None,

@@ -4,18 +4,22 @@
 Gram matrix :math:`G = XX^\\top` (built in column chunks, so wide rows never need a float64
 copy of the whole subsample):
 
-* the sphere signals of the L2-normalised rows (cosines :math:`G_{ij}/\\sqrt{G_{ii}G_{jj}}`):
-  top-1 energy, the :func:`~geometry_probe.baselines.residual_edge_ratio`, mean cosine, mean
-  |cosine| and uniformity;
+* the sphere signals of the L2-normalised rows (cosines :math:`C_{ij} = G_{ij}/\\sqrt{G_{ii}G_{jj}}`):
+  top-1 energy, mean cosine, mean |cosine| and uniformity;
+* what lies off the dominant direction: the residual :math:`R = C - \\lambda_1 w w^\\top` formed
+  explicitly (its entries are differences of numbers near 1 when the rows are fused, so its
+  eigenvalues are not taken as differences of C's, which would cancel), with :math:`w` refined
+  by power iteration to machine precision; its trace, Frobenius norm and largest eigenvalue give
+  the :func:`~geometry_probe.baselines.residual_noise_ratio`; and the share of distinct rows;
 * with labels, two label-aware accuracies that need no fitting beyond class means:
   leave-one-out weighted kNN on cosines (Wu et al. 2018; the DINO weights
   :math:`e^{\\cos/T}`, k = 20, T = 0.07) and two-fold nearest-class-centre accuracy, whose
   squared distances come from the Gram alone:
   :math:`\\lVert x - \\mu_c\\rVert^2 = G_{xx} - 2\\,\\overline{G_{x,c}} + \\overline{G_{c,c}}`.
 
-The two largest eigenvalues come from Lanczos iterations (``scipy.sparse.linalg.eigsh``, relative
-tolerance 1e-6), not a full eigensolve: 10-40 ms instead of 0.2 s at n = 1024. Run it on one BLAS thread
-(:func:`geometry_probe._threads.one_blas_thread`).
+The largest eigenvalues come from Lanczos iterations (``scipy.sparse.linalg.eigsh``, relative
+tolerance 1e-6), not a full eigensolve: 10-40 ms instead of 0.2 s at n = 1024. Run it on one
+BLAS thread (:func:`geometry_probe._threads.one_blas_thread`).
 """
 
 from __future__ import annotations
@@ -24,15 +28,15 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse.linalg import ArpackNoConvergence, eigsh
+from scipy.sparse.linalg import ArpackError, eigsh
 
-from geometry_probe.baselines import pair_cosine_stats, residual_edge_ratio
+from geometry_probe.baselines import distinct_share, pair_cosine_stats, residual_noise_ratio
 
 GRAM_CHUNK_BYTES = 32 * 2**20
 KNN_K = 20
 KNN_TEMPERATURE = 0.07
 FULL_EIGENSOLVE_BELOW = 256
-EIGSH_TOLERANCE = 1e-6           # relative accuracy of the two eigenvalues: far below what a verdict needs
+EIGSH_TOLERANCE = 1e-6           # relative accuracy of an eigenvalue: far below what a verdict needs
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,8 @@ class SubsampleGeometry:
     n: int
     n_features: int
     top1_energy: float
-    residual_edge_ratio: float
+    residual_noise_ratio: float
+    distinct_share: float
     mean_cosine: float
     mean_abs_cosine: float
     uniformity: float
@@ -55,20 +60,47 @@ class SubsampleGeometry:
 
 
 def measure_subsample(rows: np.ndarray, labels: np.ndarray | None = None) -> SubsampleGeometry:
-    """Sphere signals and label evidence of ``rows`` (n × D, no zero rows, n ≥ 2)."""
+    """Sphere signals and label evidence of ``rows`` (n × D, finite, no zero rows, n ≥ 2)."""
     n, D = rows.shape
     G = gram64(rows)
     norms = np.sqrt(np.diag(G))
     cosines = np.clip(G / np.outer(norms, norms), -1.0, 1.0)
     np.fill_diagonal(cosines, 1.0)
-    top_two = top_eigenvalues(cosines, 2)
-    found = {"n": n, "n_features": D, "top1_energy": float(top_two[0] / n),
-             "residual_edge_ratio": residual_edge_ratio(top_two, float(n), n, D), **pair_cosine_stats(cosines)}
+    largest, direction = dominant_direction(cosines)
+    residual = cosines - largest * np.outer(direction, direction)
+    found = {"n": n, "n_features": D, "top1_energy": float(largest / n), "distinct_share": distinct_share(rows),
+             "residual_noise_ratio": residual_noise_ratio(float(top_eigenvalues(residual, 1)[0]),
+                                                          float(np.trace(residual)), float(np.sum(residual**2)), n, D),
+             **pair_cosine_stats(cosines)}
     if labels is not None:
         codes = np.unique(np.asarray(labels), return_inverse=True)[1].ravel()
         found |= {"knn_accuracy": knn_accuracy(cosines, codes), "ncc_accuracy": two_fold_ncc_accuracy(G, codes),
                   "chance": float(np.bincount(codes).max() / n)}
     return SubsampleGeometry(**found)
+
+
+def dominant_direction(S: np.ndarray, *, max_iterations: int = 100) -> tuple[float, np.ndarray]:
+    """Largest eigenvalue of a symmetric PSD matrix and its unit eigenvector: Lanczos, then power
+    iteration until the vector stops moving (one or two steps when the top eigenvalue dominates,
+    as for fused rows) or ``max_iterations``; the eigenvalue is the Rayleigh quotient."""
+    vector = _lanczos_top_vector(S)
+    for _ in range(max_iterations):
+        moved = S @ vector
+        moved /= np.linalg.norm(moved)
+        done = np.abs(moved - vector).max() <= 4 * np.finfo(np.float64).eps
+        vector = moved
+        if done:
+            break
+    return float(vector @ S @ vector), vector
+
+
+def _lanczos_top_vector(S: np.ndarray) -> np.ndarray:
+    if S.shape[0] > FULL_EIGENSOLVE_BELOW:
+        try:
+            return eigsh(S, k=1, which="LA", v0=_start(S.shape[0]), tol=EIGSH_TOLERANCE)[1][:, 0]
+        except ArpackError:                       # no convergence, or a start vector in the null space
+            pass
+    return np.linalg.eigh(S)[1][:, -1]
 
 
 def gram64(rows: np.ndarray) -> np.ndarray:
@@ -79,31 +111,49 @@ def gram64(rows: np.ndarray) -> np.ndarray:
     :math:`a_i = x_i - \mu`. The products :math:`a_i \cdot a_j` run as one float32 GEMM, accurate to
     ~1e-7 of the *centred* rows' norms, so a common offset (a fused point, a ReLU cone) costs no
     precision; the offset terms are float64. Columns are taken in chunks of
-    :data:`GRAM_CHUNK_BYTES`, so wide rows never need a float64 copy of all D columns.
+    :data:`GRAM_CHUNK_BYTES`, so wide rows never need a float64 copy of all D columns. The rows are
+    first scaled by a power of two (exact) so that their largest value is near 1: the result is
+    :math:`s^2 XX^\\top` for that scale :math:`s`, which cosines and nearest-centre distances ignore.
     """
     n, D = rows.shape
-    mean = rows.mean(axis=0, dtype=np.float64)
-    G, offset = np.zeros((n, n)), np.zeros(n)
+    scale = _power_of_two_scale(rows)
+    mean = rows.mean(axis=0, dtype=np.float64) * scale
+    G, offset, squares = np.zeros((n, n)), np.zeros(n), np.zeros(n)
     step = max(1, GRAM_CHUNK_BYTES // (8 * max(n, 1)))
     for start in range(0, D, step):
-        centred = np.asarray(rows[:, start:start + step], dtype=np.float64) - mean[start:start + step]
+        block = np.asarray(rows[:, start:start + step], dtype=np.float64) * scale
+        squares += np.einsum("ij,ij->i", block, block)
+        centred = block - mean[start:start + step]
         offset += centred @ mean[start:start + step]
         narrow = centred.astype(np.float32)
         G += narrow @ narrow.T
-    return G + offset[:, None] + offset[None, :] + mean @ mean
+    G += offset[:, None] + offset[None, :] + mean @ mean
+    np.fill_diagonal(G, squares)          # exact: a row far smaller than the mean must not cancel to ≤ 0
+    return G
+
+
+def _power_of_two_scale(rows: np.ndarray) -> float:
+    """A power of two bringing the largest |value| near 1: exact, and keeps squares of huge or tiny
+    values (1e30, 1e-30) from overflowing or underflowing; cosines and nearest centres ignore it."""
+    largest = float(np.max(np.abs(rows))) if rows.size else 0.0
+    return 2.0 ** -math.floor(math.log2(largest)) if largest > 0 and math.isfinite(largest) else 1.0
 
 
 def top_eigenvalues(S: np.ndarray, k: int) -> np.ndarray:
     """The ``k`` largest eigenvalues of a symmetric matrix, descending, clipped at 0 (Lanczos
     above :data:`FULL_EIGENSOLVE_BELOW` rows, a full solve below or if Lanczos fails)."""
     if S.shape[0] > FULL_EIGENSOLVE_BELOW:
-        start = np.full(S.shape[0], 1.0 / math.sqrt(S.shape[0]))       # seeded: a fixed start vector
         try:
-            values = eigsh(S, k=k, which="LA", v0=start, tol=EIGSH_TOLERANCE, return_eigenvectors=False)
+            values = eigsh(S, k=k, which="LA", v0=_start(S.shape[0]), tol=EIGSH_TOLERANCE, return_eigenvectors=False)
             return np.sort(values)[::-1].clip(0)
-        except ArpackNoConvergence:
+        except ArpackError:                       # no convergence, or a start vector in the null space
             pass
     return np.linalg.eigvalsh(S)[::-1][:k].clip(0)
+
+
+def _start(n: int) -> np.ndarray:
+    """A fixed (seeded) Lanczos start vector: results do not depend on ARPACK's own random start."""
+    return np.random.default_rng(0).standard_normal(n)
 
 
 def knn_accuracy(cosines: np.ndarray, codes: np.ndarray, *, k: int = KNN_K,

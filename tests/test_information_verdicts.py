@@ -13,7 +13,7 @@ import pytest
 from sklearn.neighbors import NearestCentroid
 
 import geometry_probe as gp
-from geometry_probe.baselines import residual_edge_ratio
+from geometry_probe.baselines import residual_noise_ratio
 from geometry_probe.subsample_geometry import gram64, knn_accuracy, measure_subsample, two_fold_ncc_accuracy
 
 RNG = np.random.default_rng(7)
@@ -34,25 +34,35 @@ def _by_name(results):
     return {f["name"]: f for f in results.findings}
 
 
-@pytest.mark.parametrize(("n", "D"), [(1000, 64), (300, 2000), (512, 512)])
-def test_residual_edge_ratio_is_one_for_white_noise(n, D):
-    X = np.random.default_rng(n).standard_normal((n, D))
+def _noise_ratio(X):
+    """residual_noise_ratio from a NumPy eigendecomposition of the rows' second moment."""
+    n, D = X.shape
     eig = np.linalg.eigvalsh(X @ X.T if n <= D else X.T @ X)[::-1]
-    assert residual_edge_ratio(eig[:2], eig.sum(), n, D) == pytest.approx(1.0, abs=0.08)
+    return residual_noise_ratio(eig[1], eig[1:].sum(), np.square(eig[1:]).sum(), n, D)
 
 
-def test_residual_edge_ratio_sees_a_spike_and_reads_zero_without_residual():
-    X = np.random.default_rng(1).standard_normal((1000, 64))
-    X[:, :2] *= [5, 3]                 # the dominant direction, and structure beyond it
-    eig = np.linalg.eigvalsh(X.T @ X)[::-1]
-    assert residual_edge_ratio(eig[:2], eig.sum(), 1000, 64) > 3
-    assert residual_edge_ratio(np.array([100.0, 0.0]), 100.0, 100, 64) == 0.0    # an exact point: nothing left
-    assert np.isnan(residual_edge_ratio(np.array([5.0, 1.0]), 6.0, 100, 4))  # 3 residual dimensions: cannot tell
+@pytest.mark.parametrize(("n", "D"), [(1000, 64), (300, 2000), (512, 512)])
+def test_residual_noise_ratio_is_one_for_white_noise(n, D):
+    X = np.random.default_rng(n).standard_normal((n, D))
+    X[:, 0] += 30.0                                                  # a dominant direction, removed first
+    assert _noise_ratio(X) == pytest.approx(1.0, abs=0.1)
+
+
+def test_residual_noise_ratio_sees_strong_and_spread_structure():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((1000, 64))
+    X[:, :2] *= [5, 3]                                               # the dominant direction, and one beyond it
+    assert _noise_ratio(X) > 3
+    spread = rng.standard_normal((1000, 64)) * np.linspace(0.5, 1.5, 64)      # no spike, uneven variances
+    assert _noise_ratio(spread) > 1.2
+    assert residual_noise_ratio(0.0, 0.0, 0.0, 100, 64) == 0.0                 # an exact point: nothing left
+    assert np.isnan(residual_noise_ratio(1.0, 1.0, 1.0, 100, 4))              # 3 residual dimensions: cannot tell
 
 
 def test_gram_around_the_mean_keeps_float64_accuracy_under_a_large_offset():
     X = (5.0 + 1e-4 * RNG.standard_normal((300, 50))).astype(np.float32)
-    exact = X.astype(np.float64) @ X.astype(np.float64).T
+    scale = 2.0 ** -np.floor(np.log2(np.abs(X).max()))                # gram64 works on exactly rescaled rows
+    exact = scale**2 * (X.astype(np.float64) @ X.astype(np.float64).T)
     assert np.abs(gram64(X) - exact).max() < 1e-10 * np.abs(exact).max()
 
 
@@ -90,6 +100,8 @@ def test_white_noise_fusion_fails_both_verdicts_with_and_without_labels():
     label_free = _by_name(gp.analyze(X, "spectrum"))
     assert label_free["information_loss"]["verdict"] == "fail"
     assert label_free["information_loss"]["value"] == pytest.approx(1.0, abs=0.1)
+    copies = np.repeat(X[:3], 500, axis=0)                           # fused, and only three distinct rows
+    assert _by_name(gp.analyze(copies, "spectrum"))["information_loss"]["verdict"] == "fail"
     assert gp.has_failed_collapse(list(label_free.values()))
 
 
@@ -138,6 +150,15 @@ def test_a_cone_with_separated_classes_is_described_not_warned():
 def test_the_bundled_healthy_model_gets_an_all_ok_bill():
     res = gp.analyze(gp.datasets.load_digits_embeddings())
     assert {f["name"]: f["verdict"] for f in res.findings if f["verdict"] != "ok"} == {}
+
+
+def test_huge_and_tiny_magnitudes_give_the_same_geometry():
+    X = RNG.standard_normal((300, 20))
+    reference = measure_subsample(X)
+    for scale in (1e30, 1e-30):
+        scaled = measure_subsample((X * scale).astype(np.float32) if scale < 1e38 else X * scale)
+        assert scaled.top1_energy == pytest.approx(reference.top1_energy, rel=1e-5)
+        assert scaled.mean_cosine == pytest.approx(reference.mean_cosine, rel=1e-4, abs=1e-6)
 
 
 def test_measure_subsample_without_labels_has_no_accuracies():
