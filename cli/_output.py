@@ -3,6 +3,7 @@
 import math
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 import geometry_probe as gp
@@ -22,13 +23,29 @@ def print_results(results: gp.Results, *, title: str | None = None) -> None:
         family, metric = key.split("/", 1)
         table.add_row(family, metric, _format(value))
     console.print(table)
+    print_findings(results)
+    for note in results.notes():
+        console.print(f"[yellow]note[/] {note}", highlight=False)
+
+
+def print_findings(results: gp.Results) -> None:
+    """One line per finding: its verdict in colour, its name (marked when it is a description), its explanation."""
     for finding in results.findings:
         colour = {"ok": "green", "warn": "yellow", "fail": "red"}.get(finding.get("verdict"), "white")
         kind = " (description)" if finding.get("kind") == "description" else ""
         console.print(f"[{colour}]{finding.get('verdict', '?').upper():4}[/] {finding.get('name')}{kind}: "
-                      f"{finding.get('explanation', '')}", highlight=False, markup=True)
-    for note in results.notes():
-        console.print(f"[yellow]note[/] {note}", highlight=False)
+                      f"{escape(str(finding.get('explanation', '')))}", highlight=False, markup=True)
+
+
+def print_comparison(runs: dict[str, gp.Results], metrics: tuple[str, ...]) -> None:
+    """A table of a few metrics side by side, one column per named run."""
+    table = Table(show_lines=False)
+    table.add_column("metric", style="cyan")
+    for name in runs:
+        table.add_column(name, justify="right")
+    for key in metrics:
+        table.add_row(key, *(_format(r.scalars().get(key, math.nan)) for r in runs.values()))
+    console.print(table)
 
 
 def _format(value: float) -> str:

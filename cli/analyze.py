@@ -34,7 +34,7 @@ from ._options import (
     SeedOpt,
     ViewsOpt,
 )
-from ._output import console, print_results
+from ._output import console, print_comparison, print_findings, print_results
 from .app import app
 
 
@@ -114,13 +114,23 @@ def list_analyzers() -> None:
 
 @app.command()
 def demo(
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Where to write the results.")] = Path(
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Where to write the healthy model's results.")] = Path(
         "geoprobe-demo.json"),
 ) -> None:
-    """Analyse the bundled default data set (an MLP's embeddings of sklearn's digits)."""
+    """Analyse the bundled default data set (an MLP's embeddings of sklearn's digits), then show a
+    failure being caught: the same encoder trained into InfoNCE over-fusion."""
     gp.check_output_path(json_out)
-    emb = gp.datasets.load_digits_embeddings()
-    results = gp.analyze(emb)
-    print_results(results)
-    results.to_json(json_out)
-    console.print(f"wrote {json_out}")
+    console.print("[bold]1. A healthy model[/]: a cross-entropy MLP's embeddings of sklearn's digits", highlight=False)
+    healthy = gp.analyze(gp.datasets.load_digits_embeddings())
+    print_results(healthy)
+    console.print("\n[bold]2. A failure caught[/]: the same encoder trained with InfoNCE at learning rate 3 "
+                  "(weight decay 0.5)", highlight=False)
+    fused = gp.analyze(gp.datasets.load_digits_overfused_embeddings())
+    print_comparison({"healthy": healthy, "over-fused": fused}, DEMO_METRICS)
+    print_findings(fused)
+    healthy.to_json(json_out)
+    console.print(f"wrote {json_out} (the healthy model's results)")
+
+
+DEMO_METRICS = ("spectrum/effective_rank", "contrastive/mean_cosine", "contrastive/uniformity", "knn/accuracy",
+                "neural_collapse/ncc_accuracy")

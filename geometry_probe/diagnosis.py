@@ -344,9 +344,9 @@ def _over_fusion(geometry: SubsampleGeometry, information: dict[str, Any], resul
             "whether the samples stay distinguishable cannot be told here: pass labels.")
     else:
         finding["explanation"] = (
-            f"over-fusion: top-1 energy {energy:.3f} (isotropic {null:.3f}{table}), the embeddings merged into "
-            f"{shape} and the information is gone (see information_loss): the InfoNCE over-fusion failure "
-            "(CLOA); lower the learning rate, or add a projector/predictor.")
+            f"top-1 energy {energy:.3f} (isotropic {null:.3f}{table}): the embeddings merged into {shape} and the "
+            "information is gone (see information_loss), the InfoNCE over-fusion failure (CLOA); lower the learning "
+            "rate, or add a projector/predictor.")
     return finding
 
 

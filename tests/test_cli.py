@@ -57,6 +57,10 @@ def test_demo_writes_json(tmp_path, capsys):
     assert code == 0
     data = json.loads((tmp_path / "demo.json").read_text())
     assert data["meta"]["n_samples"] == 1797 and data["meta"]["n_classes"] == 10
+    assert {f["name"]: f["verdict"] for f in data["findings"] if f["verdict"] != "ok"} == {}   # the healthy bill
+    healthy, failure = out.split("2. A failure caught", 1)
+    assert "FAIL" not in healthy and "WARN" not in healthy
+    assert "FAIL over_fusion" in failure and "FAIL information_loss" in failure
 
 
 def _bad_inputs(tmp_path):
