@@ -14,7 +14,9 @@ garbage-collector callback — would be printed as "Exception ignored" and lost;
 :func:`sys.unraisablehook` installed here delivers the signal again instead, so it ends the
 command at the next line of ordinary code. Once the command is over, :func:`exit_on_late_signal`
 makes a signal that arrives while the interpreter shuts down (torch and matplotlib run Python
-code at exit) end the process at once with the same status, instead of being printed and ignored.
+code at exit) end the process at once with the same status, instead of being printed and ignored
+(after Python has put the default handlers back, in its last moments, the signal itself ends the
+process: a shell reports the same status).
 
 The exit status of an interrupted command is ``128 + signal number``: 130 for Ctrl-C, 143 for
 SIGTERM, 129 for SIGHUP.

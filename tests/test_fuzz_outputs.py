@@ -204,8 +204,10 @@ def command_lines(work):
 @pytest.mark.skipif(not Path("/proc/self/status").exists() or GEOPROBE is None, reason="needs Linux /proc")
 def test_sigterm_and_sigint_at_seeded_moments_leave_no_temporary_files(work):
     """Four real geoprobe processes, SIGTERM or SIGINT at seeded delays after their handlers are set:
-    each ends with 143 or 130 and one line ('terminated', 'interrupted'), or 0 when it finished first;
-    never a traceback nor 'Exception ignored'; no temporary file; every figure written is complete."""
+    each ends with 143 or 130 and one line ('terminated', 'interrupted'), or 0 when it finished first
+    (killed by the signal itself when it arrives in Python's last moments, which a shell reports as the
+    same 143 or 130); never a traceback nor 'Exception ignored'; no temporary file; every figure written
+    is complete."""
     rng = np.random.default_rng(16)
     signals = [signal.SIGTERM, signal.SIGINT] * 2
     delays = rng.uniform(0.0, 3.0, len(signals))
@@ -218,7 +220,7 @@ def test_sigterm_and_sigint_at_seeded_moments_leave_no_temporary_files(work):
     for i, (run, signum) in enumerate(zip(runs, signals)):
         stdout, stderr = run.communicate(timeout=120)
         assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
-        if sent[i]:
+        if sent[i] and run.returncode != -signum:      # -signum: it came after Python reset its handlers at exit
             assert run.returncode == 128 + signum, (i, run.returncode, stderr)
             assert stderr.strip().splitlines()[-1] == ("interrupted" if signum == signal.SIGINT else "terminated")
         else:
