@@ -1,17 +1,14 @@
-"""Console entry point: registers the commands and turns library errors and signals into exit codes."""
+"""Console entry point: registers the commands and turns library errors and signals into exit codes.
+
+Only the standard library and :mod:`geometry_probe._interrupts` load before :func:`main` installs
+the signal handlers (``import geometry_probe`` is lazy); the commands, and with them torch, are
+imported after, so a Ctrl-C or SIGTERM during the first seconds of start-up ends the command with
+its one line and status like any later one.
+"""
 
 import sys
 
-import typer
-
-import geometry_probe as gp
 from geometry_probe import _interrupts
-
-from . import analyze as _analyze  # noqa: F401  (registers commands)
-from . import extract as _extract  # noqa: F401  (registers commands)
-from . import figures as _figures  # noqa: F401  (registers commands)
-from . import track as _track  # noqa: F401  (registers commands)
-from .app import app
 
 
 def main() -> None:
@@ -33,6 +30,14 @@ def _run() -> int:
     """The command's exit status; the message of a failure on stderr, one line."""
     error = None
     try:
+        import typer
+
+        import geometry_probe as gp
+
+        app = _application()
+    except (KeyboardInterrupt, _interrupts.Terminated):
+        return _interrupted()
+    try:
         code = app(standalone_mode=False)
     except gp.GeometryProbeError as err:
         code, error = 2, f"error: {err}"
@@ -43,12 +48,27 @@ def _run() -> int:
     except typer.TyperException as err:  # usage errors of typer's bundled click: message + exit 2
         err.show()
         code = getattr(err, "exit_code", 2)
-    signum = _interrupts.received_signal()        # also when typer turned Ctrl-C into a return value
-    if signum is not None:
-        code, error = _interrupts.exit_status(signum), _interrupts.describe(signum)
+    if _interrupts.received_signal() is not None:       # also when typer turned Ctrl-C into a return value
+        return _interrupted()
     if error is not None:
         print(error, file=sys.stderr)
     return code if isinstance(code, int) else 0
+
+
+def _interrupted() -> int:
+    """Report the signal that ended the command (one line) and return ``128 + signal``."""
+    signum = _interrupts.received_signal()
+    signum = signum if signum is not None else 2          # a KeyboardInterrupt raised without our handler
+    print(_interrupts.describe(signum), file=sys.stderr)
+    return _interrupts.exit_status(signum)
+
+
+def _application() -> "typer.Typer":  # noqa: F821  (typer is imported lazily)
+    """The typer application with every command registered (imports torch)."""
+    from . import analyze, extract, figures, track  # noqa: F401  (registers commands)
+    from .app import app
+
+    return app
 
 
 if __name__ == "__main__":

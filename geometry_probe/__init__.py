@@ -4,44 +4,57 @@
 >>> res = gp.analyze(gp.datasets.make_isotropic(200, 8), "spectrum")
 >>> sorted(res)
 ['spectrum']
+
+The public names are imported on first use (PEP 562), so ``import geometry_probe`` costs
+milliseconds and loads neither torch nor NumPy: the command line installs its signal handlers
+before the heavy imports start, and ``geoprobe --help`` does not wait for torch.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-from geometry_probe import datasets, io
-from geometry_probe.analysis import analyze
-from geometry_probe.analyzers import ANALYZERS, Analyzer, PairwiseAnalyzer, get_analyzer
-from geometry_probe.diagnosis import diagnose, has_failed_collapse
-from geometry_probe.embeddings import Embeddings
-from geometry_probe.monitor import CollapseError, CollapseMonitor, CollapseWarning
-from geometry_probe.trajectory import track
-from geometry_probe.extraction import extract
-from geometry_probe.layer_sweep import layer_sweep
-from geometry_probe.exceptions import (
-    AmbiguousKeyError,
-    EmptyAnalyzerError,
-    GeometryProbeError,
-    InputFileError,
-    InvalidEmbeddingsError,
-    InvalidInputError,
-    InvalidLabelsError,
-    MissingDependencyError,
-    MissingLabelsError,
-    OutputError,
-    UnknownAnalyzerError,
-    UnsafeFileError,
-)
-from geometry_probe._atomic import check_output_path
-from geometry_probe.io import load
-from geometry_probe.projection import Projection, project
-from geometry_probe.result import Result, Results
-from geometry_probe.stats import ClassMoments, ClassScatter, Moments
+_EXPORTS = {
+    "geometry_probe.analysis": ("analyze",),
+    "geometry_probe.analyzers": ("ANALYZERS", "Analyzer", "PairwiseAnalyzer", "get_analyzer"),
+    "geometry_probe.diagnosis": ("diagnose", "has_failed_collapse"),
+    "geometry_probe.embeddings": ("Embeddings",),
+    "geometry_probe.monitor": ("CollapseError", "CollapseMonitor", "CollapseWarning"),
+    "geometry_probe.trajectory": ("track",),
+    "geometry_probe.extraction": ("extract",),
+    "geometry_probe.layer_sweep": ("layer_sweep",),
+    "geometry_probe.exceptions": ("AmbiguousKeyError", "CorruptFileError", "EmptyAnalyzerError", "GeometryProbeError",
+                                  "InputFileError", "InputTooLargeError", "InvalidEmbeddingsError",
+                                  "InvalidInputError", "InvalidLabelsError", "MissingDependencyError",
+                                  "MissingLabelsError", "OutputError", "UnknownAnalyzerError", "UnsafeFileError"),
+    "geometry_probe._atomic": ("check_output_path",),
+    "geometry_probe.io": ("load",),
+    "geometry_probe.projection": ("Projection", "project"),
+    "geometry_probe.result": ("Result", "Results"),
+    "geometry_probe.stats": ("ClassMoments", "ClassScatter", "Moments"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
-__all__ = [
-    "__version__", "AmbiguousKeyError", "analyze", "Analyzer", "ANALYZERS", "check_output_path", "ClassMoments",
-    "ClassScatter", "CollapseError", "CollapseMonitor", "CollapseWarning", "datasets", "diagnose", "Embeddings",
-    "EmptyAnalyzerError", "extract", "GeometryProbeError", "get_analyzer", "has_failed_collapse", "InputFileError",
-    "InvalidEmbeddingsError", "InvalidInputError", "InvalidLabelsError", "io", "layer_sweep", "load",
-    "MissingDependencyError", "MissingLabelsError", "Moments", "OutputError", "PairwiseAnalyzer", "project",
-    "Projection", "Result", "Results", "track", "UnknownAnalyzerError", "UnsafeFileError"
-]
+__all__ = sorted(["__version__", "datasets", "io", *_MODULE_OF], key=str.lower)
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name, or a submodule (``gp.datasets``, ``gp.diagnosis``), on first use."""
+    if name in _MODULE_OF:
+        value = getattr(importlib.import_module(_MODULE_OF[name]), name)
+    else:
+        try:
+            value = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_MODULE_OF, "datasets", "io"})

@@ -514,3 +514,22 @@ def test_isotropic_spectrum_of_200000_features_is_fast():
     spectrum = isotropic_spectrum(4, 200_000, 6.0)
     assert time.perf_counter() - start < 2.0
     assert spectrum.shape == (200_000,) and np.count_nonzero(spectrum) == 3 and spectrum.sum() == pytest.approx(6.0)
+
+
+@pytest.mark.parametrize(("signum", "status", "line"), [(signal.SIGINT, 130, "interrupted"),
+                                                        (signal.SIGTERM, 143, "terminated")])
+def test_a_signal_during_start_up_ends_with_one_line(tmp_path, signum, status, line):
+    """0.3 s in, torch is still being imported: the handlers are already in place (import geometry_probe is lazy)."""
+    process = subprocess.Popen(["geoprobe", "demo", "--json", str(tmp_path / "d.json")], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    process.send_signal(signum)
+    stderr = process.communicate(timeout=60)[1]
+    assert process.returncode == status
+    assert stderr == f"{line}\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_importing_the_package_loads_neither_torch_nor_numpy():
+    code = "import sys, geometry_probe; print('torch' in sys.modules, 'numpy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split() == ["False"] * 2
