@@ -71,5 +71,12 @@ def _application() -> "typer.Typer":  # noqa: F821  (typer is imported lazily)
     return app
 
 
+def __getattr__(name: str) -> object:
+    """``app``: the registered application, for the docs' CLI reference and in-process tests."""
+    if name == "app":
+        return _application()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 if __name__ == "__main__":
     main()
