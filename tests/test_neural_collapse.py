@@ -488,5 +488,6 @@ def test_certified_float32_decisions_equal_float64_decisions_near_ties():
     assert float(certified.agreements) == float(reference.agreements)
     fast = rule.counts(torch.as_tensor(rows), labels, precision="float32")
     assert float(fast.n) == float(certified.n) == 700
-    _, unsure = rule._certified_winners(torch.as_tensor(rows), rule._operands(torch.float32), 2, 2)
+    ops = rule._operands(torch.float32)
+    _, unsure = rule._certified_winners(torch.as_tensor(rows), ops, 2, 2, rule._bound_scale(ops, 2, 2))
     assert int(unsure[400:].sum()) >= 250 and int(unsure[:400].sum()) == 0      # only the ties go to float64

@@ -12,8 +12,8 @@ from geometry_probe.functional import spectrum as F
 from geometry_probe.result import Result
 from geometry_probe.stats import STATE_MEMORY_BYTES, ClassScatter, Moments, RowStack, primal_bytes
 
-PER_CLASS_MAX_FLOPS = 2e10       # K·D³: about 5 s of eigendecompositions on 2 cores
-PER_CLASS_MAX_BYTES = 512 * 2**20
+PER_CLASS_MAX_FLOPS = 2e9        # K·D³: 100 classes at D = 256 took 9 s in float64 on a loaded 2-core machine
+PER_CLASS_MAX_BYTES = 128 * 2**20
 GIB = 2**30
 TABLE_MAX_ROWS = 1000
 
@@ -38,8 +38,9 @@ class Spectrum(Analyzer):
         Relative eigenvalue threshold of ``collapsed_dims``.
     per_class : bool, optional
         Per-class effective rank when labels are given. Default: on when the per-class
-        covariances fit 512 MB and their eigendecompositions take seconds
-        (``n_classes * n_features**3 <= 2e10``); never on wide data (the dual form).
+        covariances fit 128 MiB and their eigendecompositions take seconds
+        (``n_classes * n_features**3 <= 2e9``; 1,000 classes at D = 256 took 45 s in float64);
+        never on wide data (the dual form).
     memory_bytes : int, default=2 GiB
         Budget of the exact spectral state (see Notes).
 

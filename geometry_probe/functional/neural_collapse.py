@@ -557,25 +557,25 @@ class DecisionRule:
         operands = {dt: self._operands(dt) for dt in ((torch.float32, torch.float64) if certify else (dtype,))}
         C, r = self.classes.shape[0], self.directions.shape[0]
         K = self.A.shape[0] - C - r
-        keep = None
+        rows = max(1, DECISION_CHUNK_BYTES // (self.A.shape[0] * 8))
+        within = torch.zeros(r, dtype=STATE_DTYPE, device=X.device)
+        for start in range(0, X.shape[0] if r else 0, rows):                 # Σ_W along the directions: every row
+            shift, A_T, _ = operands[dtype]
+            chunk = as_compute(X[start:start + rows], precision)
+            chunk = chunk if shift is None else chunk - shift
+            y = labels[start:start + rows]
+            projected = (chunk @ A_T[:, C + K:]).to(STATE_DTYPE) - self.direction_offset[self.slot[y.long()]]
+            within += projected.square().sum(dim=0)
         if self.fraction < 1:
             chosen = np.random.default_rng([self.seed, offset]).random(X.shape[0]) < self.fraction
             keep = torch.as_tensor(chosen, device=X.device)
-        rows = max(1, DECISION_CHUNK_BYTES // (self.A.shape[0] * 8))
-        n = hits = agree = X.new_zeros((), dtype=STATE_DTYPE)
-        within = torch.zeros(r, dtype=STATE_DTYPE, device=X.device)
+            X, labels = X[keep], labels[keep]
+        scale = self._bound_scale(operands[torch.float32], C, K) if certify else None
+        hits = agree = X.new_zeros((), dtype=STATE_DTYPE)
         for start in range(0, X.shape[0], rows):
             part, y = X[start:start + rows], labels[start:start + rows]
-            if r:
-                shift, A_T, _ = operands[dtype]
-                chunk = as_compute(part, precision)
-                chunk = chunk if shift is None else chunk - shift
-                projected = (chunk @ A_T[:, C + K:]).to(STATE_DTYPE) - self.direction_offset[self.slot[y.long()]]
-                within += projected.square().sum(dim=0)
-            if keep is not None:
-                part, y = part[keep[start:start + rows]], y[keep[start:start + rows]]
-            if certify:
-                winners, unsure = self._certified_winners(part, operands[torch.float32], C, K)
+            if scale is not None:
+                winners, unsure = self._certified_winners(part, operands[torch.float32], C, K, scale)
                 if bool(unsure.any()):
                     exact = self._winners(part[unsure], operands[torch.float64], C, K)
                     for w, e in zip(winners, exact):
@@ -583,10 +583,10 @@ class DecisionRule:
             else:
                 winners = self._winners(part, operands[dtype], C, K)
             nearest = self.classes[winners[0]]
-            n = n + y.shape[0]
             hits = hits + (nearest == y).sum(dtype=STATE_DTYPE)
             if K:
                 agree = agree + (winners[1] == nearest).sum(dtype=STATE_DTYPE)
+        n = X.new_tensor(float(X.shape[0]), dtype=STATE_DTYPE)
         return DecisionCounts(n=n, ncc_hits=hits, agreements=agree, within_projected=within)
 
     def _operands(self, dtype: torch.dtype) -> tuple[Tensor | None, Tensor, Tensor]:
@@ -606,17 +606,24 @@ class DecisionRule:
         scores = self._scores(rows, operands, C, K)
         return [scores[:, :C].argmax(dim=1)] + ([scores[:, C:].argmax(dim=1)] if K else [])
 
+    @staticmethod
+    def _bound_scale(operands: tuple[Tensor | None, Tensor, Tensor], C: int, K: int) -> tuple[float, float]:
+        """:math:`\\max_c\\lVert a_c\\rVert` and :math:`\\max_c|b_c|` of the float32 operands (once per batch)."""
+        _, A_T, base = operands
+        return (float(torch.linalg.vector_norm(A_T[:, :C + K].to(STATE_DTYPE), dim=0).max()),
+                float(base[:C + K].abs().max()))
+
     def _certified_winners(self, rows: Tensor, operands: tuple[Tensor | None, Tensor, Tensor], C: int,
-                           K: int) -> tuple[list[Tensor], Tensor]:
+                           K: int, scale: tuple[float, float]) -> tuple[list[Tensor], Tensor]:
         """float32 winners of :meth:`_winners` and the rows whose margin is within the rounding bound of
         :meth:`counts` (their float32 decision may differ from the float64 one)."""
-        shift, A_T, base = operands
+        shift, A_T, _ = operands
         scores = self._scores(rows, operands, C, K)
         chunk = rows if shift is None else rows - shift
         u = 2.0**-24
-        a_max = float(torch.linalg.vector_norm(A_T[:, :C + K].to(STATE_DTYPE), dim=0).max())
+        a_max, b_max = scale
         norms = torch.linalg.vector_norm(chunk, dim=1).to(STATE_DTYPE) * (1 + 1e-3)   # float32 norm, inflated
-        bound = 2 * u * ((A_T.shape[0] + 3) * norms * a_max + 2 * float(base[:C + K].abs().max()))
+        bound = 2 * u * ((A_T.shape[0] + 3) * norms * a_max + 2 * b_max)
         winners, unsure = [], torch.zeros(rows.shape[0], dtype=torch.bool, device=rows.device)
         everyone = torch.arange(rows.shape[0], device=rows.device)
         for block in (slice(0, C), slice(C, C + K)) if K else (slice(0, C),):
