@@ -40,6 +40,13 @@ SECTIONS = {
         "tests/test_reporting.py::test_static_report_has_no_script",
     ],
     "Fuzzing": ["tests/test_fuzz.py"],
+    "Hostile and unusual input files": ["tests/test_fuzz_inputs.py"],
+    "Wide embeddings and many classes": [
+        "tests/test_wide_many_classes.py",
+        "tests/test_information_verdicts.py::test_wide_embeddings_are_diagnosed_in_bounded_memory",
+        "tests/test_diagnosis.py::test_the_nulls_of_wide_shapes_cost_no_memory",
+    ],
+    "Outputs, signals and results JSON": ["tests/test_fuzz_outputs.py"],
     "Scale and faults": [
         "tests/test_output_errors.py",
         "tests/test_reliability.py::test_ctrl_c_during_analyze_exits_130_and_writes_nothing",
@@ -191,6 +198,11 @@ def write_page(collector: CaseCollector) -> list[str]:
                 "10,000 `CollapseMonitor.update` calls with NaN/inf/fused windows, varying batch sizes and batches "
                 "missing classes: the alerts, and memory growth between step 2,000 and 10,000 "
                 "(`benchmarks/bench_monitor_soak.py`).", [])
+        if heading == "Wide embeddings and many classes":
+            lines += benchmark_section(
+                "Wide and many-class scale", "bench_wide.txt",
+                "Time and peak memory for N x D from 4 x 200,000 to 200,000 x 16,384 and for C from 10 to 10^5 "
+                "classes (`benchmarks/bench_wide.py`).", [])
     PAGE.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     matched = {c_id.split("[", 1)[0] for c_id in collector.cases}
     return [p for prefixes in SECTIONS.values() for p in prefixes

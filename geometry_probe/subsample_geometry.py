@@ -79,10 +79,11 @@ def measure_subsample(rows: np.ndarray, labels: np.ndarray | None = None) -> Sub
     return SubsampleGeometry(**found)
 
 
-def dominant_direction(S: np.ndarray, *, max_iterations: int = 100) -> tuple[float, np.ndarray]:
+def dominant_direction(S: np.ndarray, *, max_iterations: int = 12) -> tuple[float, np.ndarray]:
     """Largest eigenvalue of a symmetric PSD matrix and its unit eigenvector: Lanczos, then power
     iteration until the vector stops moving (one or two steps when the top eigenvalue dominates,
-    as for fused rows) or ``max_iterations``; the eigenvalue is the Rayleigh quotient."""
+    as for fused rows, where the residual needs it to machine precision) or ``max_iterations``
+    (rows that are not fused need no more); the eigenvalue is the Rayleigh quotient."""
     vector = _lanczos_top_vector(S)
     for _ in range(max_iterations):
         moved = S @ vector
