@@ -17,10 +17,11 @@ the per-batch class sums:
   products of float32 numbers are exact in float64 but float32 *accumulation* rounds, so
   no float32 GEMM trick (split operands, compensated sums inside BLAS) removes the error.
   On CPU it costs about 2x a float32 GEMM; on CUDA it runs in float64 as well, which is
-  fast on data-centre GPUs (P100, V100, A100, H100, H200, B200: float64 at half the float32 rate
-  or better)
-  and 32-64x slower on consumer GPUs (GeForce/RTX, 1/32-1/64 float64 rate), where
-  ``precision="float32"`` is the practical choice.
+  fast on data-centre GPUs (P100, V100, A100, H100, H200, B200: float64 at half the float32
+  rate or better) and 32-64x slower on consumer GPUs (GeForce/RTX, 1/32-1/64 float64 rate),
+  where ``precision="float32"`` is the practical choice. The nearest-centre pass of neural
+  collapse is the exception: it scores float32 rows in float32 and recomputes in float64 only
+  the rows a rounding bound cannot decide (same decisions as float64).
 * ``"float32"`` (fast): float32, float16 and bfloat16 batches are multiplied and summed in
   float32 (float64 input stays float64). Centring per batch keeps the GEMM free of the
   cancellation a large offset causes, but the GEMM's rounding puts a noise floor of about
