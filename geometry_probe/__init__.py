@@ -13,6 +13,8 @@ before the heavy imports start, and ``geoprobe --help`` does not wait for torch.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 __version__ = "0.1.0"
@@ -58,3 +60,17 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_MODULE_OF, "datasets", "io"})
+
+
+class _Package(types.ModuleType):
+    """The package module: a public function named like its submodule (``layer_sweep``) stays the
+    function when the submodule is imported later (the import system sets the submodule on its
+    parent, which would otherwise hide the function, as the eager imports once did not)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _MODULE_OF.get(name) == value.__name__:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
