@@ -29,6 +29,8 @@ import torch
 import geometry_probe as gp
 from geometry_probe._optional import require
 
+from _output import save_figure, save_numbers
+
 # %%
 # Sentences on six topics
 # -----------------------
@@ -147,4 +149,7 @@ for code, name in enumerate(emb.classes):
     axes[3].scatter(*coords[emb.labels == code].T, s=8, label=name)
 axes[3].set_title("last layer, PCA", fontsize=10)
 axes[3].legend(fontsize=7, markerscale=2)
-plt.show()
+save_figure(fig, "minilm_layers")
+save_numbers({"n_samples": emb.n_samples, "n_features": emb.n_features, "scalars": s,
+              "layers": [{k: v for k, v in row.items() if isinstance(v, (int, float, str))} for row in sweep.rows]},
+             "minilm")

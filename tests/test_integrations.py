@@ -37,7 +37,8 @@ def test_lightning_callback_logs_and_stops_on_collapse():
     trainer.fit(module, data)
     assert "geometry/buffer/effective_rank" in module.logged
     assert trainer.global_step == 8                           # stopped at the snapshot that failed
-    assert [a["name"] for a in callback.monitor.alerts] == ["over_fusion"]
+    # exactly one line with nothing left off it: fused geometry, and (label-free) no information left
+    assert [a["name"] for a in callback.monitor.alerts] == ["over_fusion", "information_loss"]
 
 
 def test_huggingface_callback_watches_a_module():
