@@ -141,8 +141,8 @@ class CollapseMonitor:
     >>> for step in range(15):
     ...     z = direction * torch.randn(64, 1) if 5 <= step < 10 else torch.randn(64, 16)  # fuses onto a line
     ...     _ = monitor.update(z)
-    >>> [snap["step"] for snap in monitor.history], [a["name"] for a in monitor.alerts]
-    ([5, 10, 15], ['over_fusion', 'recovered'])
+    >>> [snap["step"] for snap in monitor.history], [a["name"] for a in monitor.alerts]  # an exact line: nothing off it
+    ([5, 10, 15], ['over_fusion', 'information_loss', 'recovered', 'recovered'])
     >>> monitor.episodes[0]["onset_step"], monitor.episodes[0]["cleared_step"]
     (10, 15)
     """
