@@ -152,9 +152,10 @@ def sphere_findings(measured: Mapping[str, float], n: int, D: int,
     limits = {**THRESHOLDS, **(limits or {})}
     geometry = SubsampleGeometry(n=n, n_features=D, **{k: measured[k] for k in (
         "top1_energy", "residual_noise_ratio", "distinct_share", "mean_cosine", "mean_abs_cosine", "uniformity")})
-    information = _information_loss(geometry, Results([]), None, limits)
-    return [_over_fusion(geometry, information, Results([]), limits), information,
-            *_sphere_descriptions(geometry, Results([]), information["evidence"]["kept"], limits)]
+    nothing = Results([])                                  # a snapshot has no analyzer results
+    information = _information_loss(geometry, nothing, None, limits)
+    return [_over_fusion(geometry, information, nothing, limits), information,
+            *_sphere_descriptions(geometry, nothing, information["evidence"]["kept"], limits)]
 
 
 def has_failed_collapse(findings: list[Mapping[str, Any]]) -> bool:

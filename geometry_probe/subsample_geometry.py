@@ -69,7 +69,7 @@ def measure_subsample(rows: np.ndarray, labels: np.ndarray | None = None) -> Sub
     largest, direction = dominant_direction(cosines)
     residual = cosines - largest * np.outer(direction, direction)
     found = {"n": n, "n_features": D, "top1_energy": float(largest / n), "distinct_share": distinct_share(rows),
-             "residual_noise_ratio": residual_noise_ratio(float(top_eigenvalues(residual, 1)[0]),
+             "residual_noise_ratio": residual_noise_ratio(max(top_eigenpair(residual)[0], 0.0),
                                                           float(np.trace(residual)), float(np.sum(residual**2)), n, D),
              **pair_cosine_stats(cosines)}
     if labels is not None:
@@ -84,7 +84,7 @@ def dominant_direction(S: np.ndarray, *, max_iterations: int = 12) -> tuple[floa
     iteration until the vector stops moving (one or two steps when the top eigenvalue dominates,
     as for fused rows, where the residual needs it to machine precision) or ``max_iterations``
     (rows that are not fused need no more); the eigenvalue is the Rayleigh quotient."""
-    vector = _lanczos_top_vector(S)
+    vector = top_eigenpair(S)[1]
     for _ in range(max_iterations):
         moved = S @ vector
         moved /= np.linalg.norm(moved)
@@ -93,15 +93,6 @@ def dominant_direction(S: np.ndarray, *, max_iterations: int = 12) -> tuple[floa
         if done:
             break
     return float(vector @ S @ vector), vector
-
-
-def _lanczos_top_vector(S: np.ndarray) -> np.ndarray:
-    if S.shape[0] > FULL_EIGENSOLVE_BELOW:
-        try:
-            return eigsh(S, k=1, which="LA", v0=_start(S.shape[0]), tol=EIGSH_TOLERANCE)[1][:, 0]
-        except ArpackError:                       # no convergence, or a start vector in the null space
-            pass
-    return np.linalg.eigh(S)[1][:, -1]
 
 
 def gram64(rows: np.ndarray) -> np.ndarray:
@@ -140,16 +131,17 @@ def _power_of_two_scale(rows: np.ndarray) -> float:
     return 2.0 ** -math.floor(math.log2(largest)) if largest > 0 and math.isfinite(largest) else 1.0
 
 
-def top_eigenvalues(S: np.ndarray, k: int) -> np.ndarray:
-    """The ``k`` largest eigenvalues of a symmetric matrix, descending, clipped at 0 (Lanczos
-    above :data:`FULL_EIGENSOLVE_BELOW` rows, a full solve below or if Lanczos fails)."""
+def top_eigenpair(S: np.ndarray) -> tuple[float, np.ndarray]:
+    """Largest eigenvalue of a symmetric matrix and its unit eigenvector: Lanczos above
+    :data:`FULL_EIGENSOLVE_BELOW` rows, a full solve below or if Lanczos fails."""
     if S.shape[0] > FULL_EIGENSOLVE_BELOW:
         try:
-            values = eigsh(S, k=k, which="LA", v0=_start(S.shape[0]), tol=EIGSH_TOLERANCE, return_eigenvectors=False)
-            return np.sort(values)[::-1].clip(0)
+            values, vectors = eigsh(S, k=1, which="LA", v0=_start(S.shape[0]), tol=EIGSH_TOLERANCE)
+            return float(values[0]), vectors[:, 0]
         except ArpackError:                       # no convergence, or a start vector in the null space
             pass
-    return np.linalg.eigvalsh(S)[::-1][:k].clip(0)
+    values, vectors = np.linalg.eigh(S)
+    return float(values[-1]), vectors[:, -1]
 
 
 def _start(n: int) -> np.ndarray:
