@@ -19,7 +19,7 @@ from geometry_probe.embeddings import Embeddings, as_embeddings
 from geometry_probe.exceptions import MissingLabelsError
 from geometry_probe.pairwise import PAIRWISE_PRECISIONS
 from geometry_probe.result import Results
-from geometry_probe.stats import DEFAULT_PRECISION, PRECISIONS
+from geometry_probe.stats import DEFAULT_PRECISION, PRECISIONS, release_scratch
 
 BATCH_MEMORY_BYTES = 128 * 2**20
 
@@ -108,7 +108,10 @@ def analyze(data: Any, analyzers: str | Sequence[str | Analyzer | PairwiseAnalyz
     streaming = [a for a in chosen if isinstance(a, Analyzer)]
     pairwise = [a for a in chosen if not isinstance(a, Analyzer)]
     if streaming:
-        _stream(emb, streaming, batch_size=batch_size, device=dev, precision=precision)
+        try:
+            _stream(emb, streaming, batch_size=batch_size, device=dev, precision=precision)
+        finally:
+            release_scratch()                        # the reused batch buffer of the float64 conversion
     results = [a.compute() for a in streaming]
     if pairwise:
         results += run_pairwise(emb, pairwise, device=dev, precision=pairwise_precision)

@@ -34,6 +34,7 @@ the per-batch class sums:
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, fields
 from typing import ClassVar, TypeVar
 
@@ -100,18 +101,42 @@ def _centred_sums(X: Tensor, precision: str = DEFAULT_PRECISION) -> tuple[Tensor
 def _centred(X: Tensor, precision: str = DEFAULT_PRECISION) -> tuple[Tensor, Tensor]:
     """``(shift, X - shift)`` in the compute dtype, with ``shift`` the batch mean, shape (D,).
 
-    On CPU the conversion and the centring run in NumPy on one new array (an ``astype`` copy
-    centred in place: one batch-sized buffer, 3x faster than PyTorch's dtype conversion).
+    On CPU the mean is accumulated in the compute dtype straight from ``X`` and the conversion
+    and the centring are one ``np.subtract`` into this thread's reused batch buffer
+    (:func:`_scratch_rows`): no fresh batch-sized array, whose page faults cost as much as
+    the conversion itself. The returned rows are therefore valid until the next call on the
+    same thread; every caller in this module reduces them to sums before returning.
     """
     dtype = compute_dtype(X, precision)
     if X.device.type == "cpu":
-        rows = X.numpy().astype(_NUMPY_DTYPES[dtype])                # always a new array
-        shift = rows.mean(axis=0)
-        rows -= shift
+        x = X.numpy()
+        shift = x.mean(axis=0, dtype=_NUMPY_DTYPES[dtype])
+        rows = np.subtract(x, shift, out=_scratch_rows(x.shape, shift.dtype), dtype=shift.dtype)
         return torch.from_numpy(shift), torch.from_numpy(rows)
     X = X.to(dtype)
     shift = X.mean(dim=0)                                     # (D,) in the compute dtype
     return shift, X - shift                                   # (B, D)
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch_rows(shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+    """A (B, D) array of ``dtype`` reused across batches by the calling thread (grown when too small).
+
+    It holds one batch (the batch size is chosen by a memory budget), and is released by
+    :func:`release_scratch` at the end of an analysis.
+    """
+    size = shape[0] * shape[1]
+    buffer = getattr(_SCRATCH, "rows", None)
+    if buffer is None or buffer.dtype != dtype or buffer.size < size:
+        _SCRATCH.rows = buffer = np.empty(size, dtype=dtype)
+    return buffer[:size].reshape(shape)
+
+
+def release_scratch() -> None:
+    """Free the calling thread's batch buffer of :func:`_centred` (called when a stream ends)."""
+    _SCRATCH.rows = None
 
 
 def as_compute(X: Tensor, precision: str = DEFAULT_PRECISION) -> Tensor:
@@ -124,15 +149,16 @@ def as_compute(X: Tensor, precision: str = DEFAULT_PRECISION) -> Tensor:
     return X.to(dtype)
 
 
-def _sums_of_centred(shift: Tensor, Xc: Tensor) -> tuple[Tensor, Tensor]:
+def _sums_of_centred(shift: Tensor, Xc: Tensor, column_sums: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """``(s1, s2)`` in float64 of the rows ``Xc + shift``.
 
     :math:`S_2 = C + a s_c^\\top + s_c a^\\top + n a a^\\top = C + a u^\\top + u a^\\top` with
     :math:`u = s_c + \\tfrac n2 a` (``a`` the shift), added as one rank-2 GEMM update.
+    ``column_sums`` is :math:`s_c` when the caller already has it (from class sums).
     """
     scatter = gram(Xc).to(STATE_DTYPE)                        # (D, D)
     shift64 = shift.to(STATE_DTYPE)
-    sc = _column_sums64(Xc)                                   # (D,) ≈ 0, kept for exactness
+    sc = _column_sums64(Xc) if column_sums is None else column_sums   # (D,) ≈ 0, kept for exactness
     n = Xc.shape[0]
     u = sc + (n / 2) * shift64
     s2 = torch.addmm(scatter, torch.stack([shift64, u], dim=1), torch.stack([u, shift64]))
@@ -283,8 +309,10 @@ class ClassMoments(PerClassStats):
     def of(cls, X: Tensor, labels: Tensor, n_classes: int, *, precision: str = DEFAULT_PRECISION) -> ClassMoments:
         """Statistics of the rows of ``X`` grouped by integer ``labels`` in ``[0, n_classes)``."""
         shift, Xc = _centred(X, precision)
-        _, s2 = _sums_of_centred(shift, Xc)
-        norms = ClassNorms.of_centred(shift, Xc, labels, n_classes, precision=precision)
+        centred = ClassSums.of(Xc, labels, n_classes, precision=precision)
+        exact_sums = centred.s1.sum(dim=0) if Xc.dtype == torch.float64 else None   # float32 mode: float64 sums
+        _, s2 = _sums_of_centred(shift, Xc, column_sums=exact_sums)
+        norms = ClassNorms.of_centred(shift, Xc, labels, n_classes, precision=precision, centred=centred)
         return cls(n=norms.n, s1=norms.s1, s2=s2, sq=norms.sq)
 
     def total(self) -> Moments:
@@ -328,9 +356,11 @@ class ClassNorms(PerClassStats):
 
     @classmethod
     def of_centred(cls, shift: Tensor, Xc: Tensor, labels: Tensor, n_classes: int, *,
-                   precision: str = DEFAULT_PRECISION) -> ClassNorms:
-        """Statistics of the rows ``Xc + shift`` (``Xc`` centred on the batch mean ``shift``)."""
-        centred = ClassSums.of(Xc, labels, n_classes, precision=precision)   # centred: no loss to an offset
+                   precision: str = DEFAULT_PRECISION, centred: ClassSums | None = None) -> ClassNorms:
+        """Statistics of the rows ``Xc + shift`` (``Xc`` centred on the batch mean ``shift``);
+        ``centred`` is the :class:`ClassSums` of ``Xc`` when the caller already has it."""
+        if centred is None:
+            centred = ClassSums.of(Xc, labels, n_classes, precision=precision)   # centred: no loss to an offset
         shift64 = shift.to(STATE_DTYPE)
         s1 = centred.s1 + centred.n[:, None] * shift64
         row_sq = _row_squared_norms64(Xc)                                        # (B,) ‖x − shift‖²
