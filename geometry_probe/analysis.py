@@ -159,6 +159,8 @@ def _stream(emb: Embeddings, analyzers: list[Analyzer], *, batch_size: int, devi
             for a in second:
                 a.update_second_pass(batch)
             del X, y, batch
+        for a in second:
+            a.end_second_pass()
 
 
 def _instantiate(emb: Embeddings, analyzers: Any, params: Mapping[str, Mapping[str, Any]],

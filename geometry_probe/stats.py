@@ -189,6 +189,13 @@ class SumStats:
             return NotImplemented
         return type(self)(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
 
+    def accumulate(self: S, other: S) -> S:
+        """Add ``other`` into these statistics in place and return them (for an accumulator its owner
+        alone holds: no new state per batch, which matters when a field is (C, D) with C = 10⁵)."""
+        for f in fields(self):
+            getattr(self, f.name).add_(getattr(other, f.name))
+        return self
+
     def to(self: S, device: torch.device | str) -> S:
         """Copy of the statistics on ``device``."""
         return type(self)(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
@@ -223,6 +230,15 @@ class PerClassStats(SumStats):
             return NotImplemented
         a, b = self._padded(other.n_classes), other._padded(self.n_classes)
         return type(self)(**{f.name: getattr(a, f.name) + getattr(b, f.name) for f in fields(self)})
+
+    def accumulate(self: P, other: P) -> P:
+        """In-place :meth:`SumStats.accumulate`; a new (padded) sum when ``other`` has more classes."""
+        if other.n_classes > self.n_classes:
+            return self + other
+        for f in fields(self):
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            (mine[:theirs.shape[0]] if f.name in self.per_class_fields else mine).add_(theirs)
+        return self
 
     def _padded(self: P, n_classes: int) -> P:
         extra = n_classes - self.n_classes
@@ -362,11 +378,11 @@ class ClassNorms(PerClassStats):
         if centred is None:
             centred = ClassSums.of(Xc, labels, n_classes, precision=precision)   # centred: no loss to an offset
         shift64 = shift.to(STATE_DTYPE)
-        s1 = centred.s1 + centred.n[:, None] * shift64
         row_sq = _row_squared_norms64(Xc)                                        # (B,) ‖x − shift‖²
         sq_centred = torch.zeros(n_classes, dtype=STATE_DTYPE, device=Xc.device).index_add_(0, labels.long(), row_sq)
         # Σ‖x‖² = Σ‖x − shift‖² + 2 shift·Σ(x − shift) + n‖shift‖², per class, in float64
         sq = sq_centred + 2 * (centred.s1 @ shift64) + centred.n * shift64.dot(shift64)
+        s1 = centred.s1.addr_(centred.n, shift64)          # Σ x = Σ(x − shift) + n shift, in place: (C, D) once
         return cls(n=centred.n, s1=s1, sq=sq)
 
     def class_variances(self) -> Tensor:

@@ -489,5 +489,22 @@ def test_certified_float32_decisions_equal_float64_decisions_near_ties():
     fast = rule.counts(torch.as_tensor(rows), labels, precision="float32")
     assert float(fast.n) == float(certified.n) == 700
     ops = rule._operands(torch.float32)
-    _, unsure = rule._certified_winners(torch.as_tensor(rows), ops, 2, 2, rule._bound_scale(ops, 2, 2))
+    _, unsure = rule._certified_winners(torch.as_tensor(rows), ops, 2, 2, rule._bound_scale(2, 2))
     assert int(unsure[400:].sum()) >= 250 and int(unsure[:400].sum()) == 0      # only the ties go to float64
+
+
+def test_nc1_more_classes_than_features_matches_a_naive_pinv():
+    """C > D takes the blockwise-QR route of nc1_directions; NC1 must equal Tr(Σ_W Σ_B⁺)/C from a dense pinv."""
+    from geometry_probe.functional.neural_collapse import _r_factor
+
+    rng = np.random.default_rng(11)
+    C, D = 40, 6
+    y = np.repeat(np.arange(C), 5)
+    X = rng.standard_normal((C, D))[y] * 3 + rng.standard_normal((len(y), D))
+    means = np.stack([X[y == k].mean(axis=0) for k in range(C)])
+    M = means - means.mean(axis=0)
+    within = sum((X[y == k] - means[k]).T @ (X[y == k] - means[k]) for k in range(C)) / len(y)
+    expected = np.trace(within @ np.linalg.pinv(M.T @ M / C, hermitian=True)) / C
+    assert F.nc1(X, y) == pytest.approx(expected, rel=1e-10)
+    R = _r_factor(M, block=7)                                        # several blocks
+    np.testing.assert_allclose(R.T @ R, M.T @ M, rtol=1e-10, atol=1e-10)

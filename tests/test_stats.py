@@ -124,3 +124,44 @@ def test_default_batch_size_budgets_the_compute_dtype():
     from geometry_probe.analysis import default_batch_size
     assert default_batch_size(768) == 128 * 2**20 // (2 * 8 * 768)          # float64 batch + centred copy
     assert default_batch_size(768, precision="float32") == 128 * 2**20 // (2 * 4 * 768)
+
+
+def test_accumulate_adds_in_place_and_pads_when_classes_grow():
+    rng = np.random.default_rng(3)
+    X = torch.as_tensor(rng.standard_normal((60, 5)))
+    y = torch.as_tensor(np.r_[rng.integers(0, 3, 30), rng.integers(0, 6, 30)])
+    first = ClassMoments.of(X[:30], y[:30], 3)
+    total = ClassMoments.of(X[:30], y[:30], 3)
+    same = total.accumulate(ClassMoments.of(X[:30], y[:30], 3))
+    assert same is total                                              # in place
+    grown = total.accumulate(ClassMoments.of(X[30:], y[30:], 6))      # more classes: a new, padded sum
+    ref_n = np.bincount(y.numpy(), minlength=6).astype(float) + np.r_[np.bincount(y[:30].numpy(), minlength=3), 0, 0, 0]
+    np.testing.assert_array_equal(grown.n.numpy(), ref_n)
+    ref_s1 = np.zeros((6, 5))
+    np.add.at(ref_s1, y.numpy(), X.numpy())
+    np.add.at(ref_s1, y[:30].numpy(), X[:30].numpy())
+    np.testing.assert_allclose(grown.s1.numpy(), ref_s1, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grown.s2.numpy(), X.numpy().T @ X.numpy() + X[:30].numpy().T @ X[:30].numpy(),
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(first.n.numpy(), np.bincount(y[:30].numpy(), minlength=3))  # untouched
+
+
+def test_analyzers_sharing_batches_keep_separate_states():
+    """Two analyzers fed the same Batch objects: in-place accumulation must not add into the shared statistics."""
+    from geometry_probe.analyzers.neural_collapse import NeuralCollapse
+    from geometry_probe.batch import Batch
+
+    rng = np.random.default_rng(4)
+    X = torch.as_tensor(rng.standard_normal((90, 4)))
+    y = torch.as_tensor(rng.integers(0, 3, 90))
+    a, b = NeuralCollapse(ncc=False), NeuralCollapse(ncc=False)
+    for start in range(0, 90, 30):
+        batch = Batch(X[start:start + 30], y[start:start + 30], n_classes=3)
+        a.update_batch(batch)
+        b.update_batch(batch)
+    ref_s1 = np.zeros((3, 4))
+    np.add.at(ref_s1, y.numpy(), X.numpy())
+    for analyzer in (a, b):
+        np.testing.assert_allclose(analyzer.state.s1.numpy(), ref_s1, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(analyzer.state.s2.numpy(), X.numpy().T @ X.numpy(), rtol=1e-12, atol=1e-12)
+    assert a.state is not b.state

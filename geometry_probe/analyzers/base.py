@@ -42,6 +42,7 @@ class Analyzer(ABC):
     def __init__(self, *, n_classes: int | None = None) -> None:
         self.n_classes = n_classes
         self._state: SumStats | None = None
+        self._owns_state = False                 # whether ``_state`` is this analyzer's own accumulator
 
     def update(self, X: Tensor, labels: Tensor | None = None) -> None:
         """Add one batch of rows (shape (batch_size, n_features)) and optional label codes."""
@@ -56,7 +57,12 @@ class Analyzer(ABC):
             raise MissingLabelsError(
                 f"{self.name!r} needs labels: pass labels=... (library) or --labels (CLI).")
         stats = self._stats(batch)
-        self._state = stats if self._state is None else self._state + stats
+        if self._state is None:                  # the batch's statistics may be shared with other analyzers
+            self._state, self._owns_state = stats, False
+        elif self._owns_state and isinstance(self._state, SumStats):
+            self._state = self._state.accumulate(stats)   # in place: no new (C, D) state per batch
+        else:
+            self._state, self._owns_state = self._state + stats, True
 
     def wants_class_scatter(self, batch: Batch) -> bool:
         """Whether this analyzer will ask ``batch`` for per-class covariances (see :class:`Batch`)."""
@@ -77,12 +83,16 @@ class Analyzer(ABC):
     def update_second_pass(self, batch: Batch) -> None:
         """Second look at a batch, for statistics that need first-pass results (e.g. class means)."""
 
+    def end_second_pass(self) -> None:
+        """Called once after the last :meth:`update_second_pass`: release what only that pass needed."""
+
     def merge(self, other: Analyzer) -> Analyzer:
         """Add the state of ``other`` (same class) into this analyzer; returns ``self``."""
         if type(other) is not type(self):
             raise TypeError(f"cannot merge {type(other).__name__} into {type(self).__name__}")
         if other._state is not None:
             self._state = other._state if self._state is None else self._state + other._state
+            self._owns_state = self._state is not other._state
         return self
 
     def reset(self) -> None:
@@ -91,7 +101,8 @@ class Analyzer(ABC):
 
     @property
     def state(self) -> SumStats | None:
-        """The accumulated statistics (``None`` before the first update)."""
+        """The accumulated statistics (``None`` before the first update): the live accumulator, which later
+        updates may add into in place; copy its tensors to keep a snapshot."""
         return self._state
 
     def compute(self) -> Result:

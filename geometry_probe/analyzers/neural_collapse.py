@@ -6,6 +6,7 @@ import math
 from typing import Any, ClassVar, cast
 
 import numpy as np
+import torch
 
 from geometry_probe._validation import check_choice
 from geometry_probe.analyzers.base import Analyzer
@@ -183,19 +184,29 @@ class NeuralCollapse(Analyzer):
         if self._state is None:
             raise EmptyAnalyzerError("NeuralCollapse.update_second_pass() was called before any update().")
         if self._rule is None:
-            state = cast(ClassMoments | ClassNorms, self._state).all_reduced()
-            stats = F.ClassStatistics.of(state, global_mean=self.global_mean)
-            weight = bias = None
-            if self.classifier is not None:
-                _check_label_range(self.classifier, stats.n_slots)
-                weight, bias = self.classifier.weight, self.classifier.bias
-            directions = F.nc1_directions(stats, rtol=self.pinv_rtol)[0] if isinstance(state, ClassNorms) else None
-            self._rule = F.DecisionRule.of(stats, weight, bias, device=batch.X.device, directions=directions,
-                                           fraction=self._ncc_fraction(stats), seed=self.seed)
+            self._rule = self._decision_rule(batch.X.device)
         if batch.labels is None:
             raise MissingLabelsError(f"{self.name!r} needs labels in the second pass too.")
         counts = self._rule.counts(batch.X, batch.labels, precision=batch.precision, offset=batch.offset)
         self._decisions = counts if self._decisions is None else self._decisions + counts
+
+    def _decision_rule(self, device: torch.device) -> F.DecisionRule:
+        """The frozen centres of the second pass (the class statistics it is built from are freed on return:
+        with C = 10⁵ classes each (C, D) array counts)."""
+        state = cast(ClassMoments | ClassNorms, self._state).all_reduced()
+        stats = F.ClassStatistics.of(state, global_mean=self.global_mean)
+        weight = bias = None
+        if self.classifier is not None:
+            _check_label_range(self.classifier, stats.n_slots)
+            weight, bias = self.classifier.weight, self.classifier.bias
+        directions = F.nc1_directions(stats, rtol=self.pinv_rtol)[0] if isinstance(state, ClassNorms) else None
+        return F.DecisionRule.of(stats, weight, bias, device=device, directions=directions,
+                                 fraction=self._ncc_fraction(stats), seed=self.seed)
+
+    def end_second_pass(self) -> None:
+        """Drop the frozen centres (a (C, D) float64 matrix and its float32 copy) once every batch was scored;
+        a later :meth:`update_second_pass` rebuilds the same rule from the state."""
+        self._rule = None
 
     def _ncc_fraction(self, stats: F.ClassStatistics) -> float:
         """Share of rows the second pass scores: all while N·(C + K)·D ≤ ``ncc_max_work``."""
@@ -262,15 +273,15 @@ class NeuralCollapse(Analyzer):
                 notes.append("ncc_accuracy/nc4_agreement need a second pass over the data with the final class "
                              "means: call update_second_pass(batch) for every batch after the first pass "
                              "(geometry_probe.analyze does this); they are NaN here.")
-        rows = _per_class_rows(stats)
-        if len(rows) > TABLE_MAX_ROWS:
-            notes.append(f"per_class table: the first {TABLE_MAX_ROWS:,} of {len(rows):,} classes (the cap of the "
+        rows = _per_class_rows(stats, TABLE_MAX_ROWS)
+        if stats.n_slots > TABLE_MAX_ROWS:
+            notes.append(f"per_class table: the first {TABLE_MAX_ROWS:,} of {stats.n_slots:,} classes (the cap of the "
                          "outputs; the scalars use every class).")
         params = {**self._params(stats), **how, "form": "wide: class sums and norms, NC1 on the span of the class "
                   "means from the second pass" if isinstance(state, ClassNorms) else "D x D within-class scatter",
                   "per_class_table_max_rows": TABLE_MAX_ROWS}
         return Result(self.name, scalars, params=params, notes=tuple(notes),
-                      tables={"per_class": rows[:TABLE_MAX_ROWS]})
+                      tables={"per_class": rows})
 
     def _params(self, stats: F.ClassStatistics) -> dict[str, Any]:
         return {
@@ -332,11 +343,12 @@ def _decision_scalars(decisions: F.DecisionCounts | None, *, with_classifier: bo
     return out
 
 
-def _per_class_rows(stats: F.ClassStatistics) -> list[dict[str, Any]]:
-    present = {int(k): i for i, k in enumerate(stats.classes)}
-    norms = np.linalg.norm(stats.centred_means, axis=1)
+def _per_class_rows(stats: F.ClassStatistics, limit: int) -> list[dict[str, Any]]:
+    """The per-class table of the first ``limit`` label codes (the outputs' cap)."""
+    present = {int(k): i for i, k in enumerate(stats.classes[:limit])}
+    norms = G.row_norms(stats.centred_means)
     rows = []
-    for k in range(stats.n_slots):
+    for k in range(min(stats.n_slots, limit)):
         i = present.get(k)
         rows.append({
             "class": k,
@@ -362,7 +374,7 @@ def _notes(stats: F.ClassStatistics, scalars: dict[str, float], coincident: int)
         notes.append(f"only {C} class with samples: between-class quantities need two, so NC1, CDNV, the "
                      "trace ratio, NC2 and NC3 are NaN.")
         return notes
-    if not np.any(np.linalg.norm(stats.centred_means, axis=1) > 0):
+    if not np.any(G.row_norms(stats.centred_means) > 0):
         notes.append("all class means coincide (Sigma_B = 0): NC1, the trace ratio and NC2 are undefined (NaN).")
     elif math.isnan(scalars["nc2_equiangular"]):
         notes.append("a class mean equals the global mean, so its direction (cosine) is undefined: "

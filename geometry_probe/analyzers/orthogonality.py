@@ -109,7 +109,8 @@ class Orthogonality(Analyzer):
         n = state.n.detach().cpu().numpy()
         present = np.flatnonzero(n > 0)
         K = state.n_classes
-        M = state.means.detach().cpu().numpy()[present]                  # (C, D)
+        s1 = state.s1.detach().cpu().numpy()
+        M = (s1 if present.size == n.size else s1[present]) / n[present, None]   # (C, D), made once: C may be 10⁵
         C, D = M.shape
         if C > P.MATRIX_MAX_CLASSES:
             scalars, how = _pair_scalars(M, self.seed)
@@ -124,7 +125,7 @@ class Orthogonality(Analyzer):
             how = {"pair_metrics": "C x C cosine matrix"}
         if C > D:
             scalars["welch_bound"] = G.welch_bound(C, D)
-        arrays = {"class_mean_norm": _scatter_vector(np.linalg.norm(M, axis=1), present, K)}
+        arrays = {"class_mean_norm": _scatter_vector(G.row_norms(M), present, K)}
         notes = _notes(K, present, M)
         if K <= self.matrix_max_classes:
             cosines = G.cosine_matrix(M)
@@ -156,7 +157,7 @@ class Orthogonality(Analyzer):
 
 def _pair_scalars(M: np.ndarray, seed: int) -> tuple[dict[str, float], dict[str, str]]:
     """The four scores without a C × C matrix (closed forms, tiles or seeded pairs)."""
-    norms = np.linalg.norm(M, axis=1)
+    norms = G.row_norms(M)
     with np.errstate(divide="ignore", invalid="ignore"):
         est = P.pair_estimates(M, {"abs_cos": lambda d, i, j: np.abs(np.clip(d / (norms[i] * norms[j]), -1, 1))},
                                seed=seed)["abs_cos"]
@@ -194,7 +195,7 @@ def _notes(K: int, present: np.ndarray, M: np.ndarray) -> list[str]:
     if C < 2:
         notes.append(f"only {C} class with samples: pairwise class-mean scores need two, so they are NaN.")
         return notes
-    zero = int(np.sum(np.linalg.norm(M, axis=1) == 0))
+    zero = int(np.sum(G.row_norms(M) == 0))
     if zero:
         notes.append(f"{zero} class means are exactly zero: their cosines are undefined (NaN), and so are the "
                      "cosine scores.")

@@ -25,6 +25,11 @@ import numpy as np
 import torch
 
 
+def row_norms(V: np.ndarray) -> np.ndarray:
+    """L2 norm of every row of a (C, D) float array, without a (C, D) temporary (C may be 10⁵)."""
+    return np.sqrt(np.einsum("ij,ij->i", V, V))
+
+
 def as_rows(vectors: Any) -> np.ndarray:
     """``vectors`` (ndarray, tensor or nested lists) as a float64 (C, D) NumPy array."""
     if isinstance(vectors, torch.Tensor):
@@ -174,7 +179,7 @@ def cosine_matrix(vectors: Any) -> np.ndarray:
     [[1.0, 0.7071, nan], [0.7071, 1.0, nan], [nan, nan, nan]]
     """
     V = as_rows(vectors)
-    norms = np.linalg.norm(V, axis=1)
+    norms = row_norms(V)
     with np.errstate(invalid="ignore", divide="ignore"):
         U = V / np.where(norms > 0, norms, np.nan)[:, None]
     K = np.clip(U @ U.T, -1.0, 1.0)                  # NaN rows/columns stay NaN
@@ -218,7 +223,7 @@ def equinorm(vectors: Any) -> float:
     >>> round(equinorm([[3.0, 0.0], [0.0, 1.0]]), 6)   # norms 3, 1: std √2, mean 2
     0.707107
     """
-    norms = np.linalg.norm(as_rows(vectors), axis=1)
+    norms = row_norms(as_rows(vectors))
     if norms.size < 2 or not norms.mean() > 0:
         return math.nan
     return float(norms.std(ddof=1) / norms.mean())
@@ -430,7 +435,7 @@ def hyperspherical_uniformity(vectors: Any) -> float:
     0.0
     """
     V = as_rows(vectors)
-    norms = np.linalg.norm(V, axis=1)
+    norms = row_norms(V)
     if V.shape[0] < 2 or not np.all(norms > 0):
         return math.nan
     U = V / norms[:, None]

@@ -22,7 +22,8 @@ the rows (:class:`DecisionRule`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -95,16 +96,21 @@ class ClassStatistics:
         check_choice(global_mean, GLOBAL_MEANS, name="global_mean")
         n = moments.n.detach().cpu().numpy()
         present = np.flatnonzero(n > 0)
-        means = moments.means.detach().cpu().numpy()[present]
         counts = n[present]
+        s1 = moments.s1.detach().cpu().numpy()
+        sums = s1 if present.size == n.size else s1[present]       # a view when every class has samples
+        means = sums / counts[:, None]                             # one (C, D) array: C may be 10⁵
         N = float(counts.sum())
         if global_mean == "class" or not present.size:
             mu_G = means.mean(axis=0) if present.size else np.zeros(means.shape[1])
         else:
             mu_G = (counts[:, None] * means).sum(axis=0) / N
-        within = (moments.within_scatter().detach().cpu().numpy() / max(N, 1.0)
-                  if isinstance(moments, ClassMoments) else None)
-        variances = np.clip(moments.class_variances().detach().cpu().numpy()[present], 0.0, None)
+        within = None
+        if isinstance(moments, ClassMoments):                      # Σ x xᵀ − Σ_c n_c μ_c μ_cᵀ, symmetrised, / N
+            scatter = moments.s2.detach().cpu().numpy() - sums.T @ means
+            within = (scatter + scatter.T) / (2 * max(N, 1.0))
+        sq = moments.sq.detach().cpu().numpy()[present]
+        variances = np.clip(sq / counts - np.einsum("ij,ij->i", means, means), 0.0, None)
         variances[counts < 2] = 0.0                      # exact, not sq/n - ‖μ‖² round-off
         return cls(classes=present, counts=counts, means=means, global_mean=mu_G, within_cov=within,
                    class_variances=variances, n_slots=moments.n_classes, global_mean_kind=global_mean)
@@ -124,9 +130,9 @@ class ClassStatistics:
         """D."""
         return int(self.means.shape[1])
 
-    @property
+    @cached_property
     def centred_means(self) -> np.ndarray:
-        """:math:`\\tilde M = [\\mu_c - \\mu_G]`, shape (C, D)."""
+        """:math:`\\tilde M = [\\mu_c - \\mu_G]`, shape (C, D); computed once (C may be 10⁵), read-only by convention."""
         centred: np.ndarray = self.means - self.global_mean
         return centred
 
@@ -138,17 +144,31 @@ def nc1_directions(stats: ClassStatistics, *, rtol: float = PINV_RTOL) -> tuple[
     """Eigenpairs of Σ_B kept in NC1's pseudo-inverse: ``(V, λ)``, V of shape (r, D), λ of shape (r,).
 
     From the SVD of the (C, D) centred means (Σ_B = V diag(s²/C) Vᵀ), so no D×D matrix is
-    formed; r = 0 when C < 2 or Σ_B = 0.
+    formed; r = 0 when C < 2 or Σ_B = 0. With more classes than features the SVD is taken of
+    the (D, D) factor R of a QR decomposition (same singular values and right vectors,
+    backward stable), built block by block (:func:`_r_factor`), so no (C, D) left factor or
+    copy is formed for C up to 10⁵ or more.
     """
     C, D = stats.n_classes, stats.n_features
     if C < 2:
         return np.zeros((0, D)), np.zeros(0)
-    _, s, Vt = np.linalg.svd(stats.centred_means, full_matrices=False)
+    M = stats.centred_means
+    _, s, Vt = np.linalg.svd(_r_factor(M) if C > D else M, full_matrices=False)
     lam = s**2 / C
     if not lam[0] > 0:
         return np.zeros((0, D)), np.zeros(0)
     r = int(min(C - 1, D, np.sum(lam > rtol * lam[0])))
     return Vt[:r], lam[:r]
+
+
+def _r_factor(M: np.ndarray, block: int = 8192) -> np.ndarray:
+    """The R of a QR decomposition of a tall (C, D) ``M``, from blocks of rows (tall-skinny QR):
+    :math:`R = \\mathrm{qr}([R_{prev}; M_{block}])` repeatedly, so the memory is one block, not a copy of M.
+    :math:`M^\\top M = R^\\top R`, so R has M's singular values and right singular vectors."""
+    R = np.zeros((0, M.shape[1]))
+    for start in range(0, len(M), block):
+        R = np.linalg.qr(np.concatenate([R, M[start:start + block]]), mode="r")
+    return R
 
 
 def nc1_from_stats(stats: ClassStatistics, *, rtol: float = PINV_RTOL,
@@ -338,7 +358,7 @@ def trace_ratio_from_stats(stats: ClassStatistics) -> float:
     if stats.n_classes < 2:
         return math.nan
     within = float(np.sum(stats.counts * stats.class_variances) / stats.n_samples)
-    between = float(np.sum(stats.centred_means**2) / stats.n_classes)
+    between = float(np.einsum("ij,ij->", stats.centred_means, stats.centred_means) / stats.n_classes)
     return within / between if between > 0 else math.nan
 
 
@@ -515,6 +535,8 @@ class DecisionRule:
     slot: Tensor
     fraction: float = 1.0
     seed: int = 0
+    _operand_cache: dict[Any, Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def of(cls, stats: ClassStatistics, weight: np.ndarray | None = None, bias: np.ndarray | None = None,
@@ -524,8 +546,9 @@ class DecisionRule:
         (K,)), as tensors on ``device``; ``directions`` (r, D) also measures Σ_W along them (see
         :func:`nc1_from_stats`)."""
         M, mu_G = stats.centred_means, stats.global_mean
-        spread2 = float(np.sum(stats.counts * stats.class_variances) / stats.n_samples + np.sum(M**2) / len(M))
-        A, base = M, -(M @ mu_G) - 0.5 * np.sum(M**2, axis=1)
+        sq = np.einsum("ij,ij->i", M, M)                          # no (C, D) temporaries: C may be 10⁵
+        spread2 = float(np.sum(stats.counts * stats.class_variances) / stats.n_samples + sq.sum() / len(M))
+        A, base = M, -(M @ mu_G) - 0.5 * sq
         if weight is not None:
             bias = np.zeros(len(weight)) if bias is None else bias
             A, base = np.concatenate([M, weight]), np.concatenate([base, bias])
@@ -536,9 +559,11 @@ class DecisionRule:
         V = np.zeros((0, stats.n_features)) if directions is None else directions
         slot = np.zeros(stats.n_slots, dtype=np.int64)
         slot[stats.classes] = np.arange(stats.n_classes)
-        return cls(classes=torch.as_tensor(stats.classes, device=device), A=tensor(np.concatenate([A, V])),
+        offset = (stats.means - (mu_G if far else 0.0)) @ V.T if len(V) else np.zeros((stats.n_classes, 0))
+        return cls(classes=torch.as_tensor(stats.classes, device=device),
+                   A=tensor(np.concatenate([A, V]) if len(V) else A),
                    base=tensor(np.concatenate([base, np.zeros(len(V))])), shift=tensor(mu_G) if far else None,
-                   directions=tensor(V), direction_offset=tensor((stats.means - (mu_G if far else 0.0)) @ V.T),
+                   directions=tensor(V), direction_offset=tensor(offset),
                    slot=torch.as_tensor(slot, device=device), fraction=fraction, seed=seed)
 
     def counts(self, X: Tensor, labels: Tensor, *, precision: str = DEFAULT_PRECISION,
@@ -570,7 +595,7 @@ class DecisionRule:
             chosen = np.random.default_rng([self.seed, offset]).random(X.shape[0]) < self.fraction
             keep = torch.as_tensor(chosen, device=X.device)
             X, labels = X[keep], labels[keep]
-        scale = self._bound_scale(operands[torch.float32], C, K) if certify else None
+        scale = self._bound_scale(C, K) if certify else None
         hits = agree = X.new_zeros((), dtype=STATE_DTYPE)
         for start in range(0, X.shape[0], rows):
             part, y = X[start:start + rows], labels[start:start + rows]
@@ -590,10 +615,13 @@ class DecisionRule:
         return DecisionCounts(n=n, ncc_hits=hits, agreements=agree, within_projected=within)
 
     def _operands(self, dtype: torch.dtype) -> tuple[Tensor | None, Tensor, Tensor]:
-        """``(shift, Aᵀ, base)`` in ``dtype``; the base absorbs the shift as rounded in ``dtype``."""
-        shift = None if self.shift is None else self.shift.to(dtype)
-        base = self.base if shift is None else self.base + self.A @ shift.to(STATE_DTYPE)
-        return shift, self.A.to(dtype).T, base.to(dtype)
+        """``(shift, Aᵀ, base)`` in ``dtype``; the base absorbs the shift as rounded in ``dtype``. Made once per
+        dtype and kept (a float32 copy of A is (C, D): converting it for every batch cost time and memory)."""
+        if dtype not in self._operand_cache:
+            shift = None if self.shift is None else self.shift.to(dtype)
+            base = self.base if shift is None else self.base + self.A @ shift.to(STATE_DTYPE)
+            self._operand_cache[dtype] = (shift, self.A.to(dtype).T, base.to(dtype))
+        return self._operand_cache[dtype]
 
     def _scores(self, rows: Tensor, operands: tuple[Tensor | None, Tensor, Tensor], C: int, K: int) -> Tensor:
         shift, A_T, base = operands
@@ -613,12 +641,16 @@ class DecisionRule:
         scores = self._scores(rows, operands, C, K)
         return [scores[:, :C].argmax(dim=1)] + ([scores[:, C:].argmax(dim=1)] if K else [])
 
-    @staticmethod
-    def _bound_scale(operands: tuple[Tensor | None, Tensor, Tensor], C: int, K: int) -> tuple[float, float]:
-        """:math:`\\max_c\\lVert a_c\\rVert` and :math:`\\max_c|b_c|` of the float32 operands (once per batch)."""
-        _, A_T, base = operands
-        return (float(torch.linalg.vector_norm(A_T[:, :C + K].to(STATE_DTYPE), dim=0).max()),
-                float(base[:C + K].abs().max()))
+    def _bound_scale(self, C: int, K: int) -> tuple[float, float]:
+        """:math:`\\max_c\\lVert a_c\\rVert` and :math:`\\max_c|b_c|` of the float32 operands (made once, by
+        blocks of rows: no (C, D) float64 copy of them)."""
+        if "bound_scale" not in self._operand_cache:
+            _, A_T, base = self._operands(torch.float32)
+            rows = A_T[:, :C + K].T
+            a_max = max(float(torch.linalg.vector_norm(rows[i:i + 4096].to(STATE_DTYPE), dim=1).max())
+                        for i in range(0, rows.shape[0], 4096))
+            self._operand_cache["bound_scale"] = (a_max, float(base[:C + K].abs().max()))
+        return self._operand_cache["bound_scale"]
 
     def _certified_winners(self, rows: Tensor, operands: tuple[Tensor | None, Tensor, Tensor], C: int,
                            K: int, scale: tuple[float, float]) -> tuple[list[Tensor], Tensor]:
