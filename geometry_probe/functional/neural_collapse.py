@@ -106,7 +106,7 @@ class ClassStatistics:
         else:
             mu_G = (counts[:, None] * means).sum(axis=0) / N
         within = None
-        if isinstance(moments, ClassMoments):                      # Σ x xᵀ − Σ_c n_c μ_c μ_cᵀ, symmetrised, / N
+        if isinstance(moments, ClassMoments):              # Σ x xᵀ − Σ_c n_c μ_c μ_cᵀ, symmetrised, / N
             scatter = moments.s2.detach().cpu().numpy() - sums.T @ means
             within = (scatter + scatter.T) / (2 * max(N, 1.0))
         sq = moments.sq.detach().cpu().numpy()[present]
@@ -132,7 +132,7 @@ class ClassStatistics:
 
     @cached_property
     def centred_means(self) -> np.ndarray:
-        """:math:`\\tilde M = [\\mu_c - \\mu_G]`, shape (C, D); computed once (C may be 10⁵), read-only by convention."""
+        """:math:`\\tilde M = [\\mu_c - \\mu_G]`, shape (C, D); computed once (C may be 10⁵), read-only."""
         centred: np.ndarray = self.means - self.global_mean
         return centred
 
@@ -186,7 +186,7 @@ def nc1_from_stats(stats: ClassStatistics, *, rtol: float = PINV_RTOL,
     if projected_within is None:
         if stats.within_cov is None:
             return math.nan, r
-        projected_within = np.sum((V @ stats.within_cov) * V, axis=1)       # v_kᵀ Σ_W v_k (a GEMM: 25x einsum's loop)
+        projected_within = np.sum((V @ stats.within_cov) * V, axis=1)   # v_kᵀ Σ_W v_k (a GEMM: 25x einsum's)
     return float(np.sum(projected_within / lam) / stats.n_classes), r
 
 
