@@ -423,10 +423,6 @@ class RowStack:
         """Bytes held."""
         return sum(r.numel() * r.element_size() for r in self.rows)
 
-    def stacked(self) -> Tensor:
-        """All rows as one (N, D) tensor."""
-        return self.rows[0] if len(self.rows) == 1 else torch.cat(self.rows)
-
     def all_reduced(self) -> RowStack:
         """``self``; under ``torch.distributed`` the rows would have to be gathered, which is refused."""
         if torch.distributed.is_available() and torch.distributed.is_initialized():

@@ -105,7 +105,7 @@ class Spectrum(Analyzer):
 
     def _compute(self, state: Moments | ClassScatter | RowStack) -> Result:
         if isinstance(state, RowStack):
-            spectra = F.Spectra.of_rows(state.stacked(), precision=state.precision)
+            spectra = F.Spectra.of_rows(state.rows, precision=state.precision)     # no copy of all rows
         else:
             spectra = F.Spectra.of(state.pooled().total() if isinstance(state, ClassScatter) else state)
         N, D = spectra.n_samples, spectra.n_features

@@ -19,6 +19,7 @@ analyzers' ``precision="float32"`` fast mode trades that for speed (:mod:`geomet
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,7 +65,7 @@ class Spectra:
                    n_samples=int(m.n), n_features=int(m.s1.shape[0]))
 
     @classmethod
-    def of_rows(cls, rows: Tensor, *, precision: str = DEFAULT_PRECISION) -> Spectra:
+    def of_rows(cls, rows: Tensor | Sequence[Tensor], *, precision: str = DEFAULT_PRECISION) -> Spectra:
         r"""Both spectra of the rows of ``rows`` (N × D) from the N×N dual: exact, for N < D.
 
         :math:`Z^\top Z` and :math:`Z Z^\top` have the same non-zero eigenvalues, so the N×N
@@ -74,22 +75,31 @@ class Spectra:
         column means :math:`a` (a float64 sum of all rows) before its GEMM, and the raw Gram is
         rebuilt exactly as :math:`K = K_c + v\mathbf 1^\top + \mathbf 1 v^\top + \lVert a\rVert^2
         \mathbf 1\mathbf 1^\top` with :math:`v = Z_c a`, as the primal form does per batch.
+        ``rows`` may be a sequence of row blocks (e.g. the batches of a stream): only one block of
+        columns of all rows is ever gathered, never a copy of all rows.
         """
-        N, D = rows.shape
-        dtype = compute_dtype(rows, precision)
-        shift = (rows.sum(dim=0, dtype=torch.float64) / N).to(dtype)          # rounded as the blocks see it
+        parts = (rows,) if isinstance(rows, Tensor) else tuple(rows)
+        N, D = sum(int(p.shape[0]) for p in parts), int(parts[0].shape[1])
+        dtype = compute_dtype(parts[0], precision)
+        shift = (sum(p.sum(dim=0, dtype=torch.float64) for p in parts) / N).to(dtype)   # rounded as blocks see it
         shift64 = shift.to(torch.float64)
-        Kc = torch.zeros(N, N, dtype=torch.float64, device=rows.device)
-        v = torch.zeros(N, dtype=torch.float64, device=rows.device)
+        device = parts[0].device
+        Kc = torch.zeros(N, N, dtype=torch.float64, device=device)
+        v = torch.zeros(N, dtype=torch.float64, device=device)
         width = max(1, DUAL_BLOCK_BYTES // (torch.finfo(dtype).bits // 8 * N))
         for start in range(0, D, width):
             cols = slice(start, start + width)
-            block = as_compute(rows[:, cols], precision) - shift[cols]        # (N, w) centred
+            gathered = parts[0][:, cols] if len(parts) == 1 else torch.cat([p[:, cols] for p in parts])
+            block = as_compute(gathered, precision) - shift[cols]            # (N, w) centred
             Kc += gram(block.T).to(torch.float64)
             v += block.to(torch.float64) @ shift64[cols]
-        K = Kc + v[:, None] + v[None, :] + shift64.dot(shift64)
-        return cls(centred=eigvals_desc((Kc + Kc.T) / 2), raw=eigvals_desc((K + K.T) / 2), n_samples=N,
-                   n_features=D)
+        K = (Kc + Kc.T) / 2                                                  # one more N x N at a time
+        del Kc
+        centred = eigvals_desc(K)
+        K += v[:, None]                                                      # raw Gram, in place: K_c + v1ᵀ + 1vᵀ + ‖a‖²
+        K += v[None, :]
+        K += shift64.dot(shift64)
+        return cls(centred=centred, raw=eigvals_desc(K), n_samples=N, n_features=D)
 
     @property
     def rank_ceiling(self) -> int:
