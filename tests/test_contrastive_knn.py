@@ -290,3 +290,26 @@ def test_neighbour_lists_equal_brute_force_for_any_tile(tile):
     sims, idx = K.knn_search(torch.from_numpy(X), 7, tile=tile)
     np.testing.assert_allclose(sims.numpy(), expected, atol=1e-5)
     np.testing.assert_allclose(np.take_along_axis(S, idx.numpy(), axis=1), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("n_classes", [3, 40, 5000])     # votes by class, and the many-class (k, k) form
+def test_weighted_knn_vote_matches_a_naive_loop_with_ties(n_classes):
+    from geometry_probe.functional.knn import weighted_knn_correct
+
+    rng = np.random.default_rng(n_classes)
+    M, k, N = 60, 5, 400
+    sims = torch.as_tensor(np.round(rng.uniform(-1, 1, (M, k)), 1))       # rounded: many exact ties
+    idx = torch.as_tensor(rng.integers(0, N, (M, k)))
+    labels = torch.as_tensor(rng.integers(0, min(n_classes, 8), N) * (n_classes // 8 or 1))
+    queries = torch.as_tensor(rng.integers(0, n_classes, M))
+    weights = np.exp(sims.numpy() / 0.07)
+    expected = []
+    for i in range(M):
+        votes = {}
+        for j in range(k):
+            c = int(labels[idx[i, j]])
+            votes[c] = votes.get(c, 0.0) + weights[i, j]
+        top = max(votes.values())
+        expected.append(float(min(c for c, v in votes.items() if v == top) == int(queries[i])))
+    got = weighted_knn_correct(sims, idx, labels, queries, n_classes).numpy()
+    np.testing.assert_array_equal(got, expected)

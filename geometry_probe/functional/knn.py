@@ -144,13 +144,23 @@ def weighted_knn_correct(similarities: Tensor, indices: Tensor, labels: Tensor, 
     """Per-query correctness (float64 0/1) of the weighted kNN vote of
     :func:`weighted_knn_accuracy`; ``labels`` index the neighbours, ``query_labels`` the queries."""
     weights = torch.exp(similarities.to(torch.float64) / temperature)                  # (M, k)
-    rows = max(1, VOTE_CHUNK_BYTES // (8 * max(n_classes, 1)))          # (rows, C) votes: no M x C array
+    k = weights.shape[1]
+    by_class = n_classes <= k * k                    # (rows, C) votes; with many classes (k, k) label matches
+    rows = max(1, VOTE_CHUNK_BYTES // (8 * (max(n_classes, 1) if by_class else k * k)))   # never an M x C array
     correct = []
     for start in range(0, len(query_labels), rows):
         part = slice(start, start + rows)
-        votes = torch.zeros(weights[part].shape[0], n_classes, dtype=torch.float64, device=weights.device)
-        votes.scatter_add_(1, labels[indices[part]], weights[part])
-        correct.append((votes.argmax(dim=1) == query_labels[part]).to(torch.float64))
+        neighbour_labels = labels[indices[part]]                                         # (rows, k)
+        if by_class:
+            votes = torch.zeros(weights[part].shape[0], n_classes, dtype=torch.float64, device=weights.device)
+            votes.scatter_add_(1, neighbour_labels, weights[part])
+            winner = votes.argmax(dim=1)             # the first maximum: ties go to the lowest class code
+        else:                                        # vote of neighbour j's class: Σ_j' w_j' [y_j' = y_j]
+            same = neighbour_labels[:, :, None] == neighbour_labels[:, None, :]
+            votes = (same * weights[part][:, None, :]).sum(dim=2)                         # (rows, k)
+            best = votes == votes.max(dim=1, keepdim=True).values
+            winner = torch.where(best, neighbour_labels, n_classes).min(dim=1).values    # ties: lowest code
+        correct.append((winner == query_labels[part]).to(torch.float64))
     return torch.cat(correct) if correct else weights.new_zeros(0)
 
 
