@@ -34,7 +34,10 @@ the per-batch class sums:
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import ClassVar, TypeVar
 
@@ -46,6 +49,7 @@ from torch import Tensor
 
 STATE_DTYPE = torch.float64
 
+T = TypeVar("T")
 S = TypeVar("S", bound="SumStats")
 P = TypeVar("P", bound="PerClassStats")
 
@@ -104,18 +108,42 @@ def _centred(X: Tensor, precision: str = DEFAULT_PRECISION) -> tuple[Tensor, Ten
     On CPU the mean is accumulated in the compute dtype straight from ``X`` and the conversion
     and the centring are one ``np.subtract`` into this thread's reused batch buffer
     (:func:`_scratch_rows`): no fresh batch-sized array, whose page faults cost as much as
-    the conversion itself. The returned rows are therefore valid until the next call on the
-    same thread; every caller in this module reduces them to sums before returning.
+    the conversion itself. Both run on row ranges in parallel (:func:`_map_rows`: NumPy
+    releases the GIL), as the GEMM that follows does. The returned rows are valid until the
+    next call on the same thread; every caller in this module reduces them to sums first.
     """
     dtype = compute_dtype(X, precision)
     if X.device.type == "cpu":
-        x = X.numpy()
-        shift = x.mean(axis=0, dtype=_NUMPY_DTYPES[dtype])
-        rows = np.subtract(x, shift, out=_scratch_rows(x.shape, shift.dtype), dtype=shift.dtype)
-        return torch.from_numpy(shift), torch.from_numpy(rows)
+        x, numpy_dtype = X.numpy(), _NUMPY_DTYPES[dtype]
+        parts = _row_ranges(len(x))
+        shift = sum(_map_rows(lambda rows: x[rows].sum(axis=0, dtype=numpy_dtype), parts)) / numpy_dtype(len(x))
+        centred = _scratch_rows(x.shape, numpy_dtype)
+        _map_rows(lambda rows: np.subtract(x[rows], shift, out=centred[rows], dtype=numpy_dtype), parts)
+        return torch.from_numpy(shift), torch.from_numpy(centred)
     X = X.to(dtype)
     shift = X.mean(dim=0)                                     # (D,) in the compute dtype
     return shift, X - shift                                   # (B, D)
+
+
+_ROWS_PER_THREAD = 4096
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _row_ranges(n_rows: int) -> list[slice]:
+    """Row ranges for element-wise NumPy work: one per torch intra-op thread, at least 4,096 rows each."""
+    parts = max(1, min(torch.get_num_threads(), n_rows // _ROWS_PER_THREAD))
+    bounds = np.linspace(0, n_rows, parts + 1).astype(int)
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _map_rows(work: Callable[[slice], T], parts: list[slice]) -> list[T]:
+    """``work`` on every row range, on a shared thread pool when there are several."""
+    global _POOL
+    if len(parts) == 1:
+        return [work(parts[0])]
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="geometry_probe_rows")
+    return list(_POOL.map(work, parts))
 
 
 _SCRATCH = threading.local()

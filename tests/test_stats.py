@@ -165,3 +165,22 @@ def test_analyzers_sharing_batches_keep_separate_states():
         np.testing.assert_allclose(analyzer.state.s1.numpy(), ref_s1, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(analyzer.state.s2.numpy(), X.numpy().T @ X.numpy(), rtol=1e-12, atol=1e-12)
     assert a.state is not b.state
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_centred_rows_in_parallel_ranges_equal_numpy(precision):
+    from geometry_probe.stats import _centred, _row_ranges
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert [(p.start, p.stop) for p in _row_ranges(10_000)] == [(0, 5000), (5000, 10_000)]
+        assert len(_row_ranges(5000)) == 1                                 # too few rows to split
+        X = np.random.default_rng(5).standard_normal((10_000, 7)).astype(np.float32) + 100
+        shift, rows = _centred(torch.from_numpy(X), precision)
+        dtype = np.float64 if precision == "float64" else np.float32
+        reference = X.astype(np.float64).mean(axis=0)
+        np.testing.assert_allclose(shift.numpy(), reference, rtol=1e-12 if precision == "float64" else 1e-5)
+        np.testing.assert_array_equal(rows.numpy(), X.astype(dtype) - shift.numpy())
+    finally:
+        torch.set_num_threads(threads)
