@@ -299,4 +299,4 @@ def test_cli_figures_of_a_trajectory_marks_onsets(tmp_path, capsys):
     code, _ = _geoprobe(["figures", tmp_path / "t.json", "-o", tmp_path / "figs", "--format", "svg"], capsys)
     assert code == 0 and [p.name for p in (tmp_path / "figs").iterdir()] == ["trajectory.svg"]
     svg = (tmp_path / "figs" / "trajectory.svg").read_text()
-    assert ">over_fusion onset, checkpoint 2</text>" in svg and ">rankme</text>" in svg     # text kept as text
+    assert ">over_fusion onset, epoch 2</text>" in svg and ">rankme</text>" in svg   # unit: paths e0..e3
