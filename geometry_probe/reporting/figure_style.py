@@ -57,11 +57,13 @@ def rc() -> dict[str, Any]:
 
 
 def styled(function: _Function) -> _Function:
-    """Run a figure function under :func:`rc` (matplotlib reads most settings as artists are made)."""
+    """Run a figure function under :func:`rc` (matplotlib reads most settings as artists are made),
+    its ``size`` checked first, then :func:`finish` the figure."""
     @wraps(function)
     def drawn(*args: Any, **kwargs: Any) -> Any:
         from matplotlib import rc_context
 
+        width_of(kwargs.get("size", "column"))
         with rc_context(rc()):
             figure = function(*args, **kwargs)
             finish(figure)
@@ -165,23 +167,33 @@ def marker_style(index: int) -> dict[str, Any]:
 
 
 def grid(n_panels: int, size: str) -> tuple[int, int]:
-    """Rows and columns of ``n_panels`` small multiples: stacked in a column, up to three abreast
-    at full width.
+    """Rows and columns of ``n_panels`` small multiples: up to three stacked in a column, more two
+    abreast; up to three abreast at full width.
 
     Examples
     --------
-    >>> grid(4, "column"), grid(4, "full"), grid(2, "full")
-    ((4, 1), (2, 3), (1, 2))
+    >>> grid(3, "column"), grid(5, "column"), grid(4, "full"), grid(2, "full")
+    ((3, 1), (3, 2), (2, 3), (1, 2))
     """
-    if size == "column":
+    if size == "column" and n_panels <= 3:
         return n_panels, 1
-    columns = min(n_panels, 3)
+    columns = min(n_panels, 2 if size == "column" else 3)
     return math.ceil(n_panels / columns), columns
 
 
 def panel_height(size: str) -> float:
     """Height in inches of one small multiple of a :func:`grid`."""
-    return 1.35 if size == "column" else 1.8
+    return 1.3 if size == "column" else 1.8
+
+
+def whole_steps(ax: Any, steps: Any) -> None:
+    """Integer ticks on the x axis of ``ax`` when every one of ``steps`` is a whole number."""
+    import numpy as np
+    from matplotlib.ticker import MaxNLocator
+
+    values = np.asarray(steps, dtype=float)
+    if values.size and np.all(np.isfinite(values)) and np.all(values == np.round(values)):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def legend_columns(labels: Sequence[str], width: float) -> int:
@@ -216,7 +228,7 @@ def tick_step(n_ticks: int, length: float, fontsize: float = SMALL_PT) -> int:
     Examples
     --------
     >>> tick_step(10, 2.0), tick_step(100, 2.0)
-    (1, 6)
+    (1, 7)
     """
     fits = max(1, int(length * 72 / (fontsize * 1.25)))
     return max(1, math.ceil(n_ticks / fits))

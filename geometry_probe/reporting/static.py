@@ -43,7 +43,7 @@ _HEATMAP_HEIGHT = {"column": 3.0, "full": 3.4}
 
 
 @styled
-def _draw_lines(plot: data.LinePlot, size: str) -> Any:
+def _draw_lines(plot: data.LinePlot, *, size: str) -> Any:
     names = [line.math or label(line.name) for line in plot.lines]
     fig = style.new_figure(size, _HEIGHT[size] + style.legend_height(names, style.width_of(size)))
     ax = fig.add_subplot()
@@ -94,19 +94,19 @@ def plot_spectrum(results: Results, *, size: str = "column") -> Any:
     -------
     matplotlib.figure.Figure
     """
-    return _draw_lines(data.spectrum(results), size)
+    return _draw_lines(data.spectrum(results), size=size)
 
 
 def plot_cosine_histogram(results: Results, *, size: str = "column") -> Any:
     """Pairwise cosine histograms (all, positive, negative pairs) with the random-pair density on
     :math:`S^{D-1}`; ``size`` as in :func:`plot_spectrum`."""
-    return _draw_lines(data.cosine_histogram(results), size)
+    return _draw_lines(data.cosine_histogram(results), size=size)
 
 
 def plot_k_occurrence(results: Results, *, size: str = "column") -> Any:
     """How often each row is among the others' k nearest neighbours, against the no-hub Binomial
     null; ``size`` as in :func:`plot_spectrum`."""
-    return _draw_lines(data.k_occurrence(results), size)
+    return _draw_lines(data.k_occurrence(results), size=size)
 
 
 @styled
@@ -231,6 +231,7 @@ def plot_trajectory(trajectory: Mapping[str, Any], keys: Sequence[str], *, size:
         ax.set_ylabel(label(panel.label))
         for number, (step, name) in enumerate(zip(where, onset_names)):
             ax.axvline(step, lw=1.1, label=name, **style.marker_style(number))
+        style.whole_steps(ax, traj.steps)
         if index + columns >= len(traj.panels):
             ax.set_xlabel(traj.unit)
             ax.xaxis.set_tick_params(labelbottom=True)
