@@ -166,16 +166,16 @@ def marker_style(index: int) -> dict[str, Any]:
             "ls": LINESTYLES[index % len(LINESTYLES)]}
 
 
-def grid(n_panels: int, size: str) -> tuple[int, int]:
-    """Rows and columns of ``n_panels`` small multiples: up to three stacked in a column, more two
-    abreast; up to three abreast at full width.
+def grid(n_panels: int, size: str, *, stacked: int = 3) -> tuple[int, int]:
+    """Rows and columns of ``n_panels`` small multiples: up to ``stacked`` stacked in a column,
+    more two abreast; up to three abreast at full width.
 
     Examples
     --------
-    >>> grid(3, "column"), grid(5, "column"), grid(4, "full"), grid(2, "full")
-    ((3, 1), (3, 2), (2, 3), (1, 2))
+    >>> grid(3, "column"), grid(5, "column"), grid(5, "column", stacked=8), grid(4, "full")
+    ((3, 1), (3, 2), (5, 1), (2, 3))
     """
-    if size == "column" and n_panels <= 3:
+    if size == "column" and n_panels <= stacked:
         return n_panels, 1
     columns = min(n_panels, 2 if size == "column" else 3)
     return math.ceil(n_panels / columns), columns
@@ -300,3 +300,42 @@ def render(figure: Any, fmt: str, *, dpi: int = DEFAULT_DPI, **savefig: Any) -> 
     with rc_context(rc()):
         figure.savefig(buffer, format=fmt, dpi=check_dpi(dpi), **savefig)
     return buffer.getvalue()
+
+
+def measure_print(figure: Any, *, dpi: int = DEFAULT_DPI) -> dict[str, Any]:
+    """What a figure prints as: its size in inches and in pixels at ``dpi``, the smallest font in
+    points among the texts the renderer actually draws, and those that run past the figure's edge.
+
+    Returns
+    -------
+    dict
+        ``width_in``, ``height_in``, ``width_px``, ``height_px``, ``min_font_pt``, ``n_texts``,
+        ``clipped`` (the texts, at most 10, that extend beyond the figure).
+    """
+    from matplotlib import rc_context
+
+    drawn: list[Any] = []
+    with rc_context(rc()):
+        renderer = figure.canvas.get_renderer()
+        draw_text = renderer.draw_text
+
+        def record(gc: Any, x: float, y: float, s: str, prop: Any, angle: float, ismath: Any = False,
+                   mtext: Any = None) -> Any:
+            if mtext is not None and s:
+                drawn.append(mtext)
+            return draw_text(gc, x, y, s, prop, angle, ismath, mtext)
+
+        renderer.draw_text = record
+        try:
+            figure.draw(renderer)
+        finally:
+            del renderer.draw_text
+        box = figure.bbox
+        clipped = [text.get_text() for text in drawn
+                   if not box.padded(0.5).contains(*text.get_window_extent(renderer).p0)
+                   or not box.padded(0.5).contains(*text.get_window_extent(renderer).p1)]
+    width, height = figure.get_size_inches()
+    return {"width_in": round(float(width), 4), "height_in": round(float(height), 4),
+            "width_px": round(width * dpi), "height_px": round(height * dpi),
+            "min_font_pt": min((float(text.get_fontsize()) for text in drawn), default=float("nan")),
+            "n_texts": len(drawn), "clipped": clipped[:10]}

@@ -251,7 +251,7 @@ def plot_compare_trajectories(trajectories: Mapping[str, Mapping[str, Any]], key
     fig = style.new_figure(size, style.panel_height(size) * rows + 0.35 + _legend_height(names, size))
     axes = fig.subplots(rows, columns, sharex=True, squeeze=False).ravel()
     for ax in axes[len(keys):]:
-        ax.set_visible(False)
+        ax.remove()
     for position, (ax, key) in enumerate(zip(axes, keys)):
         for index, (name, trajectory) in enumerate(zip(names, trajectories.values())):
             steps = [c["step"] for c in trajectory["checkpoints"]]
@@ -308,7 +308,7 @@ def plot_layer_curves(sweeps: Mapping[str, Sequence[Mapping[str, Any]]], keys: S
     fig = style.new_figure(size, style.panel_height(size) * grid_rows + tick_room + 0.3 + _legend_height(names, size))
     axes = fig.subplots(grid_rows, columns, sharex=True, squeeze=False).ravel()
     for ax in axes[len(keys):]:
-        ax.set_visible(False)
+        ax.remove()
     positions = {layer: i for i, layer in enumerate(layers)}
     for position, (ax, key) in enumerate(zip(axes, keys)):
         for index, (name, rows) in enumerate(zip(names, sweeps.values())):
@@ -353,7 +353,7 @@ def plot_compare_metrics(runs: Mapping[str, Results], keys: Sequence[str] | None
     fig = style.new_figure(size, height * rows + 0.2)
     axes = fig.subplots(rows, columns, sharey=True, squeeze=False).ravel()
     for ax in axes[len(keys):]:
-        ax.set_visible(False)
+        ax.remove()
     for ax, key in zip(axes, keys):
         for index, values in enumerate(scalars.values()):
             look = style.series_style(index)

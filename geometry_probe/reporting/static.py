@@ -157,11 +157,11 @@ def plot_scalar_summary(results: Results, *, size: str = "column") -> Any:
     if not bars:
         raise InvalidInputError("plot_scalar_summary: these results hold no finding with a value; "
                                 "analyze with verdicts=True.")
-    rows, columns = style.grid(len(bars), size)
+    rows, columns = style.grid(len(bars), size, stacked=8)
     fig = style.new_figure(size, 0.62 * rows + 0.7)
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
     for ax in axes[len(bars):]:
-        ax.set_visible(False)
+        ax.remove()
     for ax, bar in zip(axes, bars):
         low, high = bar.limits()
         for start, end, colour in _bands(bar, low, high):
@@ -225,7 +225,7 @@ def plot_trajectory(trajectory: Mapping[str, Any], keys: Sequence[str], *, size:
                            + style.legend_height(onset_names, style.width_of(size)))
     axes = fig.subplots(rows, columns, sharex=True, squeeze=False).ravel()
     for ax in axes[len(traj.panels):]:
-        ax.set_visible(False)
+        ax.remove()
     for index, (ax, panel) in enumerate(zip(axes, traj.panels)):
         ax.plot(traj.steps, panel.values, marker="o", color=OKABE_ITO[0])
         ax.set_ylabel(label(panel.label))
