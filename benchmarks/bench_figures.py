@@ -44,12 +44,13 @@ def inputs():
     projection = gp.project(gp.Embeddings(X, labels=names), "pca").to_result()
     results = gp.Results([*res.values(), projection], meta=res.meta, findings=res.findings)
     rng = np.random.default_rng(1)
-    trajectory = gp.track([(f"run/epoch_{e}.npy", e, gp.Embeddings(X * (1 + e) + rng.standard_normal(X.shape) / (e + 1),
-                                                                   labels=y)) for e in range(4)],
-                          ["spectrum", "contrastive"], params={"contrastive": {"groups": y}})
+    epochs = [(f"run/epoch_{e}.npy", e, gp.Embeddings(X * (1 + e) + rng.standard_normal(X.shape) / (e + 1), labels=y))
+              for e in range(4)]
+    trajectory = gp.track(epochs, ["spectrum", "contrastive"], params={"contrastive": {"groups": y}})
     trajectory["onsets"] = {"over_fusion": {"step": 2, "path": "a"}, "dimensional_collapse": {"step": 2, "path": "b"}}
-    rows = [[{"layer": f"encoder.layer.{i}", "spectrum/effective_rank": 20.0 - 5 * i - k, "spectrum/rankme": 22.0 - 5 * i,
-              "contrastive/uniformity": -3.5 + i + k / 2} for i in range(3)] for k in range(2)]
+    rows = [[{"layer": f"encoder.layer.{i}", "spectrum/effective_rank": 20.0 - 5 * i - k,
+              "spectrum/rankme": 22.0 - 5 * i, "contrastive/uniformity": -3.5 + i + k / 2} for i in range(3)]
+            for k in range(2)]
     return results, trajectory, rows
 
 
@@ -119,8 +120,9 @@ def main():
              "| figure | size | inches | PNG pixels | min font (pt) | clipped texts | PDF TrueType | time (s) | "
              "x bare |", "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['figure']} | {r['size']} | {r['width_in']:.2f} x {r['height_in']:.2f} | {r['png_px'][0]} x "
-              f"{r['png_px'][1]} | {r['min_font_pt']:.1f} | {len(r['clipped'])} | {'yes' if r['pdf_truetype'] else 'no'}"
-              f" | {r['seconds']:.2f} | {r['ratio_to_bare_matplotlib']:.1f} |" for r in records]
+              f"{r['png_px'][1]} | {r['min_font_pt']:.1f} | {len(r['clipped'])} | "
+              f"{'yes' if r['pdf_truetype'] else 'no'} | {r['seconds']:.2f} | {r['ratio_to_bare_matplotlib']:.1f} |"
+              for r in records]
     (RESULTS / "figures.md").write_text("\n".join(lines) + "\n")
     print(json.dumps({k: v for k, v in summary.items() if k != "figures"}, indent=1))
 

@@ -74,7 +74,8 @@ rng = np.random.default_rng(0)
 methods = {"simclr": X, "byol": X + 0.6 * rng.standard_normal(X.shape),
            "collapsed": X @ np.linalg.qr(rng.standard_normal((32, 2)))[0] @ rng.standard_normal((2, 32))}
 for stem, embeddings in methods.items():
-    results = gp.analyze(embeddings, ["spectrum", "contrastive", "knn"], labels=y, params={"contrastive": {"groups": y}})
+    results = gp.analyze(embeddings, ["spectrum", "contrastive", "knn"], labels=y,
+                         params={"contrastive": {"groups": y}})
     saved = results.to_dict()
     if stem == "collapsed":
         saved["name"] = "low-rank $baseline$"        # drawn as written: user text is never mathtext

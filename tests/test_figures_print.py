@@ -253,25 +253,42 @@ def test_cli_compare_overlays_runs_named_by_file_or_json(results, tmp_path, caps
     svg = (tmp_path / "f" / "compare_spectra.svg").read_text()
     assert all(f">{name}</text>" in svg for name in ("simclr", "byol", "VICReg $λ$"))
     assert re.search(r'width="486pt"', svg)                                   # 6.75 in
-    code, out = _geoprobe(["figures", *runs[:2], "--compare", "--name", "A", "--name", "B", "-o", tmp_path / "g",
-                           "--format", "png", "--dpi", "100"], capsys)
+    code, out = _geoprobe(["figures", *runs[:2], "--compare", "--name", "A", "--name", "B $x$", "-o",
+                           tmp_path / "g", "--format", "svg"], capsys)
     assert code == 0, out.err
-    assert _png_size((tmp_path / "g" / "compare_spectra.png").read_bytes())[0] == 325
-    assert ">A</text>" in static.render(paper_figures.plot_spectra({"A": results}), "svg").decode()
+    svg = (tmp_path / "g" / "compare_spectra.svg").read_text()
+    assert ">A</text>" in svg and ">B $x$</text>" in svg and ">simclr</text>" not in svg
 
 
 def test_cli_layer_sweep_and_trajectory_files(results, trajectory, sweep_rows, tmp_path, capsys):
     layer_results = {row["layer"]: results for row in sweep_rows}
     LayerSweep(sweep_rows, layer_results, {"n_samples": 100}).to_json(tmp_path / "layers.json")
-    code, out = _geoprobe(["figures", tmp_path / "layers.json", "-o", tmp_path / "l", "--format", "png"], capsys)
+    code, out = _geoprobe(["figures", tmp_path / "layers.json", "-o", tmp_path / "l", "--format", "png", "--dpi",
+                           "100"], capsys)
     assert code == 0, out.err
     assert sorted(p.name for p in (tmp_path / "l").iterdir()) == ["layer_curves.png", "layer_spectra.png"]
+    assert _png_size((tmp_path / "l" / "layer_curves.png").read_bytes())[0] == 325          # 3.25 in x 100 dpi
     write_track_json(trajectory, tmp_path / "t.json")
     code, out = _geoprobe(["figures", tmp_path / "t.json", "-o", tmp_path / "t", "--format", "png"], capsys)
     assert code == 0 and sorted(p.name for p in (tmp_path / "t").iterdir()) == ["alignment_uniformity.png",
                                                                               "trajectory.png"]
     runs = read_runs([tmp_path / "t.json", tmp_path / "t.json"])
     assert runs[0].name == runs[1].name == str(tmp_path / "t")
+
+
+def test_gallery_page_imports_only_public_modules():
+    """gallery/plot_paper_figures.py runs when copied alone: no private module, no gallery helper."""
+    import ast
+    from pathlib import Path
+
+    source = (Path(__file__).resolve().parents[1] / "gallery" / "plot_paper_figures.py").read_text()
+    modules = [alias.name for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Import)
+               for alias in node.names]
+    modules += [node.module for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)]
+    assert modules and all(not part.startswith("_") for name in modules for part in name.split("."))
+    assert all(name.split(".")[0] in {"json", "os", "pathlib", "matplotlib", "numpy", "torch", "geometry_probe"}
+               for name in modules)
+    assert "geoprobe figures simclr.json byol.json collapsed.json --compare" in source
 
 
 @pytest.mark.parametrize("args, message", [

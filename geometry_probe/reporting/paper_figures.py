@@ -502,6 +502,6 @@ def write_paper_figures(runs: Sequence[Run], folder: str | os.PathLike[str], *, 
     style.width_of(size)
     figures = figures_for(runs, compare=compare, size=size)
     if not figures:
-        raise InvalidInputError("figures: these files hold nothing to draw (no spectrum, contrastive result, finding or "
-                                "shared metric).")
+        raise InvalidInputError("figures: these files hold nothing to draw (no spectrum, contrastive result, "
+                                "finding or shared metric).")
     return write_figure_files(folder, figures, fmt=fmt, dpi=dpi)

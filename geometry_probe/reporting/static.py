@@ -162,7 +162,7 @@ def plot_scalar_summary(results: Results, *, size: str = "column") -> Any:
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
     for ax in axes[len(bars):]:
         ax.remove()
-    for ax, bar in zip(axes, bars):
+    for index, (ax, bar) in enumerate(zip(axes, bars)):
         low, high = bar.limits()
         for start, end, colour in _bands(bar, low, high):
             ax.axvspan(start, end, color=colour, alpha=0.25, lw=0)
@@ -174,13 +174,15 @@ def plot_scalar_summary(results: Results, *, size: str = "column") -> Any:
         ax.set_yticks([])
         ax.spines["left"].set_visible(False)
         ax.set_title(f"{label(bar.name)}: {bar.value:.3g}, {label(bar.verdict)}", loc="left")
+        if index + columns >= len(bars):
+            ax.set_xlabel("value of the finding's signal")
     present = [v for v in ("ok", "warn", "fail") if any(bar.verdict == v for bar in bars)]
     handles = [Line2D([], [], marker="o", ms=6, color=data.VERDICT_COLOURS[v], mec="#000000", mew=0.6, ls="none")
                for v in present] + [Line2D([], [], marker="|", ms=11, mew=1.5, color="#000000", ls="none"),
                                     Patch(color=OKABE_ITO[1], alpha=0.25, lw=0), Patch(color=OKABE_ITO[3], alpha=0.25,
                                                                                       lw=0)]
     style.legend_below(fig, handles, [f"value: {v}" for v in present] + ["null baseline", "warn band", "fail band"],
-                       title="x axis: the finding's value, each on its own scale")
+                       title="each panel on its own scale")
     return fig
 
 
