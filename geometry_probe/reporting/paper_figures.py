@@ -113,6 +113,8 @@ def plot_spectra(spectra: Mapping[str, Any], *, size: str = "column", log_x: boo
     ax.set_yscale("log")
     if log_x:
         ax.set_xscale("log")
+    else:
+        style.whole_steps(ax, [1.0])
     ax.set_xlabel("index $i$ (largest eigenvalue first)")
     ax.set_ylabel(r"$\lambda_i / \Sigma_j \lambda_j$ (share of variance)")
     ax.set_title(style.literal(title))

@@ -54,6 +54,7 @@ def _draw_lines(plot: data.LinePlot, *, size: str) -> Any:
             ax.plot(line.x, line.y, color=line.colour, ls=_LINESTYLE[line.style], label=name)
     if plot.log_y:
         ax.set_yscale("log")
+    style.whole_steps(ax, np.concatenate([np.asarray(line.x, dtype=float) for line in plot.lines]))
     ax.set_title(literal(plot.title))
     ax.set_xlabel(plot.xlabel)
     ax.set_ylabel(plot.ylabel)
