@@ -1,40 +1,54 @@
 """`geoprobe figures` and `geoprobe report`: render saved results without recomputing."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
 import geometry_probe as gp
 from geometry_probe._atomic import make_output_folder
-from geometry_probe._results_schema import read_results_or_trajectory_json
+from geometry_probe.reporting.figure_inputs import read_runs
+from geometry_probe.reporting.figure_style import DEFAULT_DPI, check_dpi, width_of
 from geometry_probe.reporting.html_report import REPORT_MAX_POINTS, write_report
-from geometry_probe.reporting.static import check_format, write_figures, write_trajectory_figure
+from geometry_probe.reporting.paper_figures import write_paper_figures
+from geometry_probe.reporting.static import check_format
 
 from ._output import console
 from .app import app
 
 ResultsArg = Annotated[Path, typer.Argument(help="Results JSON written by `geoprobe analyze --json`.",
                                             show_default=False)]
-FiguresArg = Annotated[Path, typer.Argument(help="Results JSON (`geoprobe analyze --json`) or a trajectory JSON "
-                                            "(`geoprobe track --json`).", show_default=False)]
+FiguresArg = Annotated[list[Path], typer.Argument(
+    help="JSON files: results (`geoprobe analyze --json`), trajectories (`geoprobe track --json`) or layer sweeps "
+         "(`geoprobe layers --json`); several of one kind with --compare.", show_default=False)]
 
 
 @app.command()
 def figures(
-    results: FiguresArg,
+    inputs: FiguresArg,
     out: Annotated[Path, typer.Option("-o", "--out", help="Folder for the figures (created if missing).")],
     fmt: Annotated[str, typer.Option("--format", help="pdf, svg or png.")] = "pdf",
+    size: Annotated[str, typer.Option("--size", help="column (3.25 in wide) or full (6.75 in, the text width).")]
+    = "column",
+    dpi: Annotated[int, typer.Option("--dpi", help="Pixels per inch of PNGs (and of images inside PDF/SVG).")]
+    = DEFAULT_DPI,
+    compare: Annotated[bool, typer.Option("--compare", help="Overlay the files, one line or point per run: spectra, "
+                                          "metrics, cosines, the alignment-uniformity plane, trajectories or "
+                                          "per-layer curves.")] = False,
+    names: Annotated[Optional[list[str]], typer.Option(
+        "--name", help="Legend name of each file, in order (repeat it); default: the file's \"name\" key, else "
+                       "its name without .json.")] = None,
 ) -> None:
-    """Write the publication figures the results support (spectrum, cosines, class means, SimO, verdicts, map),
-    or, for a `geoprobe track` trajectory JSON, the metrics over checkpoints with collapse onsets marked."""
+    """Write print-ready figures from saved JSON: for results the spectrum, cosines, class means, SimO, verdicts and
+    map; for a trajectory the metrics over checkpoints with collapse onsets; for a layer sweep the metrics and spectra
+    by layer; with --compare, several runs overlaid."""
     check_format(fmt)
-    data, trajectory = read_results_or_trajectory_json(results)
-    loaded = None if trajectory else gp.Results.from_dict(data)
-    make_output_folder(out, inputs=[results])
-    paths = [write_trajectory_figure(data, out, fmt=fmt)] if trajectory else write_figures(loaded, out, fmt=fmt)
-    for path in paths:
-        console.print(f"wrote {path}")
+    width_of(size)
+    check_dpi(dpi)
+    runs = read_runs(inputs, names=names)
+    make_output_folder(out, inputs=inputs)
+    for path in write_paper_figures(runs, out, compare=compare, fmt=fmt, size=size, dpi=dpi):
+        console.print(f"wrote {path}", highlight=False, markup=False)
 
 
 @app.command()

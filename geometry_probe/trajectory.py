@@ -19,6 +19,9 @@ from geometry_probe.io import load
 from geometry_probe.result import _clean, compact_json
 
 _STEP_PATTERN = re.compile(r"(?:epoch|step|iter|it|ckpt|checkpoint|e|s)[_\-=]?(\d+)", re.IGNORECASE)
+_UNIT_PATTERNS = (("epoch", re.compile(r"(?:^|[^a-z])(?:epoch|ep|e)[_\-=]?\d", re.IGNORECASE)),
+                  ("step", re.compile(r"(?:^|[^a-z])(?:step|iter|it|global_step|s)[_\-=]?\d", re.IGNORECASE)))
+STEP_UNITS = ("epoch", "step", "checkpoint")
 
 
 def step_from_name(name: str, *, default: int) -> int:
@@ -41,6 +44,21 @@ def step_from_name(name: str, *, default: int) -> int:
     return int(numbers[-1]) if numbers else default
 
 
+def step_unit(names: Iterable[str]) -> str:
+    """What the checkpoints' numbers count, from their names: ``"epoch"`` when every name says
+    epoch (``epoch_07.npy``, ``e3.pt``), ``"step"`` when every one says step or iteration
+    (``step-1200.pt``, ``iter_5``), else ``"checkpoint"`` (unknown or mixed).
+
+    Examples
+    --------
+    >>> step_unit(["run/epoch_1.npy", "run/epoch_2.npy"]), step_unit(["x.npz:step_100"]), step_unit(["a.npy"])
+    ('epoch', 'step', 'checkpoint')
+    """
+    units = {next((unit for unit, pattern in _UNIT_PATTERNS if pattern.search(Path(name).name)), "checkpoint")
+             for name in names}
+    return units.pop() if len(units) == 1 else "checkpoint"
+
+
 def track(sources: Iterable[tuple[str, int, Embeddings]], analyzers: Any = None, **analyze_kwargs: Any
           ) -> dict[str, Any]:
     """Analyse each checkpoint's embeddings in order and find when each finding first fails.
@@ -57,8 +75,10 @@ def track(sources: Iterable[tuple[str, int, Embeddings]], analyzers: Any = None,
     Returns
     -------
     dict
-        ``{"checkpoints": [{"path", "step", "scalars", "findings"}], "onsets": {finding: {"path", "step"}}}``
-        where the onset of a finding is the first checkpoint whose verdict is ``fail``.
+        ``{"checkpoints": [{"path", "step", "scalars", "findings"}], "onsets": {finding: {"path", "step"}},
+        "step_unit": "epoch" | "step" | "checkpoint"}`` where the onset of a finding is the first
+        checkpoint whose verdict is ``fail`` and ``step_unit`` what the steps count
+        (:func:`step_unit`, from the checkpoints' names; figures label their x axis with it).
     """
     checkpoints = []
     for name, step, emb in sorted(sources, key=lambda item: item[1]):
@@ -72,7 +92,7 @@ def track(sources: Iterable[tuple[str, int, Embeddings]], analyzers: Any = None,
         for finding in checkpoint["findings"]:
             if finding["verdict"] == "fail" and finding["name"] not in onsets:
                 onsets[finding["name"]] = {"path": checkpoint["path"], "step": checkpoint["step"]}
-    return {"checkpoints": checkpoints, "onsets": onsets}
+    return {"checkpoints": checkpoints, "onsets": onsets, "step_unit": step_unit(c["path"] for c in checkpoints)}
 
 
 def track_files(paths: Sequence[str | os.PathLike[str]], *, labels: Any = None, key: str | None = None,

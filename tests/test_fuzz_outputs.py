@@ -460,7 +460,7 @@ def test_report_of_findings_with_only_the_required_keys(work, capsys):
 
 def test_a_figure_that_fails_to_draw_writes_nothing(work, monkeypatch):
     """All figures are drawn before the first is written: a failure in the last leaves the folder empty."""
-    def broken(results):
+    def broken(results, **options):
         raise RuntimeError("cannot draw")
 
     monkeypatch.setitem(static.FIGURES, "verdicts", broken)

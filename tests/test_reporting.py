@@ -71,18 +71,18 @@ def test_spectrum_figure_has_data_and_baseline(results):
     ax = fig.axes[0]
     lines = ax.get_lines()
     assert [line.get_label() for line in lines] == ["embeddings", "isotropic Gaussian, same N, D, trace"]
-    assert ax.get_yscale() == "log" and ax.get_xlabel() == "rank"
+    assert ax.get_yscale() == "log" and ax.get_xlabel() == "index i (largest eigenvalue first)"
     np.testing.assert_allclose(lines[0].get_ydata(), results["spectrum"].arrays["covariance_eigenvalues"])
     assert lines[1].get_ydata().sum() == pytest.approx(lines[0].get_ydata().sum())   # same trace
 
 
 def test_cosine_histogram_and_class_heatmap(results):
     ax = static.plot_cosine_histogram(results).axes[0]
-    assert [line.get_label() for line in ax.get_lines()] == ["all pairs", "uniform on S^15"]
+    assert [line.get_label() for line in ax.get_lines()] == ["all pairs", "uniform on $S^{15}$"]   # mathtext: ours
     heat = static.plot_class_cosine(results, ordered=False)
     image = heat.axes[0].get_images()[0]
     np.testing.assert_allclose(image.get_array(), results["orthogonality"].arrays["class_mean_cosine"])
-    shown = [HOSTILE[:37] + "..." if len(c) > 40 else c for c in results.meta["classes"]]  # names cut at 40
+    shown = [HOSTILE[:17] + "..." if len(c) > 20 else c for c in results.meta["classes"]]  # tick names cut at 20
     assert [t.get_text() for t in heat.axes[0].get_xticklabels()] == shown
     ordered = static.plot_class_cosine(results).axes[0]
     names = [t.get_text() for t in ordered.get_xticklabels()]
@@ -110,7 +110,8 @@ def test_sample_cosine_heatmap_is_the_label_sorted_cosine_matrix():
 def test_projection_figure_has_a_legend_and_states_the_count(results):
     ax = static.plot_projection(results, max_points=100).axes[0]
     shown = [HOSTILE[:37] + "..." if len(c) > 40 else c for c in results.meta["classes"]]  # names cut at 40
-    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == sorted(shown)
+    legend = ax.get_figure().legends[0]                                                      # below the axes
+    assert sorted(t.get_text() for t in legend.get_texts()) == sorted(shown)
     assert "showing 100 of 240 points" in ax.get_title()
     assert sum(len(c.get_offsets()) for c in ax.collections) == 100
 
@@ -130,7 +131,7 @@ def test_trajectory_figure_marks_onsets():
     fig = static.plot_trajectory(trajectory, ["spectrum/rankme"])
     lines = fig.axes[0].get_lines()
     assert lines[0].get_ydata().tolist() == [10.0, 9.0, 8.0, 7.0, 6.0]
-    assert lines[1].get_xdata()[0] == 3 and lines[1].get_label() == "over_fusion onset"
+    assert lines[1].get_xdata()[0] == 3 and lines[1].get_label() == "over_fusion onset, checkpoint 3"
 
 
 def test_script_json_cannot_close_a_script_block():
@@ -298,4 +299,4 @@ def test_cli_figures_of_a_trajectory_marks_onsets(tmp_path, capsys):
     code, _ = _geoprobe(["figures", tmp_path / "t.json", "-o", tmp_path / "figs", "--format", "svg"], capsys)
     assert code == 0 and [p.name for p in (tmp_path / "figs").iterdir()] == ["trajectory.svg"]
     svg = (tmp_path / "figs" / "trajectory.svg").read_text()
-    assert ">over_fusion onset</text>" in svg and ">rankme</text>" in svg              # text kept as text
+    assert ">over_fusion onset, epoch 2</text>" in svg and ">rankme</text>" in svg   # unit: paths e0..e3

@@ -16,9 +16,10 @@ import numpy as np
 
 from geometry_probe.exceptions import InvalidInputError
 from geometry_probe.projection import stratified_sample
+from geometry_probe.reporting.figure_style import OKABE_ITO
 from geometry_probe.result import Results
+from geometry_probe.trajectory import STEP_UNITS, step_unit
 
-OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 VERDICT_COLOURS = {"ok": OKABE_ITO[2], "warn": OKABE_ITO[1], "fail": OKABE_ITO[3]}
 _VIRIDIS = ("#440154", "#482878", "#3E4A89", "#31688E", "#26828E", "#1F9E89", "#35B779", "#6DCD59",
             "#B4DE2C", "#FDE725")
@@ -26,13 +27,15 @@ _VIRIDIS = ("#440154", "#482878", "#3E4A89", "#31688E", "#26828E", "#1F9E89", "#
 
 @dataclass(frozen=True)
 class Line:
-    """One curve: ``y`` against ``x``; ``style`` is "solid", "dashed", "dotted" or "step"."""
+    """One curve: ``y`` against ``x``; ``style`` is "solid", "dashed", "dotted" or "step";
+    ``math``, for a name that is ours, the same name as matplotlib mathtext (``$S^{15}$``)."""
 
     name: str
     x: np.ndarray
     y: np.ndarray
     colour: str
     style: str = "solid"
+    math: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,15 @@ class VerdictBar:
     baseline: float
     fail: float
     colour: str
+    warn: float = np.nan
+    higher_is_worse: bool = True
+
+    def limits(self) -> tuple[float, float]:
+        """The x range a panel of this finding shows: value, baseline and thresholds, padded."""
+        points = [v for v in (self.value, self.baseline, self.warn, self.fail) if np.isfinite(v)]
+        low, high = min(points), max(points)
+        pad = 0.15 * (high - low) if high > low else 0.1 * max(abs(high), 1e-3)
+        return low - pad, high + pad
 
 
 @dataclass(frozen=True)
@@ -83,11 +95,13 @@ class Panel:
 
 @dataclass(frozen=True)
 class Trajectory:
-    """Metric panels over checkpoint steps, with collapse onsets ``(finding, step)``."""
+    """Metric panels over checkpoint steps, with collapse onsets ``(finding, step)``; ``unit`` is
+    what a step counts: "epoch", "step" or "checkpoint"."""
 
     steps: np.ndarray
     panels: tuple[Panel, ...]
     onsets: tuple[tuple[str, float], ...]
+    unit: str = "checkpoint"
 
 
 @dataclass(frozen=True)
@@ -181,7 +195,8 @@ def spectrum(results: Results) -> LinePlot:
     ranks = np.arange(1, eig.size + 1, dtype=float)
     erank = result.scalars.get("effective_rank", np.nan)
     return LinePlot(
-        title=f"eigenvalue spectrum (effective rank {erank:.1f})", xlabel="rank", ylabel="covariance eigenvalue",
+        title=f"eigenvalue spectrum (effective rank {erank:.1f})", xlabel="index i (largest eigenvalue first)",
+        ylabel="eigenvalue λ (squared units)",
         lines=(Line("embeddings", ranks, np.where(eig > 0, eig, np.nan), OKABE_ITO[0]),
                Line("isotropic Gaussian, same N, D, trace", ranks,
                     isotropic_spectrum(n, eig.size, float(np.nansum(eig))), OKABE_ITO[1], "dashed")),
@@ -203,8 +218,9 @@ def cosine_histogram(results: Results) -> LinePlot:
             counts = np.asarray(arrays[key], dtype=float)
             lines.append(Line(label, centres, counts / max(counts.sum(), 1) / width, colour, "step"))
     D = int(results.meta.get("n_features", 2))
-    lines.append(Line(f"uniform on S^{D - 1}", centres, random_pair_density(centres, D), "#000000", "dotted"))
-    return LinePlot("pairwise cosine similarity", "cosine", "density", tuple(lines))
+    lines.append(Line(f"uniform on S^{D - 1}", centres, random_pair_density(centres, D), "#000000", "dotted",
+                      math=f"uniform on $S^{{{D - 1}}}$"))
+    return LinePlot("pairwise cosine similarity", "cosine similarity", "density (per unit cosine)", tuple(lines))
 
 
 def k_occurrence(results: Results) -> LinePlot:
@@ -295,11 +311,23 @@ def simo_matrices(results: Results) -> tuple[Heatmap, Heatmap]:
 
 
 def verdicts(results: Results) -> tuple[VerdictBar, ...]:
-    """Findings with a finite value, each with its baseline, fail threshold and verdict colour."""
+    """Findings with a finite value, each with its baseline, thresholds, verdict colour and which
+    side fails (:data:`geometry_probe.diagnosis.HIGHER_IS_WORSE`; for a finding it does not
+    know, the side of the fail threshold away from the baseline)."""
     return tuple(VerdictBar(f["name"], f["verdict"], float(f["value"]), _number(f.get("baseline")),
                             _number((f.get("threshold") or {}).get("fail")),
-                            VERDICT_COLOURS.get(f["verdict"], "#808080"))
+                            VERDICT_COLOURS.get(f["verdict"], "#808080"),
+                            _number((f.get("threshold") or {}).get("warn")), _higher_is_worse(f))
                  for f in results.findings if f.get("value") is not None and np.isfinite(f["value"]))
+
+
+def _higher_is_worse(finding: Mapping[str, Any]) -> bool:
+    from geometry_probe.diagnosis import HIGHER_IS_WORSE, THRESHOLDS
+
+    if finding["name"] in THRESHOLDS:
+        return finding["name"] in HIGHER_IS_WORSE
+    fail, baseline = _number((finding.get("threshold") or {}).get("fail")), _number(finding.get("baseline"))
+    return not (np.isfinite(fail) and np.isfinite(baseline) and fail < baseline)
 
 
 def _number(value: Any) -> float:
@@ -328,7 +356,26 @@ def trajectory(trajectory: Mapping[str, Any], keys: Sequence[str]) -> Trajectory
                          np.array([c["scalars"].get(key, np.nan) for c in checkpoints], dtype=float), colour)
                    for key, colour in zip(keys, palette))
     onsets = tuple((name, float(onset["step"])) for name, onset in trajectory.get("onsets", {}).items())
-    return Trajectory(np.array([c["step"] for c in checkpoints], dtype=float), panels, onsets)
+    return Trajectory(np.array([c["step"] for c in checkpoints], dtype=float), panels, onsets,
+                      trajectory_unit(trajectory))
+
+
+def trajectory_unit(trajectory: Mapping[str, Any]) -> str:
+    """What the trajectory's steps count: its ``step_unit`` ("epoch", "step", "checkpoint"), or,
+    for a file written before that field, what the checkpoints' names say
+    (:func:`geometry_probe.trajectory.step_unit`).
+
+    Examples
+    --------
+    >>> trajectory_unit({"step_unit": "epoch", "checkpoints": []})
+    'epoch'
+    >>> trajectory_unit({"checkpoints": [{"path": "step_10.npy"}]}), trajectory_unit({"checkpoints": [{}]})
+    ('step', 'checkpoint')
+    """
+    unit = trajectory.get("step_unit")
+    if unit in STEP_UNITS:
+        return str(unit)
+    return step_unit(str(c.get("path", "")) for c in trajectory["checkpoints"])
 
 
 def projection(results: Results, *, max_points: int | None = None, random_state: int = 0) -> Map:

@@ -1,5 +1,6 @@
-"""Static figure of a layer sweep: each metric against depth, one panel per metric; layer names drawn
-literally (:func:`~geometry_probe.reporting.static.label`)."""
+"""Static figure of a layer sweep: each metric against depth, one small multiple per metric, in the
+print style of :mod:`.figure_style`; layer names drawn literally
+(:func:`~geometry_probe.reporting.figure_style.label`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Any
 
 from geometry_probe._atomic import atomic_write_bytes
 from geometry_probe.exceptions import OutputError
-from geometry_probe.reporting.static import label, render
+from geometry_probe.reporting import figure_style as style
+from geometry_probe.reporting.figure_style import DEFAULT_DPI, TICK_CHARACTERS, label, render, styled
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 _RANKS = ("spectrum/effective_rank", "spectrum/rankme")
@@ -19,8 +21,10 @@ _TITLES = {"spectrum/effective_rank": "effective rank", "spectrum/rankme": "Rank
            "neural_collapse/nc1": "NC1 (lower = more collapsed)", "neural_collapse/ncc_accuracy": "NCC accuracy"}
 
 
-def plot_layer_sweep(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> Any:
-    """A matplotlib Figure with one panel per metric key, layers on the x axis in row order.
+@styled
+def plot_layer_sweep(rows: Sequence[Mapping[str, Any]], keys: Sequence[str], *, size: str = "column") -> Any:
+    """A matplotlib Figure with one panel per metric key, layers on the x axis in row order; the
+    rank panels also show the ceiling min(N, D).
 
     Parameters
     ----------
@@ -28,6 +32,8 @@ def plot_layer_sweep(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> 
         Rows of :class:`geometry_probe.layer_sweep.LayerSweep` (``layer`` plus metric keys).
     keys : sequence of str
         Metric keys to draw, e.g. ``["spectrum/effective_rank", "spectrum/rankme"]``.
+    size : {"column", "full"}, default="column"
+        3.25 or 6.75 in wide; panels stacked, or two (column) or three (full) abreast.
 
     Returns
     -------
@@ -39,30 +45,43 @@ def plot_layer_sweep(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> 
     >>> [line.get_ydata().tolist() for line in fig.axes[0].get_lines()]
     [[1.0, 2.0]]
     """
-    from matplotlib.figure import Figure
-
     keys = list(keys) or ["n_features"]
-    figure = Figure(figsize=(max(4.0, 0.6 * len(rows) + 2.0), 1.9 * len(keys) + 0.8), layout="constrained")
-    axes = figure.subplots(len(keys), 1, sharex=True, squeeze=False)[:, 0]
+    grid_rows, columns = style.grid(len(keys), size)
+    ceiling = any(key in _RANKS for key in keys) and all("n_features" in row and "n_samples" in row for row in rows)
+    longest = max((len(str(row["layer"])) for row in rows), default=1)
+    tick_room = min(1.1, 0.06 * min(longest, TICK_CHARACTERS) + 0.2)
+    figure = style.new_figure(size, style.panel_height(size) * grid_rows + tick_room + 0.3
+                              + style.legend_height(["min(N, D)"] if ceiling else [], style.width_of(size)))
+    axes = figure.subplots(grid_rows, columns, sharex=True, squeeze=False).ravel()
+    for ax in axes[len(keys):]:
+        ax.remove()
     positions = list(range(len(rows)))
-    for ax, key in zip(axes, keys):
+    step = style.tick_step(len(rows), style.width_of(size) / columns * 0.8 * 1.4)
+    for index, (ax, key) in enumerate(zip(axes, keys)):
         values = [float(row.get(key, float("nan"))) for row in rows]
-        ax.plot(positions, values, marker="o")
-        if key in _RANKS and all("n_features" in row and "n_samples" in row for row in rows):
-            ceiling = [min(row["n_features"], row["n_samples"]) for row in rows]
-            ax.plot(positions, ceiling, ls="--", color="grey", lw=1, label="min(N, D)")
-            ax.legend(fontsize=7, loc="best")
-        ax.set_ylabel(_TITLES.get(key) or label(key), fontsize=8)
+        ax.plot(positions, values, marker="o", color=style.OKABE_ITO[0])
+        if key in _RANKS and ceiling:
+            ax.plot(positions, [min(row["n_features"], row["n_samples"]) for row in rows], ls="--",
+                    color="#808080", lw=1, label="min(N, D)")
+        ax.set_ylabel(_TITLES.get(key) or label(key))
         ax.grid(alpha=0.3)
-    axes[-1].set_xticks(positions, [label(row["layer"]) for row in rows], rotation=45, ha="right", fontsize=8)
-    axes[-1].set_xlabel("layer (in depth order)")
+        if index + columns >= len(keys):
+            ticks = positions[::step]
+            ax.set_xticks(ticks, [label(rows[i]["layer"], TICK_CHARACTERS) for i in ticks], rotation=45, ha="right",
+                          rotation_mode="anchor")
+            ax.set_xlabel("layer (in depth order)")
+            ax.xaxis.set_tick_params(labelbottom=True)
+    handles = [h for ax in axes[:len(keys)] for h in ax.get_legend_handles_labels()[0]][:1]
+    if handles:
+        style.legend_below(figure, handles, ["min(N, D)"])
     return figure
 
 
-def save_figure(figure: Any, path: str | os.PathLike[str]) -> Path:
-    """Write ``figure`` atomically as PNG, PDF or SVG (chosen by the suffix), its text literal."""
+def save_figure(figure: Any, path: str | os.PathLike[str], *, dpi: int = DEFAULT_DPI) -> Path:
+    """Write ``figure`` atomically as PNG (``dpi``, 300 by default), PDF or SVG (chosen by the
+    suffix), its text literal."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FIGURE_SUFFIXES:
         raise OutputError(f"{path}: unknown figure type {suffix!r}; use one of {list(FIGURE_SUFFIXES)}.")
-    return atomic_write_bytes(path, render(figure, suffix[1:], dpi=120))
+    return atomic_write_bytes(path, render(figure, suffix[1:], dpi=dpi))
