@@ -258,3 +258,30 @@ def _check_taus(taus: Sequence[float]) -> list[float]:
     if bad:
         raise InvalidInputError(f"temperatures must be finite and > 0, got {bad[0]!r}.")
     return values
+
+
+def parse_taus(text: str) -> list[float]:
+    """Temperatures from a comma-separated list such as ``"0.05,0.1,0.2,0.5,1"`` (each > 0)."""
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise InvalidInputError(f"temperatures: {text!r} is not a comma-separated list of numbers, "
+                                "e.g. 0.05,0.1,0.2,0.5,1.") from None
+    return _check_taus(values)
+
+
+def sweep_record(terms: InfoNCETerms, *, n_samples: int, n_features: int, nt_xent: bool) -> dict:
+    """A JSON-ready record of a temperature sweep: the temperatures, one list per quantity, the
+    conventions used and, for a sampled estimate, the standard errors."""
+    record = {"schema": "geometry-probe/temperature-sweep/1", "n_samples": n_samples, "n_features": n_features,
+              "taus": terms.taus.tolist(),
+              "quantities": {name: values.tolist() for name, values in terms.values.items()},
+              "params": {"infonce": "one direction X -> views, positive in the denominator (CLIP/MoCo)",
+                         "infonce_symmetric": "mean of both directions",
+                         "nt_xent": "2N-1 candidates per anchor (SimCLR)" if nt_xent else "not computed",
+                         "effective_negatives": "mean over anchors of exp(entropy of the softmax over negatives)",
+                         "normalisation": "L2 rows", "anchors": terms.n_anchors,
+                         "estimator": "exact" if terms.stderr is None else "sampled anchors x all keys"}}
+    if terms.stderr is not None:
+        record["stderr"] = {name: values.tolist() for name, values in terms.stderr.items()}
+    return record
