@@ -21,11 +21,15 @@ divergence         :math:`f'(u)`                   :math:`f^*(f'(u))`
 ``pearson``        :math:`2(u - 1)`                :math:`u^2 - 1`
 ``sq_hellinger``   :math:`1 - u^{-1/2}`            :math:`u^{1/2} - 1`
 ``tsallis``        :math:`\frac{a}{a-1} u^{a-1}`   :math:`u^{a}`
-``vlc``            :math:`1 - \frac{4}{(1+u)^2}`   :math:`3 - \frac{4}{1+u}`
+``vlc``            :math:`1 - \frac{4}{(1+u)^2}`   :math:`3 - \frac{8}{1+u} + \frac{4}{(1+u)^2}`
 =================  ==============================  ==============================
 
+(For VLC, :math:`f^*(t) = 4 - t - 4\sqrt{1-t}` at :math:`t = f'(u)` gives
+:math:`(3u+1)(u-1)/(u+1)^2`; the shorter :math:`3 - 4/(1+u)` found in some transcriptions of the
+table is not the conjugate, e.g. 1.857 instead of 1.041 at u = 2.5.)
+
 The negative term's kernel :math:`h = f^*\circ f'\circ G_\sigma` is strictly convex on [0, 4]
-for all six (μ = 1), so for :math:`2 \le N \le d + 1` its minimisers are the regular simplex
+for all six at μ = 1 and the default σ (checked numerically in tests/test_fmicl.py), so for :math:`2 \le N \le d + 1` its minimisers are the regular simplex
 (all pairwise distances equal, :math:`t = 2N/(N-1)`); reverse KL (:math:`h` linear) and Neyman
 χ² (:math:`h` concave) are not, and collapse (paper, Theorem "uniformity").
 
@@ -93,7 +97,7 @@ def conjugate_of_prime(u: Tensor, f: str, *, tsallis_alpha: float = DEFAULT_TSAL
             "pearson": lambda: u * u - 1,
             "sq_hellinger": lambda: u.sqrt() - 1,
             "tsallis": lambda: u.pow(a),
-            "vlc": lambda: 3 - 4 / (1 + u)}[f]()
+            "vlc": lambda: 3 - 8 / (1 + u) + 4 / (1 + u) ** 2}[f]()
 
 
 def f_gaussian_similarity(X: Tensor | np.ndarray, Y: Tensor | np.ndarray, f: str = "kl", *,
