@@ -90,7 +90,7 @@ class SoftmaxRows:
         new = torch.maximum(old, tile_max)
         shift = torch.where(torch.isfinite(old), old - new, torch.zeros_like(old))     # ≤ 0
         d.sub_(new.to(d.dtype)[:, None])
-        e = torch.empty_like(d)
+        e = self._exp_for(d)
         for k, tau in enumerate(self.taus.tolist()):
             scale = torch.exp(shift / tau)
             s_old = self.sum[k, rows]
@@ -104,9 +104,13 @@ class SoftmaxRows:
 
     def _scratch_for(self, cosine: Tensor) -> Tensor:
         n = cosine.numel()
-        if self._scratch is None or self._scratch.numel() < n or self._scratch.dtype != cosine.dtype:
-            self._scratch = torch.empty(n, dtype=cosine.dtype, device=cosine.device)
+        if self._scratch is None or self._scratch.numel() < 2 * n or self._scratch.dtype != cosine.dtype:
+            self._scratch = torch.empty(2 * n, dtype=cosine.dtype, device=cosine.device)
         return self._scratch[:n].view(cosine.shape)
+
+    def _exp_for(self, d: Tensor) -> Tensor:
+        """The second half of the scratch buffer, shaped like ``d`` (the exponentials)."""
+        return self._scratch[d.numel():2 * d.numel()].view(d.shape)
 
     def log_sum_exp(self) -> Tensor:
         """(n_taus, n_rows) float64: log Σ_j e^{s_ij/τ} over the candidates added."""
@@ -209,17 +213,16 @@ def infonce_terms(X: Tensor | np.ndarray, Y: Tensor | np.ndarray, taus: Sequence
     N = X.shape[0]
     if N < 2:
         raise InvalidInputError(f"InfoNCE needs at least 2 pairs (one negative per anchor), got {N}.")
-    U, V = unit_rows(X).to(dtype), unit_rows(Y, offset=0).to(dtype)
-    Ud, Vd = unit_rows(X).to(torch.float64), unit_rows(Y).to(torch.float64)
+    U, V = unit_rows(X).to(dtype), unit_rows(Y).to(dtype)
     if anchors is None:
         idx = torch.arange(N, device=U.device)
-        pos = (Ud * Vd).sum(dim=1)
+        pos = _positive_cosines(X, Y, idx)
         xy, yx = cross_pass(U, V, taus, exclude_a=idx, exclude_b=idx, tile=tile)
         xx = cross_pass(U, U, taus, exclude_a=idx, same=True, tile=tile)[0] if nt_xent else None
         yy = cross_pass(V, V, taus, exclude_a=idx, same=True, tile=tile)[0] if nt_xent else None
     else:
         idx = torch.as_tensor(np.asarray(anchors), dtype=torch.int64, device=U.device)
-        pos = (Ud[idx] * Vd[idx]).sum(dim=1)
+        pos = _positive_cosines(X, Y, idx)
         xy = cross_pass(U[idx], V, taus, exclude_a=idx, tile=tile)[0]
         yx = cross_pass(V[idx], U, taus, exclude_a=idx, tile=tile)[0]
         xx = cross_pass(U[idx], U, taus, exclude_a=idx, tile=tile)[0] if nt_xent else None
@@ -232,6 +235,16 @@ def infonce_terms(X: Tensor | np.ndarray, Y: Tensor | np.ndarray, taus: Sequence
         stderr = {name: (v.std(dim=1) / math.sqrt(m)).cpu().numpy() if m > 1 else np.full(len(taus), np.nan)
                   for name, v in per_anchor.items()}
     return InfoNCETerms(np.asarray(taus), values, stderr, len(idx))
+
+
+def _positive_cosines(X: Tensor, Y: Tensor, rows: Tensor, chunk: int = 4096) -> Tensor:
+    """float64 cosines of the positive pairs (X[i], Y[i]) for ``rows``, a chunk of rows at a time."""
+    out = []
+    for start in range(0, len(rows), chunk):
+        r = rows[start:start + chunk]
+        a, b = X[r].to(torch.float64), Y[r].to(torch.float64)
+        out.append((a * b).sum(dim=1) / (torch.linalg.vector_norm(a, dim=1) * torch.linalg.vector_norm(b, dim=1)))
+    return torch.cat(out)
 
 
 def _per_anchor(pos: Tensor, xy: SoftmaxRows, yx: SoftmaxRows, xx: SoftmaxRows | None, yy: SoftmaxRows | None,
