@@ -22,7 +22,6 @@ import sys
 import time
 
 import numpy as np
-
 from bench_pairwise import PeakAnon
 
 N, D = 20_000, 768

@@ -43,7 +43,7 @@ def test_similarity_and_conjugate_match_the_generator(f, u):
 def _naive_objectives(X, Y, sigma, mu=1.0, weight=1.0):
     U = X / np.linalg.norm(X, axis=1, keepdims=True)
     V = Y / np.linalg.norm(Y, axis=1, keepdims=True)
-    G = lambda t: mu * np.exp(-t / (2 * sigma**2))          # noqa: E731
+    G = lambda t: mu * np.exp(-t / (2 * sigma**2))
     pos = G(((U - V) ** 2).sum(1))
     T = ((U[:, None, :] - U[None, :, :]) ** 2).sum(-1)
     off = ~np.eye(len(U), dtype=bool)

@@ -72,7 +72,7 @@ def test_cli_analyze_with_labels_reports_tolerance_and_distance_cv(blobs, tmp_pa
 def test_uniformity_tolerance_plane(blobs, tmp_path, capsys):
     fig = plot_uniformity_tolerance([("run $a$", -3.5, 0.2), ("run b", -2.0, 0.7)])
     assert fig.axes[0].collections[0].get_offsets().tolist() == [[3.5, 0.2], [2.0, 0.7]]
-    assert [t.get_text() for t in fig.axes[0].texts][0] == r"run \$a\$"          # drawn literally
+    assert fig.axes[0].texts[0].get_text() == r"run \$a\$"          # drawn literally
     X, y = blobs
     for name, scale in (("early", 0.1), ("late", 2.0)):
         gp.analyze(X + scale * np.random.default_rng(1).standard_normal(X.shape), ["contrastive"],

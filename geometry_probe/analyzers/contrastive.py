@@ -13,7 +13,7 @@ from geometry_probe.embeddings import Embeddings
 from geometry_probe.exceptions import InvalidInputError
 from geometry_probe.functional import contrastive as F
 from geometry_probe.functional import fmicl as FM
-from geometry_probe.functional.infonce import INFONCE_QUANTITIES, infonce_terms
+from geometry_probe.functional.infonce import infonce_terms
 from geometry_probe.pairwise import Tile, inverse_norms, unit_rows
 from geometry_probe.result import Result
 
