@@ -140,6 +140,8 @@ def test_bad_inputs_raise_one_clear_error(views):
     with pytest.raises(InvalidInputError, match="comma-separated"):
         parse_taus("0.1,abc")
     assert parse_taus("0.05, 0.1,1") == [0.05, 0.1, 1.0]
+    with pytest.raises(InvalidInputError, match="temperature"):
+        gp.analyze(X, ["contrastive"], params={"contrastive": {"views": Y, "temperature": -0.1}})
 
 
 def test_analyzer_reports_the_decomposition_with_views_and_pairs(views):
