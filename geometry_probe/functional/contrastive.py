@@ -369,8 +369,8 @@ class DistanceSums:
             dev.fill_diagonal_(0.0)
         weight = 0.5 if diagonal else 1.0
         self.count += weight * (cos.numel() - (cos.shape[0] if diagonal else 0))
-        first = dev.sum(dtype=torch.float64)         # the zeroed diagonal adds 0 to both sums
-        self._sums += weight * torch.stack([first, torch.linalg.vector_norm(dev).to(torch.float64) ** 2])
+        # float32 tile sums (pairwise summation) of small centred values; the zeroed diagonal adds 0
+        self._sums += weight * torch.stack([dev.sum(), torch.linalg.vector_norm(dev).square()]).to(torch.float64)
 
     @property
     def mean(self) -> float:
