@@ -364,7 +364,8 @@ class DistanceSums:
         if self._scratch is None or self._scratch.numel() < cos.numel() or self._scratch.dtype != cos.dtype:
             self._scratch = torch.empty(cos.numel(), dtype=cos.dtype, device=cos.device)
         dev = self._scratch[:cos.numel()].view(cos.shape)
-        torch.mul(cos, -2.0, out=dev).add_(2.0).clamp_(min=0.0).sqrt_().sub_(self.shift)
+        two = torch.tensor(2.0, dtype=cos.dtype, device=cos.device)
+        torch.add(two, cos, alpha=-2.0, out=dev).clamp_(min=0.0).sqrt_().sub_(self.shift)    # d − c
         if diagonal:
             dev.fill_diagonal_(0.0)
         weight = 0.5 if diagonal else 1.0
