@@ -162,21 +162,41 @@ class FmiclSums:
         and the self-pairs on its diagonal)."""
         if self._sums is None:
             self._sums = torch.zeros(len(self.divergences), dtype=torch.float64, device=cos.device)
-        u = gaussian_kernel(torch.clamp(2 - 2 * cos, 0, 4), sigma=self.sigma, mu=self.mu)
+        # u = μ exp(−(2 − 2cos)/(2σ²)) = μ exp((cos − 1)/σ²), cos clamped to [−1, 1]: one temporary
+        u = torch.clamp(cos, -1.0, 1.0).sub_(1.0).div_(self.sigma**2).exp_().mul_(self.mu)
         weight = 0.5 if diagonal else 1.0
         self.count += weight * (cos.numel() - (cos.shape[0] if diagonal else 0))
-        for k, f in enumerate(self.divergences):
-            h = conjugate_of_prime(u, f, tsallis_alpha=self.tsallis_alpha)
-            total = h.sum(dtype=torch.float64)
-            if diagonal:
-                total = total - torch.diagonal(h).sum(dtype=torch.float64)
-            self._sums[k] += weight * total
+        totals = torch.stack([_summed_conjugate(u, f, self.tsallis_alpha) for f in self.divergences])
+        totals = totals.to(torch.float64)               # float32 sums within the tile, float64 across tiles
+        if diagonal:
+            d = torch.diagonal(u)
+            totals -= torch.stack([conjugate_of_prime(d, f, tsallis_alpha=self.tsallis_alpha).sum()
+                                   for f in self.divergences]).to(torch.float64)
+        self._sums += weight * totals
 
     def means(self) -> dict[str, float]:
         r"""Mean of :math:`f^*(s_f)` over the pairs added, per divergence."""
         if self._sums is None or not self.count:
             return {f: math.nan for f in self.divergences}
         return {f: float(self._sums[k]) / self.count for k, f in enumerate(self.divergences)}
+
+
+def _summed_conjugate(u: Tensor, f: str, tsallis_alpha: float) -> Tensor:
+    """:math:`\\sum f^*(f'(u))` over all entries of ``u``, as one transform and one reduction each
+    (the constants of the closed forms are added once: e.g. Pearson :math:`\\lVert u\\rVert^2 - n`)."""
+    n = u.numel()
+    if f == "kl":
+        return u.sum()
+    if f == "js":
+        return torch.log1p(u).sum() - n * math.log(2)
+    if f == "pearson":
+        return torch.linalg.vector_norm(u).square() - n
+    if f == "sq_hellinger":
+        return torch.sqrt(u).sum() - n
+    if f == "tsallis":
+        return torch.pow(u, tsallis_alpha).sum()
+    # VLC: 3 − 8/(1+u) + 4/(1+u)² = 4 (1/(1+u) − 1)² − 1
+    return 4 * torch.linalg.vector_norm(torch.add(u, 1.0).reciprocal_().sub_(1.0)).square() - n
 
 
 def objectives(positive_sq_dist: np.ndarray | Tensor, negative_means: dict[str, float], *,
