@@ -13,25 +13,26 @@ positives over the M positive pairs, negatives over all pairs of distinct rows o
 (the other samples of the same view). :math:`f^* \circ f'` has a closed form for each divergence
 (the paper's Table 1; :math:`u = G_\sigma(t)`):
 
-=================  ==============================  ==============================
-divergence         :math:`f'(u)`                   :math:`f^*(f'(u))`
-=================  ==============================  ==============================
-``kl``             :math:`\log u + 1`              :math:`u`
-``js``             :math:`\log 2 + \log\frac{u}{1+u}`   :math:`\log\frac{1+u}{2}`
-``pearson``        :math:`2(u - 1)`                :math:`u^2 - 1`
-``sq_hellinger``   :math:`1 - u^{-1/2}`            :math:`u^{1/2} - 1`
-``tsallis``        :math:`\frac{a}{a-1} u^{a-1}`   :math:`u^{a}`
-``vlc``            :math:`1 - \frac{4}{(1+u)^2}`   :math:`3 - \frac{8}{1+u} + \frac{4}{(1+u)^2}`
-=================  ==============================  ==============================
+================  ==================================  =============================================
+divergence        :math:`f'(u)`                       :math:`f^*(f'(u))`
+================  ==================================  =============================================
+``kl``            :math:`\log u + 1`                  :math:`u`
+``js``            :math:`\log 2 + \log\frac{u}{1+u}`  :math:`\log\frac{1+u}{2}`
+``pearson``       :math:`2(u - 1)`                    :math:`u^2 - 1`
+``sq_hellinger``  :math:`1 - u^{-1/2}`                :math:`u^{1/2} - 1`
+``tsallis``       :math:`\frac{a}{a-1} u^{a-1}`       :math:`u^{a}`
+``vlc``           :math:`1 - \frac{4}{(1+u)^2}`       :math:`3 - \frac{8}{1+u} + \frac{4}{(1+u)^2}`
+================  ==================================  =============================================
 
 (For VLC, :math:`f^*(t) = 4 - t - 4\sqrt{1-t}` at :math:`t = f'(u)` gives
 :math:`(3u+1)(u-1)/(u+1)^2`; the shorter :math:`3 - 4/(1+u)` found in some transcriptions of the
 table is not the conjugate, e.g. 1.857 instead of 1.041 at u = 2.5.)
 
 The negative term's kernel :math:`h = f^*\circ f'\circ G_\sigma` is strictly convex on [0, 4]
-for all six at μ = 1 and the default σ (checked numerically in tests/test_fmicl.py), so for :math:`2 \le N \le d + 1` its minimisers are the regular simplex
-(all pairwise distances equal, :math:`t = 2N/(N-1)`); reverse KL (:math:`h` linear) and Neyman
-χ² (:math:`h` concave) are not, and collapse (paper, Theorem "uniformity").
+for all six at μ = 1 and the default σ (checked numerically in tests/test_fmicl.py), so for
+:math:`2 \le N \le d + 1` its minimisers are the regular simplex (all pairwise distances equal,
+:math:`t = 2N/(N-1)`); reverse KL (:math:`h` linear) and Neyman χ² (:math:`h` concave) are not,
+and collapse (paper, Theorem "uniformity").
 
 References
 ----------
