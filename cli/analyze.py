@@ -9,6 +9,7 @@ import geometry_probe as gp
 from geometry_probe._atomic import check_distinct_outputs
 from geometry_probe.analyzers import describe
 from geometry_probe.classifier import load_classifier
+from geometry_probe.functional.fmicl import DEFAULT_SIGMA
 from geometry_probe.reporting.html_report import write_report
 
 from ._options import (
@@ -61,6 +62,10 @@ def analyze(
     exact: ExactOpt = False,
     knn_k: KnnKOpt = 20,
     knn_temperature: KnnTemperatureOpt = 0.07,
+    temperature: Annotated[float, typer.Option(
+        "--temperature", min=1e-6, help="τ of the InfoNCE diagnostics (with --views/--pairs/--groups).")] = 0.1,
+    fmicl_sigma: Annotated[float, typer.Option(
+        "--fmicl-sigma", min=1e-6, help="σ of the f-MICL Gaussian kernel (default 1/√2: (2σ²)⁻¹ = 1).")] = DEFAULT_SIGMA,
     report: Annotated[Optional[Path], typer.Option("--report", help="Also write a self-contained HTML report.")] = None,
     project: Annotated[Optional[str], typer.Option(
         "--project",
@@ -75,7 +80,7 @@ def analyze(
         if out is not None:
             gp.check_output_path(out, inputs=inputs)
     params: dict[str, dict[str, object]] = {"knn": {"k": knn_k, "temperature": knn_temperature},
-                                            "contrastive": {}}
+                                            "contrastive": {"temperature": temperature, "fmicl_sigma": fmicl_sigma}}
     if exact:
         params["knn"]["exact"] = params["contrastive"]["exact"] = True
     if classifier:

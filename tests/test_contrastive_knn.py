@@ -215,7 +215,7 @@ def test_contrastive_and_knn_share_one_tile_pass(monkeypatch):
     y = np.arange(300) % 4
     both = gp.analyze(X, ["contrastive", "knn"], labels=y, verdicts=False).scalars()
     assert calls == [2]                                       # one pass fed both consumers
-    alone = {**gp.analyze(X, "contrastive", verdicts=False).scalars(),
+    alone = {**gp.analyze(X, "contrastive", labels=y, verdicts=False).scalars(),
              **gp.analyze(X, "knn", labels=y, verdicts=False).scalars()}
     assert both == pytest.approx(alone, nan_ok=True)
 

@@ -287,3 +287,135 @@ def group_alignment(unit_sums: np.ndarray, counts: np.ndarray) -> float:
     if pairs.sum() == 0:
         return math.nan
     return float((counts**2 - (unit_sums**2).sum(axis=1)).sum() / pairs.sum())
+
+
+def tolerance_from_class_sums(unit_sums: np.ndarray, counts: np.ndarray) -> tuple[float, float]:
+    r"""Tolerance (Wang & Liu, 2021), conditional and joint, from per-class sums of unit rows.
+
+    For unit rows, :math:`\sum_{i \ne j \in c} \hat x_i^\top \hat x_j = \lVert s_c\rVert^2 - n_c`, so
+
+    .. math::
+
+        T = \frac{\sum_c (\lVert s_c\rVert^2 - n_c)}{\sum_c n_c(n_c - 1)}, \qquad
+        T_{\text{joint}} = \frac{\sum_c (\lVert s_c\rVert^2 - n_c)}{N(N-1)}
+
+    (:math:`T`: mean cosine over same-label pairs :math:`i<j`, each pair weighted equally;
+    :math:`T_\text{joint}`: Wang & Liu's literal :math:`E[\hat x^\top \hat y \, 1\{l(x)=l(y)\}]` over
+    pairs of distinct rows). NaN when no class has two rows.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    within = float(((np.asarray(unit_sums, dtype=np.float64) ** 2).sum(axis=1) - counts).sum())
+    same_pairs = float((counts * (counts - 1)).sum())
+    n = counts.sum()
+    if same_pairs == 0:
+        return math.nan, math.nan
+    return within / same_pairs, within / (n * (n - 1))
+
+
+def tolerance(X: Tensor | np.ndarray, labels: np.ndarray) -> float:
+    r"""Mean cosine over same-label pairs :math:`i < j` of L2-normalised rows (Wang & Liu, 2021).
+
+    Exact in O(ND) from per-class sums (:func:`tolerance_from_class_sums`). In [−1, 1]; 1 when
+    every class has collapsed to a point (high tolerance is not sufficient: read it with
+    uniformity).
+
+    References
+    ----------
+    .. [1] F. Wang and H. Liu, "Understanding the behaviour of contrastive loss", CVPR 2021.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tolerance(np.array([[1.0, 0], [2.0, 0], [0, 1.0], [0, -1.0]]), np.array([0, 0, 1, 1]))
+    0.0
+    """
+    X = torch.as_tensor(X)
+    U = (X.to(torch.float64) * inverse_norms(X)[:, None].to(torch.float64)).cpu().numpy()
+    labels = np.asarray(labels)
+    classes, codes = np.unique(labels, return_inverse=True)
+    sums = np.zeros((len(classes), U.shape[1]))
+    np.add.at(sums, codes, U)
+    return tolerance_from_class_sums(sums, np.bincount(codes, minlength=len(classes)))[0]
+
+
+class DistanceSums:
+    r"""Sums over pairs :math:`i<j` of :math:`d - c` and :math:`(d - c)^2`, with
+    :math:`d = \lVert \hat x_i - \hat x_j\rVert = \sqrt{\max(2 - 2\cos, 0)}`, tile by tile.
+
+    The shift ``c`` (pass a value near the mean distance, e.g. the exact root-mean-square
+    distance) keeps the variance free of cancellation: a regular simplex gives a coefficient of
+    variation at float32 rounding level (~1e-7), not the ~3e-4 of unshifted sums.
+    """
+
+    def __init__(self, *, shift: float = math.sqrt(2)) -> None:
+        self.shift = shift
+        self.count = 0.0
+        self._sums: Tensor | None = None
+        self._scratch: Tensor | None = None
+
+    def add_tile(self, tile: Tile) -> None:
+        """Add the pairs i < j of ``tile`` (a diagonal tile: its square without the diagonal, halved)."""
+        self.add(tile.cosine, diagonal=tile.diagonal)
+
+    def add(self, cos: Tensor, *, diagonal: bool = False) -> None:
+        """Add the cosines of distinct pairs (any shape)."""
+        if self._sums is None:
+            self._sums = torch.zeros(2, dtype=torch.float64, device=cos.device)
+        if self._scratch is None or self._scratch.numel() < cos.numel() or self._scratch.dtype != cos.dtype:
+            self._scratch = torch.empty(cos.numel(), dtype=cos.dtype, device=cos.device)
+        dev = self._scratch[:cos.numel()].view(cos.shape)
+        two = torch.tensor(2.0, dtype=cos.dtype, device=cos.device)
+        torch.add(two, cos, alpha=-2.0, out=dev).clamp_(min=0.0).sqrt_().sub_(self.shift)    # d − c
+        if diagonal:
+            dev.fill_diagonal_(0.0)
+        weight = 0.5 if diagonal else 1.0
+        self.count += weight * (cos.numel() - (cos.shape[0] if diagonal else 0))
+        # float32 tile sums (pairwise summation) of small centred values; the zeroed diagonal adds 0
+        self._sums += weight * torch.stack([dev.sum(), torch.linalg.vector_norm(dev).square()]).to(torch.float64)
+
+    @property
+    def mean(self) -> float:
+        """Mean pairwise distance."""
+        return float(self._sums[0]) / self.count + self.shift if self.count else math.nan
+
+    @property
+    def coefficient_of_variation(self) -> float:
+        r"""std/mean of the pairwise distances (std over all pairs, divided by their number)."""
+        if not self.count:
+            return math.nan
+        m1, m2 = float(self._sums[0]) / self.count, float(self._sums[1]) / self.count
+        mean = m1 + self.shift
+        return math.sqrt(max(m2 - m1 * m1, 0.0)) / mean if mean > 0 else math.nan
+
+
+def distance_cv(X: Tensor | np.ndarray, *, tile: int | None = None) -> float:
+    r"""Coefficient of variation of the pairwise distances of L2-normalised rows (f-MICL's
+    uniformity test, Lu et al. 2023).
+
+    .. math::
+
+        \mathrm{CV} = \frac{\sqrt{\frac1P\sum_{i<j} (d_{ij} - \bar d)^2}}{\bar d},
+        \quad d_{ij} = \lVert \hat x_i - \hat x_j \rVert, \quad P = \tfrac{N(N-1)}{2}
+
+    0 for a regular simplex (all distances equal); NaN when every row is identical.
+    Exact, in one tiled pass.
+
+    References
+    ----------
+    .. [1] Y. Lu et al., "f-MICL", TMLR 2023, arXiv:2402.10150.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> round(distance_cv(np.eye(4)), 6)
+    0.0
+    """
+    X = torch.as_tensor(X)
+    sums = DistanceSums(shift=rms_distance(mean_cosine(X)))
+    run_pass(X, [sums], tile=tile)
+    return sums.coefficient_of_variation
+
+
+def rms_distance(mean_cos: float) -> float:
+    r"""Root-mean-square pairwise distance of unit rows, :math:`\sqrt{2 - 2\bar c}`, from the mean cosine."""
+    return math.sqrt(max(2.0 - 2.0 * mean_cos, 0.0))

@@ -22,7 +22,10 @@ FORMULAS = {
     "spectrum": "effective rank exp(H(σ/Σσ)) of the centred matrix (Roy & Vetterli 2007); RankMe on the raw matrix "
                 "(Garrido et al. 2023); stable rank Σσ²/σ₁²; participation ratio (Σλ)²/Σλ²; α-ReQ power-law slope.",
     "contrastive": "uniformity log mean exp(−t‖x̂ᵢ−x̂ⱼ‖²) over pairs i<j and alignment mean ‖x̂−ŷ‖^α "
-                   "(Wang & Isola 2020); cosine statistics of L2-normalised rows.",
+                   "(Wang & Isola 2020); cosine statistics of L2-normalised rows; tolerance = mean same-label "
+                   "cosine (Wang & Liu 2021); distance_cv = std/mean of pairwise distances; with positives, "
+                   "InfoNCE at τ split into −mean sᵢᵢ/τ + mean log Σⱼ exp(sᵢⱼ/τ), effective negatives "
+                   "exp(entropy of the softmax over negatives), and f-MICL objectives (Lu et al. 2023).",
     "knn": "weighted kNN accuracy (DINO protocol), skewness of the k-occurrence (Radovanović et al. 2010), "
            "TwoNN intrinsic dimension (Facco et al. 2017).",
     "neural_collapse": "NC1 = Tr(Σ_W Σ_B†)/C, NC2 ETF/equinorm/equiangularity, NC3 self-duality, NC4 agreement "
@@ -89,6 +92,14 @@ GUIDE: dict[str, tuple[str, Callable[[Shape], float], str]] = {
                                "how evenly the normalised rows cover the sphere; 0 means all rows coincide"),
     "contrastive/mean_cosine": ("uniform on the sphere", lambda s: 0.0,
                                 "anisotropy: rows sharing one direction push it towards 1"),
+    "contrastive/tolerance": ("uniform on the sphere", lambda s: 0.0,
+                              "mean cosine of same-label pairs; 1 means each class has collapsed to a point"),
+    "contrastive/infonce": ("complete collapse, ln N", lambda s: float(np.log(s.n)) if s.n > 1 else float("nan"),
+                            "InfoNCE at the chosen τ (positive in the denominator); near ln N the embeddings "
+                            "cannot tell positives from negatives"),
+    "contrastive/effective_negatives": ("all negatives equally hard, N − 1", lambda s: float(s.n - 1),
+                                        "how many negatives share the loss's penalty; N − 1 on a fused geometry, "
+                                        "near 1 when one hard negative dominates"),
     "knn/accuracy": ("chance, 1/C", _chance, "label agreement of each row's nearest neighbours"),
     "knn/hubness_skew": ("no hubs", lambda s: 0.0, "a few rows being everyone's neighbour makes it large"),
     "neural_collapse/nc1": ("full collapse", lambda s: 0.0,
