@@ -74,11 +74,11 @@ class CrossMoments:
                                          "representations must have one row per input, in the same order.")
         if A.shape[0] == 0:
             return
-        A, B = A.to(torch.float64), B.to(torch.float64)
         if self.shift_a is None:
-            self._start(A, B)
-        A, B = A - self.shift_a, B - self.shift_b
-        ra, rb = (A * A).sum(dim=1), (B * B).sum(dim=1)
+            self._start(A.to(torch.float64), B.to(torch.float64))
+        A = A.to(torch.float64, copy=True).sub_(self.shift_a)      # one float64 copy per side, shifted in place
+        B = B.to(torch.float64, copy=True).sub_(self.shift_b)
+        ra, rb = torch.linalg.vector_norm(A, dim=1).square_(), torch.linalg.vector_norm(B, dim=1).square_()
         self.n += A.shape[0]
         self.sum_a += A.sum(dim=0)
         self.sum_b += B.sum(dim=0)
