@@ -9,6 +9,7 @@ import geometry_probe as gp
 from geometry_probe._atomic import check_distinct_outputs
 from geometry_probe.exceptions import InvalidInputError
 from geometry_probe.reporting.compare_figures import HEATMAP_SUFFIXES
+from geometry_probe.reporting.html_report import write_report
 from geometry_probe.trajectory import track_files
 
 from ._options import BatchSizeOpt, DeviceOpt, JsonOpt, KeyOpt, QuietOpt
@@ -35,19 +36,21 @@ def compare_command(
     figure: Annotated[Optional[Path], typer.Option(
         help=f"With --matrix: write the heatmap ({', '.join(HEATMAP_SUFFIXES)}; .html is interactive).")] = None,
     json_out: JsonOpt = None,
+    report: Annotated[Optional[Path], typer.Option(
+        "--report", help="Also write a self-contained HTML report (the metrics, or the heatmap with --matrix).")] = None,
     batch_size: BatchSizeOpt = None,
     device: DeviceOpt = "auto",
     quiet: QuietOpt = False,
 ) -> None:
     """Compare representations of the same inputs: CKA, debiased CKA, Procrustes, CCA, SVCCA, kNN overlap."""
-    check_distinct_outputs({"--json": json_out, "--figure": figure})
-    for out in (json_out, figure):
+    check_distinct_outputs({"--json": json_out, "--figure": figure, "--report": report})
+    for out in (json_out, figure, report):
         if out is not None:
             gp.check_output_path(out, inputs=paths)
     check_compare_figure(matrix, figure, flag="--matrix", option="--figure")
     batch = {"batch_size": batch_size} if batch_size else {}
     if matrix:
-        _matrix(paths, key, figure, json_out, device, quiet, batch)
+        _matrix(paths, key, figure, json_out, report, device, quiet, batch)
         return
     if len(paths) != 2:
         raise InvalidInputError(f"compare: got {len(paths)} files; give exactly two, or add --matrix for a CKA "
@@ -62,10 +65,12 @@ def compare_command(
     if json_out is not None:
         results.to_json(json_out)
         console.print(f"wrote {json_out}", highlight=False)
+    if report is not None:
+        console.print(f"wrote {write_report(results, report)}", highlight=False)
 
 
-def _matrix(paths: list[Path], key: Optional[str], figure: Optional[Path], json_out: Optional[Path], device: str,
-            quiet: bool, batch: dict) -> None:
+def _matrix(paths: list[Path], key: Optional[str], figure: Optional[Path], json_out: Optional[Path],
+            report: Optional[Path], device: str, quiet: bool, batch: dict) -> None:
     sources = sorted(track_files(paths, key=key), key=lambda source: source[1])
     if len(sources) < 2:
         raise InvalidInputError("--matrix: give at least two embeddings files (or one file holding several steps).")
@@ -77,6 +82,10 @@ def _matrix(paths: list[Path], key: Optional[str], figure: Optional[Path], json_
         if path is not None:
             write(path)
             console.print(f"wrote {path}", highlight=False)
+    if report is not None:
+        heading = gp.Results([], meta={"name": f"{len(names)} checkpoints", "n_samples": result.meta["n_samples"],
+                                       "widths": result.meta["n_features"]})
+        console.print(f"wrote {write_report(heading, report, cka=[result])}", highlight=False)
 
 
 def _name(path: Path, key: Optional[str]) -> str:

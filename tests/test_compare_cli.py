@@ -125,3 +125,18 @@ def test_heatmaps_draw_user_names_literally_and_escape_them_in_html():
     trace = interactive_heatmap(m).data[0]
     assert list(trace.x) == ["$x_1$", "&lt;script&gt;alert(1)&lt;/script&gt;"]
     assert trace.z[0][1] == 0.25
+
+
+def test_html_report_has_the_compare_section_and_escaped_heatmaps(tmp_path):
+    from geometry_probe.reporting.html_report import write_report
+
+    rng = np.random.default_rng(1)
+    A = rng.standard_normal((60, 5))
+    results = gp.compare(A, A @ rng.standard_normal((5, 4)), knn_k=None, device="cpu", names=("<b>a</b>", "b"))
+    matrix = gp.CkaMatrix(["<script>x</script>", "ok"], np.array([[1.0, 0.5], [0.5, 1.0]]),
+                          {"kind": "layers", "n_samples": 60})
+    page = write_report(results, tmp_path / "r.html", interactive=False, cka=[matrix]).read_text()
+    assert '<section id="compare">' in page and "linear_cka" in page and "5 | 4" in page
+    assert '<section id="cka-0" class="cka">' in page and "linear CKA between layers (N = 60)" in page
+    assert "<b>a</b>" not in page and "&lt;b&gt;a&lt;/b&gt;" in page
+    assert "<script>x</script>" not in page

@@ -22,6 +22,11 @@ from geometry_probe.reporting.static import label, render
 HEATMAP_SUFFIXES = (".png", ".pdf", ".svg", ".html")
 #: Cells are annotated with their value up to this many rows.
 ANNOTATE_MAX = 12
+#: The formula line of the ``compare`` section of the HTML report.
+COMPARE_ABOUT = ("linear_cka = ‖ÃᵀB̃‖²_F / (‖ÃᵀÃ‖_F ‖B̃ᵀB̃‖_F) (centred columns); cka_debiased: the same with the "
+                 "unbiased HSIC; procrustes = 2 − 2‖ÂᵀB̂‖_* (centred, unit Frobenius norm); cca_mean, svcca_mean: mean "
+                 "canonical correlation (SVCCA on the top principal directions); knn_overlap: mean Jaccard of the "
+                 "k-NN sets; paired: modality_gap = ‖mean(â) − mean(b̂)‖, Recall@k of the true partner.")
 
 
 def title_of(matrix: Any) -> str:
