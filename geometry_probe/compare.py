@@ -42,9 +42,9 @@ def compare(a: Any, b: Any, *, paired: bool = False, knn_k: int | None = 10,
 
     Parameters
     ----------
-    a, b : ndarray, Tensor or Embeddings of shape (N, Dₐ) and (N, D_b)
+    a, b : ndarray, Tensor, Embeddings or path, of shape (N, Dₐ) and (N, D_b)
         Row i of each describes input i; the widths may differ. NumPy arrays may be memory-mapped
-        (the cross-moment metrics read them in batches).
+        (the cross-moment metrics read them in batches); a path is read by :func:`geometry_probe.load`.
     paired : bool, default=False
         The two are paired modalities in one embedding space (same D, row i of A paired with
         row i of B, e.g. image and caption): add the modality gap, retrieval Recall@{1,5,10}
@@ -80,11 +80,15 @@ def compare(a: Any, b: Any, *, paired: bool = False, knn_k: int | None = 10,
     >>> round(s["compare/linear_cka"], 9), round(s["compare/procrustes"], 9), round(s["compare/cca_mean"], 9)
     (1.0, 0.0, 1.0)
     """
-    ea, eb = as_embeddings(a), as_embeddings(b)
+    ea, eb = _embeddings(a), _embeddings(b)
     check_aligned(ea, eb)
     check_positive_int(batch_size, name="batch_size")
     if not 0 < svcca_variance <= 1:
         raise InvalidInputError(f"svcca_variance: got {svcca_variance!r}; it must be in (0, 1].")
+    if svcca_directions is not None:
+        if len(svcca_directions) != 2:
+            raise InvalidInputError(f"svcca_directions: got {svcca_directions!r}; give two counts (for A and B).")
+        svcca_directions = tuple(check_positive_int(k, name="svcca_directions") for k in svcca_directions)
     if paired and ea.n_features != eb.n_features:
         raise InvalidEmbeddingsError(
             f"paired: A has {ea.n_features} features and B {eb.n_features}; paired modalities must share one "
@@ -107,6 +111,15 @@ def compare(a: Any, b: Any, *, paired: bool = False, knn_k: int | None = 10,
             "b": {"name": label_b, "n_features": eb.n_features, **dict(eb.meta)},
             "n_samples": ea.n_samples, "paired": paired, "device": str(dev)}
     return Results([Result("compare", scalars, arrays=arrays, params=params, notes=tuple(notes))], meta=meta)
+
+
+def _embeddings(data: Any) -> Embeddings:
+    """An Embeddings from an array, tensor, Embeddings or file path (memory-mapped when it can be)."""
+    if isinstance(data, (str, os.PathLike)):
+        from geometry_probe.io import load
+
+        return load(data)
+    return as_embeddings(data)
 
 
 def check_aligned(ea: Embeddings, eb: Embeddings) -> None:
@@ -132,14 +145,14 @@ def stream_moments(ea: Embeddings, eb: Embeddings, *, batch_size: int = STREAM_B
 def _moment_metrics(moments: cm.CrossMoments, variance: float, directions: tuple[int, int] | None
                     ) -> tuple[dict[str, float], dict[str, np.ndarray], dict[str, Any], list[str]]:
     n = moments.n
-    rho = moments_cca = cm.canonical_correlations(moments)
+    rho = cm.canonical_correlations(moments)
     keep = tuple(directions) if directions is not None else cm.svcca_directions(moments, variance)
     svcca = cm.canonical_correlations(moments, directions=keep)
     scalars = {"linear_cka": cm.linear_cka(moments), "cka_debiased": cm.debiased_cka(moments),
                "procrustes": cm.procrustes_distance(moments),
                "cca_mean": float(rho.mean()) if rho.numel() else math.nan,
                "svcca_mean": float(svcca.mean()) if svcca.numel() else math.nan}
-    arrays = {"canonical_correlations": moments_cca.cpu().numpy(), "svcca_correlations": svcca.cpu().numpy()}
+    arrays = {"canonical_correlations": rho.cpu().numpy(), "svcca_correlations": svcca.cpu().numpy()}
     params = {"centring": "columns centred (CKA, Procrustes, CCA); debiased CKA is shift-invariant",
               "cka_estimator": "linear kernel; linear_cka biased HSIC (Kornblith 2019), cka_debiased unbiased HSIC "
                                "(Song 2012)",
@@ -229,7 +242,7 @@ def cka_matrix(representations: Sequence[Any], names: Sequence[str] | None = Non
 
     Parameters
     ----------
-    representations : sequence of ndarray, Tensor or Embeddings
+    representations : sequence of ndarray, Tensor, Embeddings or path
         All with the same N rows, in the same input order; widths may differ.
     names : sequence of str, optional
         Labels (default: the Embeddings' names, or "0", "1", ...).
@@ -248,7 +261,7 @@ def cka_matrix(representations: Sequence[Any], names: Sequence[str] | None = Non
     >>> round(float(m.values[0, 1]), 9), m.values.shape
     (1.0, (3, 3))
     """
-    embs = [as_embeddings(r) for r in representations]
+    embs = [_embeddings(r) for r in representations]
     if len(embs) < 2:
         raise InvalidInputError(f"cka_matrix: got {len(embs)} representation(s); a matrix needs at least 2.")
     for other in embs[1:]:

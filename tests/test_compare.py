@@ -142,6 +142,19 @@ def test_streaming_is_exact_for_any_batching_and_for_float32_memmaps(pair, tmp_p
         assert tiny[key] == pytest.approx(value, abs=1e-11), key
 
 
+def test_fixed_svcca_directions_and_file_paths(pair, tmp_path):
+    A, B = pair
+    np.save(tmp_path / "a.npy", A)
+    np.save(tmp_path / "b.npy", B)
+    res = gp.compare(tmp_path / "a.npy", str(tmp_path / "b.npy"), knn_k=None, svcca_directions=(4, 3),
+                     device="cpu")["compare"]
+    def top(X, k):
+        X = centre(X)
+        return X @ np.linalg.svd(X, full_matrices=False)[2][:k].T
+    assert res.params["svcca_directions"] == [4, 3] and res.params["svcca_variance"] is None
+    assert res.scalars["svcca_mean"] == pytest.approx(naive_cca(top(A, 4), top(B, 3)).mean(), abs=1e-10)
+
+
 def test_a_large_common_offset_costs_no_accuracy():
     rng = np.random.default_rng(0)
     A = rng.standard_normal((200, 5))
@@ -260,6 +273,8 @@ def test_bad_inputs_raise_one_clear_error(pair):
         gp.compare(A[:5], B[:5], knn_k=5, device="cpu")
     with pytest.raises(InvalidInputError, match="svcca_variance"):
         gp.compare(A, B, svcca_variance=1.5, device="cpu")
+    with pytest.raises(InvalidInputError, match="svcca_directions"):
+        gp.compare(A, B, svcca_directions=(0, 3), device="cpu")
     with pytest.raises(InvalidInputError, match="at least 2"):
         gp.cka_matrix([A], device="cpu")
     with pytest.raises(InvalidEmbeddingsError, match="zero norm"):

@@ -52,8 +52,8 @@ def paired_ranks(A: Tensor, B: Tensor, *, tile: int | None = None) -> tuple[Tens
     --------
     >>> import torch
     >>> A = torch.eye(3); B = torch.tensor([[1.0, 0, 0], [0, 0, 1], [0, 1, 0]])
-    >>> [r.tolist() for r in paired_ranks(A, B)]
-    [[0, 1, 1], [0, 1, 1]]
+    >>> [r.tolist() for r in paired_ranks(A, B)]   # query 1: b_2 beats its partner, b_0 ties it (cos 0)
+    [[0, 2, 2], [0, 2, 2]]
     """
     check_paired(A, B)
     N = A.shape[0]
