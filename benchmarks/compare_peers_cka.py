@@ -131,8 +131,8 @@ def compare_case(name, A, B, peers):
         default = 1 - float(d.svcca_distance(x, y, 0.99, "svd"))
         rows.append((name, "svcca_mean (defaults)", "anatome", ours["compare/svcca_mean"], default,
                      abs(ours["compare/svcca_mean"] - default),
-                     "convention differs: anatome keeps singular values of the uncentred data up to 99% of their sum; "
-                     "we keep principal directions up to 99% of the variance (Raghu et al.)"))
+                     ("convention differs: anatome keeps singular values of the uncentred data up to 99% of their "
+                      "sum; we keep principal directions up to 99% of the variance (Raghu et al.)")))
     if "netrep" in peers:
         m = peers["netrep"]
         row("linear_cka", "netrep", math.cos(m.LinearCKA(center_columns=True).score(A, B)), "cos of its angle")

@@ -19,8 +19,8 @@ from geometry_probe._atomic import atomic_write_text
 from geometry_probe.analysis import analyze
 from geometry_probe.analyzers import ANALYZERS
 from geometry_probe.compare import CkaMatrix, cka_matrix
-from geometry_probe.extraction import MEMORY_BYTES, Pool, extract
 from geometry_probe.exceptions import InvalidInputError
+from geometry_probe.extraction import MEMORY_BYTES, Pool, extract
 from geometry_probe.result import Results, _clean, compact_json
 
 #: Scalars put in each row when their analyzer ran (label-based ones need labels).

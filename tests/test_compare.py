@@ -13,7 +13,6 @@ from geometry_probe.exceptions import InvalidEmbeddingsError, InvalidInputError
 from geometry_probe.functional import compare as cm
 from geometry_probe.functional import retrieval
 
-
 # ---- naive references (float64, N x N) -------------------------------------------------------
 
 def centre(X):

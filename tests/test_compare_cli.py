@@ -61,7 +61,7 @@ def test_compare_two_files_prints_and_writes_json(cli, files):
 def test_compare_matrix_orders_checkpoints_by_step_and_draws_heatmaps(cli, files):
     folder, arrays = files
     paths = [folder / f"ckpt_{s}.npy" for s in (10, 1, 2)]           # shell order, not step order
-    code, stdout, stderr = cli("compare", *paths, "--matrix", "--json", folder / "m.json", "--figure", folder / "m.pdf")
+    code, _, stderr = cli("compare", *paths, "--matrix", "--json", folder / "m.json", "--figure", folder / "m.pdf")
     assert (code, stderr) == (0, "")
     data = json.loads((folder / "m.json").read_text())
     assert data["names"] == ["ckpt_1.npy", "ckpt_2.npy", "ckpt_10.npy"]
@@ -98,7 +98,7 @@ def test_paired_needs_the_same_width(cli, files, monkeypatch):
 
 def test_layers_compare_gives_the_layer_by_layer_cka(cli, tmp_path):
     torch.manual_seed(0)
-    code, stdout, stderr = cli("layers", "--model", MODEL, "--data", DATA, "--all-layers", "Linear", "--compare",
+    code, _, stderr = cli("layers", "--model", MODEL, "--data", DATA, "--all-layers", "Linear", "--compare",
                                "--compare-figure", tmp_path / "c.png", "--json", tmp_path / "s.json", "--device", "cpu")
     assert (code, stderr) == (0, "")
     sweep = json.loads((tmp_path / "s.json").read_text())

@@ -93,7 +93,7 @@ class CrossMoments:
 
     def _start(self, A: Tensor, B: Tensor) -> None:
         da, db = A.shape[1], B.shape[1]
-        zeros = dict(dtype=torch.float64, device=A.device)
+        zeros = {"dtype": torch.float64, "device": A.device}
         self.shift_a, self.shift_b = A.mean(dim=0), B.mean(dim=0)
         self.sum_a, self.sum_b = torch.zeros(da, **zeros), torch.zeros(db, **zeros)
         self.aa, self.bb, self.ab = (torch.zeros(da, da, **zeros), torch.zeros(db, db, **zeros),

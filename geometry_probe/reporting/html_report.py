@@ -18,8 +18,8 @@ import json
 import math
 import os
 import re
-from importlib import resources
 from collections.abc import Mapping, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,8 @@ from geometry_probe import __version__
 from geometry_probe._atomic import atomic_write_text
 from geometry_probe._optional import require
 from geometry_probe.exceptions import InvalidInputError
-from geometry_probe.reporting import compare_figures
+from geometry_probe.reporting import compare_figures, static
 from geometry_probe.reporting import interactive as interactive_figures
-from geometry_probe.reporting import static
 from geometry_probe.reporting._figure_data import available_figures
 from geometry_probe.reporting._metric_guide import FORMULAS, Shape, explain
 from geometry_probe.reporting.compare_figures import COMPARE_ABOUT
