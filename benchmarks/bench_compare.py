@@ -7,7 +7,7 @@
    converted to float64, and the three GEMMs AᵀA, BᵀB, AᵀB, nothing else. Run in the order
    baseline, geometry-probe, baseline, geometry-probe (the first read warms the page cache);
    the ratio is of the medians. The CKA of the baseline's GEMMs is checked against ours.
-2. ``recall``: exact paired retrieval Recall@{1,5,10} both ways at 100,000 pairs x 512 against
+2. ``recall``: exact paired retrieval Recall@{1,5,10} both ways at 100,000 pairs x 256 against
    faiss-cpu ``IndexFlatIP`` (a brute-force top-10 search for each direction), with the number
    of queries on which the two disagree about a hit.
 
@@ -15,8 +15,9 @@ Memory: growth of the process's anonymous resident memory (``RssAnon`` high-wate
 thread every 5 ms) over its value before the run: what the computation allocates. Mapped file
 pages read through the memory maps are page cache, not counted (they would be in ``ru_maxrss``).
 
-Run: flock /tmp/bench.lock python benchmarks/bench_compare.py [--rows N] [--skip-recall]
-Writes results/bench_compare.txt and results/bench_compare.json.
+Run: flock /tmp/bench.lock python benchmarks/bench_compare.py [--rows N] [--pairs P] [--skip-recall]
+Writes results/bench_compare.txt and results/bench_compare.json (each line also to
+results/bench_compare.partial.txt as soon as it is measured).
 """
 
 import argparse
@@ -34,7 +35,7 @@ DA, DB = 1024, 768
 BATCH = 16384
 DATA = Path(os.environ.get("GEOPROBE_BENCH_DIR", "/tmp/geoprobe_bench_compare"))
 RESULTS = Path(__file__).parent / "results"
-RECALL_N, RECALL_D = 100_000, 512
+RECALL_N, RECALL_D = 100_000, 256
 
 
 def _rss_anon():
@@ -181,6 +182,7 @@ def main():
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--skip-recall", action="store_true")
     parser.add_argument("--skip-cka", action="store_true")
+    parser.add_argument("--pairs", type=int, default=2)
     parser.add_argument("--case", nargs="+")
     args = parser.parse_args()
     if args.case:
@@ -190,18 +192,21 @@ def main():
         return
     RESULTS.mkdir(exist_ok=True)
     report = {"threads": 2, "cpu_count": os.cpu_count(), "load_before": os.getloadavg()}
-    lines = [f"bench_compare (2 threads; load average before: {report['load_before'][0]:.2f})"]
+    partial = RESULTS / "bench_compare.partial.txt"
+    lines = Lines(partial)
+    lines.append(f"bench_compare (2 threads; load average before: {report['load_before'][0]:.2f})")
     if not args.skip_cka:
         start = time.perf_counter()
         make_files(args.rows)
         lines.append(f"input: A {args.rows} x {DA}, B {args.rows} x {DB}, float32 .npy on disk "
-                     f"({args.rows * (DA + DB) * 4 / 1e9:.1f} GB), memory-mapped; prepared in "
+                     f"({args.rows * (DA + DB) * 4 / 1e9:.1f} GB), memory-mapped; ready in "
                      f"{time.perf_counter() - start:.0f} s; batches of {BATCH} rows")
         runs = {"baseline": [], "geoprobe": []}
-        for which in ("baseline", "geoprobe", "baseline", "geoprobe"):
+        for which in ("geoprobe", "baseline") * args.pairs:
             runs[which].append(_subprocess("cka", which, str(args.rows)))
             lines.append(f"  {which:9s} {runs[which][-1]['seconds']:8.1f} s  peak anon +"
-                         f"{runs[which][-1]['peak_anon_mb']:.0f} MB  CKA {runs[which][-1]['cka']:.12f}")
+                         f"{runs[which][-1]['peak_anon_mb']:.0f} MB  CKA {runs[which][-1]['cka']:.12f}  "
+                         f"(load {os.getloadavg()[0]:.1f})")
         med = {k: float(np.median([r["seconds"] for r in v])) for k, v in runs.items()}
         ratio = med["geoprobe"] / med["baseline"]
         lines.append(f"linear CKA streamed: {med['geoprobe']:.1f} s vs the three float64 GEMMs alone "
@@ -224,6 +229,21 @@ def main():
     name = "bench_compare" if args.rows == 1_000_000 or args.skip_cka else f"bench_compare_{args.rows}"
     (RESULTS / f"{name}.txt").write_text(text)
     (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    partial.unlink()
+
+
+class Lines(list):
+    """Report lines, each also appended to ``path`` at once (a partial record if the run is stopped)."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        path.write_text("")
+
+    def append(self, line):
+        super().append(line)
+        with self.path.open("a") as handle:
+            handle.write(line + "\n")
 
 
 if __name__ == "__main__":
