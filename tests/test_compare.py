@@ -288,3 +288,17 @@ def test_tiny_and_constant_inputs_give_nan_with_a_note():
                        device="cpu")
     assert math.isnan(const.scalars()["compare/linear_cka"]) and math.isnan(const.scalars()["compare/procrustes"])
     assert any("constant" in note for note in const.notes())
+
+
+@pytest.mark.gpu
+def test_cuda_gives_the_cpu_values(pair, modalities):
+    A, B = pair
+    cpu = gp.compare(A, B, device="cpu").scalars()
+    cuda = gp.compare(A, B, device="cuda").scalars()
+    for key, value in cpu.items():
+        assert cuda[key] == pytest.approx(value, abs=1e-10), key
+    A, B = modalities
+    cpu = gp.compare(A, B, paired=True, knn_k=None, device="cpu").scalars()
+    cuda = gp.compare(A, B, paired=True, knn_k=None, device="cuda").scalars()
+    for key, value in cpu.items():
+        assert cuda[key] == pytest.approx(value, abs=1e-6), key
