@@ -10,6 +10,7 @@ from rich.table import Table
 import geometry_probe as gp
 from geometry_probe._atomic import atomic_open, check_distinct_outputs
 from geometry_probe.exceptions import InvalidInputError
+from geometry_probe.reporting.compare_figures import HEATMAP_SUFFIXES
 from geometry_probe.reporting.layer_sweep_figure import FIGURE_SUFFIXES
 
 from ._model_options import (
@@ -28,6 +29,7 @@ from ._model_options import (
 from ._options import DeviceOpt, JsonOpt, PrecisionOpt, QuietOpt, SeedOpt
 from ._output import _format, console
 from .app import app
+from .compare import check_compare_figure, print_matrix
 
 LABELS_KEY = "labels"
 _HEADERS = {"spectrum/effective_rank": "eff. rank", "spectrum/rankme": "RankMe",
@@ -93,15 +95,20 @@ def layers(
     csv_out: Annotated[Optional[Path], typer.Option("--csv", help="Write one row per layer as CSV.")] = None,
     figure: Annotated[Optional[Path], typer.Option(help="Write a figure of the metrics against depth "
                                                    f"({', '.join(FIGURE_SUFFIXES)}).")] = None,
+    compare: Annotated[bool, typer.Option(
+        "--compare", help="Also the layer x layer linear CKA matrix (printed, and in --json).")] = False,
+    compare_figure: Annotated[Optional[Path], typer.Option(
+        "--compare-figure", help=f"With --compare: write its heatmap ({', '.join(HEATMAP_SUFFIXES)}).")] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Metrics for each layer (effective rank, RankMe, NC1, NCC accuracy); without --layer, list the modules."""
-    check_distinct_outputs({"--json": json_out, "--csv": csv_out, "--figure": figure})
-    for out in (json_out, csv_out, figure):
+    check_distinct_outputs({"--json": json_out, "--csv": csv_out, "--figure": figure, "--compare-figure": compare_figure})
+    for out in (json_out, csv_out, figure, compare_figure):
         if out is not None:
             gp.check_output_path(out, inputs=[checkpoint] if checkpoint else [])
     if figure is not None and figure.suffix.lower() not in FIGURE_SUFFIXES:
         raise InvalidInputError(f"--figure: {figure} must end in one of {list(FIGURE_SUFFIXES)}.")
+    check_compare_figure(compare, compare_figure)
     net, _ = build_model(model, checkpoint, checkpoint_prefix)
     if not layer and all_layers is None:
         _print_modules(net)
@@ -109,10 +116,13 @@ def layers(
     if data is None:
         raise InvalidInputError("--data: measuring layers needs the data factory (PKG.MODULE:FACTORY).")
     sweep = gp.layer_sweep(net, build_data(data), layer, all_layers=all_layers, pool=pool, max_samples=max_samples,
-                           device=device, batch_size=batch_size, precision=precision, seed=seed)
+                           device=device, batch_size=batch_size, precision=precision, seed=seed, compare=compare)
     if not quiet:
         _print_sweep(sweep)
-    for path, write in ((json_out, sweep.to_json), (csv_out, sweep.to_csv), (figure, sweep.plot)):
+        if sweep.cka is not None:
+            print_matrix(sweep.cka)
+    for path, write in ((json_out, sweep.to_json), (csv_out, sweep.to_csv), (figure, sweep.plot),
+                        (compare_figure, sweep.cka.plot if sweep.cka is not None else None)):
         if path is not None:
             write(path)
             console.print(f"wrote {path}", highlight=False)

@@ -65,7 +65,7 @@ def _interrupted() -> int:
 
 def _application() -> "typer.Typer":  # noqa: F821  (typer is imported lazily)
     """The typer application with every command registered (imports torch)."""
-    from . import analyze, extract, figures, temperature, track  # noqa: F401  (registers commands)
+    from . import analyze, compare, extract, figures, temperature, track  # noqa: F401  (registers commands)
     from .app import app
 
     return app

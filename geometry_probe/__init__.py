@@ -28,6 +28,7 @@ _EXPORTS = {
     "geometry_probe.trajectory": ("track",),
     "geometry_probe.extraction": ("extract",),
     "geometry_probe.layer_sweep": ("layer_sweep",),
+    "geometry_probe.compare": ("compare", "cka_matrix", "CkaMatrix"),
     "geometry_probe.exceptions": ("AmbiguousKeyError", "CorruptFileError", "EmptyAnalyzerError", "GeometryProbeError",
                                   "InputFileError", "InputTooLargeError", "InvalidEmbeddingsError",
                                   "InvalidInputError", "InvalidLabelsError", "MissingDependencyError",

@@ -18,8 +18,9 @@ from geometry_probe import __version__
 from geometry_probe._atomic import atomic_write_text
 from geometry_probe.analysis import analyze
 from geometry_probe.analyzers import ANALYZERS
-from geometry_probe.extraction import MEMORY_BYTES, Pool, extract
+from geometry_probe.compare import CkaMatrix, cka_matrix
 from geometry_probe.exceptions import InvalidInputError
+from geometry_probe.extraction import MEMORY_BYTES, Pool, extract
 from geometry_probe.result import Results, _clean, compact_json
 
 #: Scalars put in each row when their analyzer ran (label-based ones need labels).
@@ -45,11 +46,14 @@ class LayerSweep:
         Everything every analyzer found, per layer.
     meta : dict
         Run description (versions, analyzers, pool, sample count, notes).
+    cka : CkaMatrix, optional
+        Layer × layer linear CKA, in depth order (``compare=True``).
     """
 
     rows: list[dict[str, Any]]
     results: dict[str, Results]
     meta: dict[str, Any] = field(default_factory=dict)
+    cka: CkaMatrix | None = None
 
     @property
     def metric_keys(self) -> list[str]:
@@ -58,8 +62,11 @@ class LayerSweep:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: ``meta``, ``rows`` and the full ``results`` per layer (NaN → null)."""
-        return {"meta": _clean(self.meta), "rows": _clean(self.rows),
+        data = {"meta": _clean(self.meta), "rows": _clean(self.rows),
                 "results": {name: res.to_dict() for name, res in self.results.items()}}
+        if self.cka is not None:
+            data["cka"] = self.cka.to_dict()
+        return data
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
         """JSON text; with ``path``, also written atomically."""
@@ -95,7 +102,7 @@ def layer_sweep(model: nn.Module, data: Any, layers: Sequence[str] | None = None
                 all_layers: str | None = None, pool: Pool = None, max_samples: int | None = None,
                 device: str | torch.device | None = "auto", batch_size: int = 256,
                 memmap_dir: str | Path | None = None, memory_bytes: int = MEMORY_BYTES,
-                precision: str = "float64", seed: int = 0) -> LayerSweep:
+                precision: str = "float64", seed: int = 0, compare: bool = False) -> LayerSweep:
     """Extract several layers in one pass over ``data`` and measure each one.
 
     Each layer gets effective rank and RankMe (``spectrum``), the mean cosine (anisotropy)
@@ -123,6 +130,9 @@ def layer_sweep(model: nn.Module, data: Any, layers: Sequence[str] | None = None
         layers whose output has lower rank than width).
     seed : int, default=0
         Passed to :func:`geometry_probe.analyze`.
+    compare : bool, default=False
+        Also compute the layer × layer linear CKA matrix (:func:`geometry_probe.cka_matrix`,
+        streamed, float64) into ``LayerSweep.cka``.
 
     Returns
     -------
@@ -171,7 +181,8 @@ def layer_sweep(model: nn.Module, data: Any, layers: Sequence[str] | None = None
             isinstance(pool, str) or pool is None else getattr(pool, "__name__", "callable"),
             "precision": precision, "seed": seed,
             "notes": notes}
-    return LayerSweep(rows, results, meta)
+    cka = cka_matrix(ordered, [emb.name for emb in ordered], kind="layers", device=device) if compare else None
+    return LayerSweep(rows, results, meta, cka)
 
 
 def select_layers(model: nn.Module, module_type: str) -> list[str]:

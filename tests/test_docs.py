@@ -19,7 +19,7 @@ from geometry_probe.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-GUIDE_PAGES = ("spectrum", "contrastive", "orthogonality", "neural_collapse", "knn", "diagnosis",
+GUIDE_PAGES = ("spectrum", "contrastive", "orthogonality", "neural_collapse", "knn", "compare", "diagnosis",
                "reporting", "monitor")
 
 
