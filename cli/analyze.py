@@ -1,6 +1,7 @@
 """`geoprobe analyze`, `geoprobe list` and `geoprobe demo`."""
 
 import functools
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -41,18 +42,21 @@ from .app import app
 
 
 def _distributed(command):
-    """Under ``torchrun`` (``WORLD_SIZE`` > 1): start the process group, let only rank 0 report an
-    error (the others exit 2 silently: rank 0's message names a failing rank), end the group."""
+    """Under ``torchrun`` (``WORLD_SIZE`` > 1): start the process group; on an error only rank 0 prints
+    its one line (naming the failing rank), the others wait for it and exit 2 silently; end the group."""
     @functools.wraps(command)
     def run(*args, **kwargs):
         started = distributed.context() is None and distributed.init_from_environment(
             device=kwargs.get("device", "auto")) is not None
         try:
             return command(*args, **kwargs)
-        except gp.GeometryProbeError:
-            if not distributed.is_writer():
-                raise typer.Exit(code=2) from None
-            raise
+        except gp.GeometryProbeError as err:
+            if distributed.context() is None:
+                raise
+            if distributed.is_writer():                  # before the others exit: torchrun then stops rank 0
+                print(f"error: {err}", file=sys.stderr, flush=True)
+            distributed.settle()
+            raise typer.Exit(code=2) from None
         finally:
             if started:
                 distributed.shutdown()

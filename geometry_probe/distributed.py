@@ -129,6 +129,15 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
+def settle() -> None:
+    """Wait until every rank got here (after an error, so rank 0 has printed before any rank exits);
+    a broken group is ignored: the error is already being reported."""
+    try:
+        dist.barrier()
+    except Exception:  # noqa: BLE001  (a dead peer: nothing left to wait for)
+        pass
+
+
 def row_range(n_samples: int, rank: int, world_size: int) -> tuple[int, int]:
     """Rows ``[⌊rN/R⌋, ⌊(r+1)N/R⌋)`` of rank ``r``: contiguous, sizes differ by at most one."""
     return n_samples * rank // world_size, n_samples * (rank + 1) // world_size

@@ -76,19 +76,22 @@ def shard_paths(spec: Any, *, what: str = "embeddings", suffixes: Sequence[str] 
         if os.path.isdir(text):
             paths = [p for p in Path(text).iterdir() if not p.name.startswith((".", "_"))
                      and p.suffix.lower() in suffixes and not p.is_dir()]
-            where = f"folder {text}"
+            where = f"{text}: is a directory with"
         else:
             paths = [Path(p) for p in glob.glob(text) if not os.path.isdir(p)]
-            where = f"pattern {text!r}"
+            where = f"pattern {text!r} matches"
         if not paths:
-            raise InputFileError(f"{where}: no {what} files ({', '.join(suffixes)}) found; give a folder of "
-                                 "shards, a glob such as 'shards/*.npy', or the files themselves.")
+            raise InputFileError(f"{where} no {what} files ({' '.join(suffixes)}); give a folder of shards, a glob "
+                                 f"such as 'shards/*.npy', or the {what} file itself.")
         paths.sort(key=natural_key)
     for p in paths:
         io.check_input_file(p, what=what)
     kinds = sorted({p.suffix.lower() for p in paths})
     if len(kinds) > 1:
-        raise InputFileError(f"{what} shards mix formats ({', '.join(kinds)}); keep one format per data set.")
+        where = f"{os.fspath(spec)}: a directory of" if not isinstance(spec, (list, tuple)) and os.path.isdir(spec) \
+            else f"{what}:"
+        raise InputFileError(f"{where} shards in several formats ({', '.join(kinds)}); keep one format per data set, "
+                             f"or give the {what} file itself.")
     return paths
 
 
