@@ -110,7 +110,8 @@ def analyze(data: Any, analyzers: str | Sequence[str | Analyzer | PairwiseAnalyz
     pairwise = [a for a in chosen if not isinstance(a, Analyzer)]
     if streaming:
         _stream(emb, streaming, batch_size=batch_size, device=dev, precision=precision)
-    results = [a.compute() for a in streaming]
+    with distributed.collective("combining the statistics"):
+        results = [a.compute() for a in streaming]
     if pairwise:
         results += run_pairwise(emb, pairwise, device=dev, precision=pairwise_precision)
     meta = {
