@@ -170,6 +170,62 @@ def local_batches(emb: Embeddings, batch_size: int, *, device: torch.device | No
         yield X, y, start
 
 
+def block_batches(emb: Embeddings, block: int, *, device: torch.device | None = None
+                  ) -> Iterator[tuple[Tensor, Tensor | None, int]]:
+    """``emb.batches(block)``, this rank taking a contiguous run of those same blocks (:func:`row_range`
+    over the block count), so every block is the one a single process reads, with the same GEMM shapes."""
+    ctx = context()
+    if ctx is None:
+        yield from emb.batches(block, device=device)
+        return
+    first, last = row_range(math.ceil(emb.n_samples / block), ctx.rank, ctx.world_size)
+    for b in range(first, last):
+        start, stop = b * block, min((b + 1) * block, emb.n_samples)
+        yield emb.rows(np.arange(start, stop), device=device), None, start
+
+
+def shared_concat(sizes: Sequence[int], compute: Any, *, dtype: torch.dtype) -> Tensor:
+    """``torch.cat([compute(i) for i in range(len(sizes))])`` (CPU), item ``i`` computed by rank ``i mod R`` only.
+
+    Each rank writes its items into a zero vector and the vectors are summed over the ranks
+    (``x + 0`` is exact), so every rank gets the one-process values; ``sizes[i]`` is the length
+    of ``compute(i)``.
+    """
+    ctx = context()
+    if ctx is None:
+        return torch.cat([compute(i).cpu() for i in range(len(sizes))]) if sizes else torch.zeros(0, dtype=dtype)
+    ends = np.cumsum([0, *sizes])
+    out = torch.zeros(int(ends[-1]), dtype=dtype)
+    for i in range(ctx.rank, len(sizes), ctx.world_size):
+        out[ends[i]:ends[i + 1]] = compute(i).cpu()
+    return all_reduce_(out)
+
+
+def sum_over_ranks(tensor: Tensor) -> Tensor:
+    """``tensor`` summed over the ranks (a new tensor; ``tensor`` itself without a process group)."""
+    return tensor if context() is None else all_reduce_(tensor.clone())
+
+
+def merge_top_k(lists: NeighbourLists) -> NeighbourLists:
+    """Merge every rank's partial neighbour lists of the same query rows into ``lists`` (a top-k reduction,
+    ranks in order); the result is the same on every rank. No-op without a process group."""
+    ctx = context()
+    if ctx is None:
+        return lists
+    comm = _comm_device()
+    parts = []
+    for values in (lists.similarities, lists.indices):
+        chunks = [torch.empty_like(values, device=comm) for _ in range(ctx.world_size)]
+        dist.all_gather(chunks, values.to(comm).contiguous())
+        parts.append([c.to(values.device) for c in chunks])
+    n = lists.similarities.shape[0]
+    lists.similarities.fill_(-math.inf)
+    lists.indices.zero_()
+    for sims, index in zip(*parts):
+        lists._merge(slice(0, n), sims, index, offset=0)
+    return lists
+
+
 def _comm_device() -> torch.device:
     """Where collective buffers live: the current GPU under NCCL, the CPU otherwise."""
     if dist.get_backend() == "nccl":
