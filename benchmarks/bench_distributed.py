@@ -16,7 +16,7 @@ barriers (start-up and imports excluded), memory the peak resident set (``ru_max
 before and after each case: on a shared machine the ratio is only meaningful when the load left
 two cores free.
 
-Run: flock /tmp/bench.lock python benchmarks/bench_distributed.py [--quick]
+Run: flock /tmp/bench.lock python benchmarks/bench_distributed.py   (``--smoke``: tiny sizes, no results written)
 Results: benchmarks/results/bench_distributed.txt and .json
 """
 
@@ -97,7 +97,7 @@ class Traffic:
             lambda ops: sum(nbytes(op.tensor) for op in ops if getattr(op.op, "__name__", "") == "isend"))
 
 
-def worker(case: str, analyzers: str, out: Path) -> None:
+def worker(case: str, analyzers: str, out: Path, source: Path) -> None:
     import torch
     import torch.distributed as dist
 
@@ -110,14 +110,10 @@ def worker(case: str, analyzers: str, out: Path) -> None:
     if ctx is not None:
         traffic.install()
     params = {"knn": {"exact": True}, "contrastive": {"exact": True}}
-    if case.startswith("stream"):
-        n, d, _, _ = STREAM if case == "stream" else COMM_STREAM
-        folder = DATA / f"stream-{n}x{d}"
-        emb = gp.load(folder / "emb", labels=folder / "lab")
+    if "stream" in case:
+        emb = gp.load(source / "emb", labels=source / "lab")
     else:
-        n, d = PAIR if case == "pair" else COMM_PAIR
-        path = DATA / f"pair-{n}x{d}.npy"
-        emb = gp.load(path, labels=path.with_name(path.stem + "_labels.npy"))
+        emb = gp.load(source, labels=source.with_name(source.stem + "_labels.npy"))
     if ctx is not None:
         dist.barrier()
         traffic.bytes = dict.fromkeys(traffic.bytes, 0)
@@ -141,7 +137,9 @@ def run_case(case: str, analyzers: str, world: int) -> dict:
     out = DATA / f"result-{case}-{analyzers.replace(',', '+')}-{world}.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
            "PYTHONPATH": str(HERE.parent)}
-    args = [sys.executable, str(Path(__file__)), "--worker", case, analyzers, str(out)]
+    shape = {"stream": STREAM, "comm-stream": COMM_STREAM, "pair": PAIR, "comm-pair": COMM_PAIR}[case]
+    source = DATA / (f"stream-{shape[0]}x{shape[1]}" if "stream" in case else f"pair-{shape[0]}x{shape[1]}.npy")
+    args = [sys.executable, str(Path(__file__)), "--worker", case, analyzers, str(out), str(source)]
     if world > 1:
         args = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(world),
                 "--master-port", str(29400 + world)] + args[1:]
@@ -153,16 +151,20 @@ def run_case(case: str, analyzers: str, world: int) -> dict:
             "scalars": ranks[0]["scalars"], "load_before": load_before, "load_after": os.getloadavg()}
 
 
+def _size(n: float) -> str:
+    return f"{n / 2**20:.2f} MiB" if n >= 2**20 else f"{n / 1024:.1f} KiB"
+
+
 def max_rel_diff(a: dict, b: dict) -> float:
     diffs = [abs(a[k] - b[k]) / max(abs(b[k]), 1e-300) for k in b
              if isinstance(b[k], float) and b[k] == b[k] and k in a]
     return max(diffs) if diffs else 0.0
 
 
-def main(quick: bool) -> None:
-    global STREAM, PAIR
-    if quick:
-        STREAM, PAIR = (200_000, 256, 8, 100), (10_000, 256)
+def main(size: str) -> None:
+    global STREAM, PAIR, COMM_STREAM, COMM_PAIR
+    if size == "--smoke":                     # a check that the script runs; writes no results
+        STREAM, PAIR, COMM_STREAM, COMM_PAIR = (20_000, 64, 4, 10), (2_000, 64), (10_000, 64, 2, 10), (1_000, 64)
     _write_stream(DATA / f"stream-{STREAM[0]}x{STREAM[1]}", *STREAM)
     _write_stream(DATA / f"stream-{COMM_STREAM[0]}x{COMM_STREAM[1]}", *COMM_STREAM)
     _write_pair(DATA / f"pair-{PAIR[0]}x{PAIR[1]}.npy", *PAIR)
@@ -192,10 +194,12 @@ def main(quick: bool) -> None:
         record["traffic"].append({"analyzer": analyzer, "case": case, "bytes": per_rank})
         shape = COMM_STREAM[:2] if case == "comm-stream" else COMM_PAIR
         lines.append(f"  {analyzer:16} {shape[0]:,} x {shape[1]}: rank 0 "
-                     + ", ".join(f"{k} {v / 2**20:.2f} MiB" for k, v in per_rank[0].items())
-                     + f"; rank 1 total {sum(per_rank[1].values()) / 2**20:.2f} MiB")
+                     + ", ".join(f"{k} {_size(v)}" for k, v in per_rank[0].items())
+                     + f"; rank 1 total {_size(sum(per_rank[1].values()))}")
     text = "\n".join(lines)
     print(text)
+    if size == "--smoke":
+        return
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "bench_distributed.txt").write_text(text + "\n")
     (HERE / "results" / "bench_distributed.json").write_text(json.dumps(record, indent=1, default=float))
@@ -203,6 +207,6 @@ def main(quick: bool) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        worker(sys.argv[2], sys.argv[3], Path(sys.argv[4]))
+        worker(sys.argv[2], sys.argv[3], Path(sys.argv[4]), Path(sys.argv[5]))
     else:
-        main(quick="--quick" in sys.argv)
+        main(sys.argv[1] if len(sys.argv) > 1 else "")
