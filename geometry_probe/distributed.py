@@ -238,6 +238,8 @@ def collective(phase: str) -> Iterator[None]:
     """Turn a broken process group (a dead rank, a timeout) into one :class:`DistributedError`."""
     try:
         yield
+    except NotImplementedError as err:                # a statistic that cannot be combined (the N x N dual)
+        raise InvalidInputError(str(err)) from None
     except RuntimeError as err:
         if isinstance(err, GeometryProbeError):
             raise

@@ -2,10 +2,14 @@
 one-process answer (scalars to 1e-9, identical neighbour lists); a failing rank and a dead rank end
 every rank with one clear message, without hanging."""
 
+import json
 import math
 import os
 import pickle
+import shutil
 import socket
+import subprocess
+import sys
 from datetime import timedelta
 
 import numpy as np
@@ -125,7 +129,8 @@ def reference(dataset):
 def _assert_same(got, want):
     assert got.keys() == want.keys()
     for k, v in want.items():
-        assert (math.isnan(v) and math.isnan(got[k])) or got[k] == pytest.approx(v, rel=1e-9, abs=1e-12), k
+        v, g = (math.nan if x is None else x for x in (v, got[k]))           # JSON writes NaN as null
+        assert (math.isnan(v) and math.isnan(g)) or g == pytest.approx(v, rel=1e-9, abs=1e-12), k
 
 
 @pytest.mark.parametrize("world", [2, 3])
@@ -184,3 +189,34 @@ def test_block_plan_computes_every_tile_once():
         B = plan.n_blocks
         assert seen == {(i, j): 1 for i in range(B) for j in range(i, B)}
         assert [plan.rows(r) for r in range(world)][-1][1] == N
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not installed")
+def test_torchrun_cli_gives_the_one_process_answer(tmp_path, dataset):
+    """`torchrun --nproc-per-node 2 -m geometry_probe analyze shards/ --labels labels/` = one process; only
+    rank 0 writes; a bad label shard is one line from rank 0, exit 2."""
+    X, y = dataset
+    emb_dir, lab_dir = write_shards(tmp_path, X, y)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    common = ["analyze", str(emb_dir), "--labels", str(lab_dir), "-a", "spectrum,neural_collapse,contrastive,knn"]
+    torchrun = ["torchrun", "--nproc-per-node", "2", "--master-port", str(_free_port()), "-m", "geometry_probe"]
+    two = subprocess.run([*torchrun, *common, "--json", str(tmp_path / "two.json")], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert two.returncode == 0, two.stderr
+    assert two.stdout.count("spectrum/effective_rank") <= 1 and two.stdout.count("wrote ") == 1   # rank 0 only
+    second = json.loads((tmp_path / "two.json").read_text())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)                      # as each rank: the same float32 tile sums
+    try:
+        first = gp.analyze(gp.load(emb_dir, labels=lab_dir), common[-1]).scalars()
+    finally:
+        torch.set_num_threads(threads)
+    _assert_same(second["scalars"], first)
+    assert (second["meta"]["world_size"], second["meta"]["backend"]) == (2, "gloo")
+    np.savetxt(lab_dir / "part-10.txt", np.zeros(5), fmt="%d")
+    bad = subprocess.run([*torchrun, *common], env=env, capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0
+    ours = [line for line in bad.stderr.splitlines() if line.startswith("error:")]
+    assert ours == [f"error: labels: shard {lab_dir / 'part-10.txt'} holds 5 rows but embeddings shard "
+                    f"{emb_dir / 'part-10.npy'} holds 262 (rows 138-399); the shards must match one to one, "
+                    "in the same order."]
