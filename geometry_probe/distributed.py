@@ -387,13 +387,15 @@ def ring_pass(emb: Embeddings, consumers: Sequence[PairSums | NeighbourLists], *
         inv = inverse_norms(X, offset=lo) if X is not None else None
     with collective("the pairwise pass"):
         U = _unit_rows_like_one_process(X, inv, dtype, device, emb.n_features)
+        X = inv = None                                   # keep the scaled rows only
+        buffer = torch.empty(min(plan.tile, N) ** 2, dtype=torch.float32, device=device)   # reused by every tile
         lists = [_RingLists(c.k, plan, ctx.rank, device) for c in consumers if isinstance(c, NeighbourLists)]
         feeds: list[Any] = [c for c in consumers if isinstance(c, PairSums)] + lists
         for i in plan.blocks(ctx.rank):                  # step 0: own blocks, upper triangle
             left = U[_local(plan.block_rows(i), lo)]
             for j in range(i, plan.blocks(ctx.rank).stop):
                 right = left if j == i else U[_local(plan.block_rows(j), lo)]
-                _feed(feeds, plan.block_rows(i), plan.block_rows(j), left, right)
+                _feed(feeds, plan.block_rows(i), plan.block_rows(j), left, right, buffer)
         visiting = U
         for step in range(1, ctx.world_size // 2 + 1):
             visiting = _shift(visiting, plan, ctx, step, emb.n_features, dtype, device)
@@ -408,7 +410,7 @@ def ring_pass(emb: Embeddings, consumers: Sequence[PairSums | NeighbourLists], *
                     mine, theirs = U[_local(plan.block_rows(i), lo)], visiting[_local(plan.block_rows(j), v_lo)]
                     first, second = (i, j) if i < j else (j, i)
                     left, right = (mine, theirs) if i < j else (theirs, mine)
-                    _feed(feeds, plan.block_rows(first), plan.block_rows(second), left, right)
+                    _feed(feeds, plan.block_rows(first), plan.block_rows(second), left, right, buffer)
             for ring in lists:
                 ring.return_visitors(step)
         out: list[PairSums | GatheredLists] = []
@@ -424,9 +426,9 @@ def _local(rows: slice, start: int) -> slice:
     return slice(rows.start - start, rows.stop - start)
 
 
-def _feed(consumers: Sequence[Any], rows: slice, cols: slice, left: Tensor, right: Tensor) -> None:
-    """The tile ``rows × cols`` (one GEMM, as :func:`geometry_probe.pairwise.cosine_tiles`) to every consumer."""
-    buffer = torch.empty(left.shape[0] * right.shape[0], dtype=torch.float32, device=left.device)
+def _feed(consumers: Sequence[Any], rows: slice, cols: slice, left: Tensor, right: Tensor, buffer: Tensor) -> None:
+    """The tile ``rows × cols`` (one GEMM into ``buffer``, as :func:`geometry_probe.pairwise.cosine_tiles`)
+    to every consumer."""
     tile = Tile(rows, cols, _product(left, right, buffer))
     for c in consumers:
         c.add_tile(tile)
