@@ -86,6 +86,8 @@ def test_rows_are_read_lazily_from_memory_maps(tmp_path, data):
     np.testing.assert_array_equal(sharded[30:150], X[30:150])            # a slice across three shards
     np.testing.assert_array_equal(sharded[[1, 2], 3], X[[1, 2], 3])
     assert len(sharded._open) <= 2
+    relabelled = gp.embeddings.as_embeddings(gp.load(emb_dir), labels=y)   # analyze(emb, labels=...) keeps it lazy
+    assert isinstance(relabelled.X, ShardedArray) and relabelled.X._open == {}
 
 
 def test_glob_and_list(tmp_path, data):
