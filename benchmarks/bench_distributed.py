@@ -90,7 +90,7 @@ class Traffic:
                 return fn(*args, **kwargs)
             return wrapper
 
-        nbytes = lambda t: t.numel() * t.element_size()   # noqa: E731
+        nbytes = lambda t: t.numel() * t.element_size()
         dist.all_reduce = counted("all_reduce", dist.all_reduce, lambda t, *a, **k: nbytes(t))
         dist.broadcast = counted("broadcast", dist.broadcast, lambda t, *a, **k: nbytes(t))
         dist.all_gather = counted("all_gather", dist.all_gather, lambda out, t, *a, **k: nbytes(t))

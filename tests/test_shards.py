@@ -170,5 +170,5 @@ def test_cli_analyzes_a_folder_of_shards(tmp_path, data, capsys):
     assert sharded["scalars"] == pytest.approx(whole["scalars"], rel=1e-12, nan_ok=True)
     assert sharded["meta"]["shard_rows"] == SIZES and sharded["meta"]["world_size"] == 1
     np.savetxt(lab_dir / "part-1.txt", np.zeros(36), fmt="%d")
-    code, out, err = run_cli(["analyze", emb_dir, "--labels", lab_dir, *args], capsys)
+    code, _, err = run_cli(["analyze", emb_dir, "--labels", lab_dir, *args], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "part-1.txt holds 36 rows" in err
