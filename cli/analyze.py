@@ -1,11 +1,14 @@
 """`geoprobe analyze`, `geoprobe list` and `geoprobe demo`."""
 
+import functools
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 import geometry_probe as gp
+from geometry_probe import distributed
 from geometry_probe._atomic import check_distinct_outputs
 from geometry_probe.analyzers import describe
 from geometry_probe.classifier import load_classifier
@@ -39,7 +42,30 @@ from ._output import console, print_comparison, print_findings, print_results
 from .app import app
 
 
+def _distributed(command):
+    """Under ``torchrun`` (``WORLD_SIZE`` > 1): start the process group; on an error only rank 0 prints
+    its one line (naming the failing rank), the others wait for it and exit 2 silently; end the group."""
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        started = distributed.context() is None and distributed.init_from_environment(
+            device=kwargs.get("device", "auto")) is not None
+        try:
+            return command(*args, **kwargs)
+        except gp.GeometryProbeError as err:
+            if distributed.context() is None:
+                raise
+            if distributed.is_writer():                  # before the others exit: torchrun then stops rank 0
+                print(f"error: {err}", file=sys.stderr, flush=True)
+            distributed.settle()
+            raise typer.Exit(code=2) from None
+        finally:
+            if started:
+                distributed.shutdown()
+    return run
+
+
 @app.command()
+@_distributed
 def analyze(
     path: EmbeddingsArg,
     labels: LabelsOpt = None,
@@ -71,7 +97,8 @@ def analyze(
         "--project",
         help="Add a 2-D map to the results: pca, tsne or umap (stratified subsample above 50,000).")] = None,
 ) -> None:
-    """Analyse an embeddings file: print a table of metrics and collapse verdicts, optionally write JSON."""
+    """Analyse an embeddings file (or a folder/glob of shards): print a table of metrics and collapse verdicts,
+    optionally write JSON. Under torchrun the processes split the rows; rank 0 prints and writes."""
     if fail_on not in (None, "collapse"):
         raise typer.BadParameter(f"got {fail_on!r}; the only choice is 'collapse'.", param_hint="--fail-on")
     inputs = [path, *(f for f in (labels, classifier, coarse_labels, pairs, groups, views) if f)]
@@ -95,6 +122,10 @@ def analyze(
     coarse = gp.io.read_array_spec(coarse_labels, container=path) if coarse_labels else None
     results = gp.analyze(emb, analyzers, device=device, batch_size=batch_size, precision=precision,
                          pairwise_precision=pairwise_precision, seed=seed, params=params, coarse_labels=coarse)
+    if not distributed.is_writer():
+        if fail_on == "collapse" and gp.has_failed_collapse(results.findings):
+            raise typer.Exit(code=1)
+        return
     if project is not None:
         results = gp.Results([*results.values(), gp.project(emb, project, random_state=seed).to_result()],
                              meta=results.meta, findings=results.findings)

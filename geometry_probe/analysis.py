@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from geometry_probe import __version__
+from geometry_probe import __version__, distributed
 from geometry_probe._validation import as_sequence, check_choice, check_positive_int, resolve_device
 from geometry_probe.analyzers import ANALYZERS, Analyzer, PairwiseAnalyzer, get_analyzer
 from geometry_probe.analyzers.base import run_pairwise
@@ -99,6 +99,7 @@ def analyze(data: Any, analyzers: str | Sequence[str | Analyzer | PairwiseAnalyz
     """
     started = time.perf_counter()
     emb = as_embeddings(data, labels)
+    distributed.check_rows(emb.n_samples)
     check_choice(precision, PRECISIONS, name="precision")
     check_choice(pairwise_precision, PAIRWISE_PRECISIONS, name="pairwise_precision")
     dev = resolve_device(device)
@@ -112,7 +113,8 @@ def analyze(data: Any, analyzers: str | Sequence[str | Analyzer | PairwiseAnalyz
             _stream(emb, streaming, batch_size=batch_size, device=dev, precision=precision)
         finally:
             release_scratch()                        # the reused batch buffer of the float64 conversion
-    results = [a.compute() for a in streaming]
+    with distributed.collective("combining the statistics"):
+        results = [a.compute() for a in streaming]
     if pairwise:
         results += run_pairwise(emb, pairwise, device=dev, precision=pairwise_precision)
     meta = {
@@ -124,6 +126,7 @@ def analyze(data: Any, analyzers: str | Sequence[str | Analyzer | PairwiseAnalyz
         "pairwise_precision": pairwise_precision,
         "batch_size": batch_size,
         "seed": seed,
+        **distributed.describe(),
         "analyzers": [r.analyzer for r in results],
         "elapsed_s": round(time.perf_counter() - started, 4),
     }
@@ -143,22 +146,25 @@ def _stream(emb: Embeddings, analyzers: list[Analyzer], *, batch_size: int, devi
     """
     exact_in_float32 = emb.dtype in ("float32", "float16", "bfloat16")
     dtype = torch.float64 if precision == "float64" and not exact_in_float32 else None
-    for X, y, offset in emb.batches(batch_size, device=device, dtype=dtype):
-        batch = Batch(X, y, n_classes=emb.n_classes, offset=offset, precision=precision, n_samples=emb.n_samples)
-        if any(a.wants_class_scatter(batch) for a in analyzers):
-            _ = batch.class_scatter                  # compute once; the rest derives from it
-        elif any(a.wants_class_moments(batch) for a in analyzers):
-            _ = batch.class_moments                  # one GEMM also serves batch.moments
-        for a in analyzers:
-            a.update_batch(batch)
-        del X, y, batch                              # free this batch before the next one is read
+    with distributed.synchronised("the first pass"):  # under torch.distributed: this rank's rows only
+        for X, y, offset in distributed.local_batches(emb, batch_size, device=device, dtype=dtype):
+            batch = Batch(X, y, n_classes=emb.n_classes, offset=offset, precision=precision, n_samples=emb.n_samples)
+            if any(a.wants_class_scatter(batch) for a in analyzers):
+                _ = batch.class_scatter                  # compute once; the rest derives from it
+            elif any(a.wants_class_moments(batch) for a in analyzers):
+                _ = batch.class_moments                  # one GEMM also serves batch.moments
+            for a in analyzers:
+                a.update_batch(batch)
+            del X, y, batch                              # free this batch before the next one is read
     second = [a for a in analyzers if a.needs_second_pass()]
     if second:
-        for X, y, offset in emb.batches(batch_size, device=device, dtype=dtype):
-            batch = Batch(X, y, n_classes=emb.n_classes, offset=offset, precision=precision, n_samples=emb.n_samples)
-            for a in second:
-                a.update_second_pass(batch)
-            del X, y, batch
+        with distributed.synchronised("the second pass"):
+            for X, y, offset in distributed.local_batches(emb, batch_size, device=device, dtype=dtype):
+                batch = Batch(X, y, n_classes=emb.n_classes, offset=offset, precision=precision,
+                              n_samples=emb.n_samples)
+                for a in second:
+                    a.update_second_pass(batch)
+                del X, y, batch
         for a in second:
             a.end_second_pass()
 

@@ -156,7 +156,7 @@ def as_embeddings(data: Any, labels: Any = None) -> Embeddings:
     if isinstance(data, Embeddings):
         if labels is None:
             return data
-        return Embeddings(data.X, labels=labels, name=data.name, meta=data.meta)
+        return type(data)(data.X, labels=labels, name=data.name, meta=data.meta)     # sharded stays sharded
     if isinstance(data, Tensor):
         data = data.detach()
     return Embeddings(data, labels=labels)

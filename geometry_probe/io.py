@@ -121,8 +121,9 @@ def load(path: PathLike, *, labels: Any = None, key: str | None = None, mmap: bo
 
     Parameters
     ----------
-    path : str or PathLike
-        Embeddings file; the suffix selects the reader (see module docstring).
+    path : str, PathLike or list of them
+        Embeddings file; the suffix selects the reader (see module docstring). A folder, a glob
+        or a list of files is read as one data set of shards (:mod:`geometry_probe.shards`).
     labels : str, PathLike or array-like, optional
         A label file (``.npy``, ``.txt`` one label per line, ``.csv`` column), the name of an
         array/column inside the embeddings file, or the labels themselves. String labels
@@ -156,6 +157,10 @@ def load(path: PathLike, *, labels: Any = None, key: str | None = None, mmap: bo
     InvalidEmbeddingsError, InvalidLabelsError
         Wrong shape, dtype or length.
     """
+    from geometry_probe import shards          # a folder, glob or list of shards (imports this module)
+
+    if shards.is_sharded(path) or shards.is_sharded(labels):
+        return shards.load(path, labels=labels, key=key, mmap=mmap)
     path = check_input_file(path)
     arrays = _read_container(path, mmap=mmap)
     label_key = labels if isinstance(labels, str) and labels in arrays and not _names_a_file(labels) else None
@@ -291,6 +296,10 @@ def text_labels(lines: list[str]) -> np.ndarray:
 
 def read_array_spec(spec: PathLike, *, container: PathLike) -> np.ndarray:
     """An array (labels, pairs, group ids) from its own file, or the array named ``spec`` inside ``container``."""
+    from geometry_probe import shards
+
+    if shards.is_sharded(spec) or shards.is_sharded(container):
+        return shards.read_array_spec(spec, container=container)
     if _names_a_file(spec):
         return load_labels(spec)
     arrays = read_arrays(container)

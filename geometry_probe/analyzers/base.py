@@ -158,6 +158,10 @@ def run_pairwise(emb: Embeddings, analyzers: Sequence[PairwiseAnalyzer], *, devi
                  precision: str = "float32") -> list[Result]:
     """Run pairwise analyzers with one shared tile pass; ``precision`` is the tile GEMM's
     (``float32``, ``bfloat16`` or ``tf32``, see :mod:`geometry_probe.pairwise`)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        from geometry_probe import distributed       # tiles split across the ranks (ring exchange)
+
+        return distributed.run_pairwise(emb, analyzers, device=device, precision=precision)
     dtype = precision_dtype(precision)
     with matmul_precision(precision):
         consumers = [a.start(emb, device=device) for a in analyzers]

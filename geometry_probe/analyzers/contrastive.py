@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from geometry_probe import distributed
 from geometry_probe.analyzers.base import PairwiseAnalyzer
 from geometry_probe.embeddings import Embeddings
 from geometry_probe.exceptions import InvalidInputError
@@ -347,11 +348,12 @@ def _unit_row_sum(emb: Embeddings, device: torch.device) -> tuple[torch.Tensor, 
     """Float64 sum of the unit rows (streamed) and whether the input rows were unit-norm."""
     total = torch.zeros(emb.n_features, dtype=torch.float64, device=device)
     unit_norm = True
-    for X, _, offset in emb.batches(_chunk_rows(emb.n_features), device=device):
+    for X, _, offset in distributed.local_batches(emb, _chunk_rows(emb.n_features), device=device):
         inv = inverse_norms(X, offset=offset).to(torch.float64)
         unit_norm &= bool(((inv - 1).abs() < 1e-3).all())
         total += (X.to(torch.float64) * inv[:, None]).sum(dim=0)
-    return total, unit_norm
+    not_unit = distributed.sum_over_ranks(torch.tensor([0.0 if unit_norm else 1.0], dtype=torch.float64))
+    return distributed.sum_over_ranks(total), bool(not_unit[0] == 0)
 
 
 def _paired_cosines(first, second, n_pairs: int, alpha: float, rows: int) -> tuple[np.ndarray, float]:
@@ -380,9 +382,12 @@ def _sampled(emb: Embeddings, device: torch.device, t: float, threshold: float, 
     i = torch.randint(0, N, (SAMPLED_PAIRS,), generator=g)
     j = (i + torch.randint(1, N, (SAMPLED_PAIRS,), generator=g)) % N          # uniform over j ≠ i
     rows = _chunk_rows(emb.n_features)
-    cos = torch.cat([(unit_rows(emb.rows(i[s:s + rows].numpy(), device=device))
-                      * unit_rows(emb.rows(j[s:s + rows].numpy(), device=device))).sum(1).cpu()
-                     for s in range(0, SAMPLED_PAIRS, rows)]).clamp(-1, 1).to(torch.float64)
+    starts = range(0, SAMPLED_PAIRS, rows)                     # chunks shared out over torch.distributed ranks
+    cos = distributed.shared_concat(
+        [min(rows, SAMPLED_PAIRS - s) for s in starts],
+        lambda c: (unit_rows(emb.rows(i[starts[c]:starts[c] + rows].numpy(), device=device))
+                   * unit_rows(emb.rows(j[starts[c]:starts[c] + rows].numpy(), device=device))).sum(1),
+        dtype=torch.float32).clamp(-1, 1).to(torch.float64)
     kernel = torch.exp(-t * (2 - 2 * cos))
     M = float(cos.numel())
     mean_kernel, se_kernel = float(kernel.mean()), float(kernel.std() / math.sqrt(M))
@@ -411,15 +416,17 @@ def _batch_averaged(emb: Embeddings, device: torch.device, t: float, batch: int,
     order = torch.randperm(N, generator=torch.Generator().manual_seed(seed)).numpy()
     starts = [s for s in range(0, N, batch) if min(batch, N - s) >= 2][:MAX_ESTIMATOR_BATCHES]
     full = [s for s in starts if s + batch <= N]
-    values = []
-    for g in range(0, len(full), ESTIMATOR_GROUP):
-        group = full[g:g + ESTIMATOR_GROUP]
-        index = np.concatenate([order[s:s + batch] for s in group])
-        U = unit_rows(emb.rows(index, device=device)).to(torch.float32).view(len(group), batch, -1)
+    groups = [full[g:g + ESTIMATOR_GROUP] for g in range(0, len(full), ESTIMATOR_GROUP)]
+
+    def group_values(g: int) -> torch.Tensor:
+        index = np.concatenate([order[s:s + batch] for s in groups[g]])
+        U = unit_rows(emb.rows(index, device=device)).to(torch.float32).view(len(groups[g]), batch, -1)
         kernel = torch.bmm(U, U.transpose(1, 2)).sub_(1).mul_(2 * t).exp_()        # e^{-t‖u_i − u_j‖²}
         kernel.diagonal(dim1=1, dim2=2).zero_()
         per_batch = kernel.sum(dim=(1, 2)).to(torch.float64) / (batch * (batch - 1))
-        values += torch.log(per_batch).tolist()
+        return torch.log(per_batch)
+
+    values = distributed.shared_concat([len(g) for g in groups], group_values, dtype=torch.float64).tolist()
     values += [F.all_pair_sums(emb.rows(order[s:], device=device), t=t, full=False).uniformity
                for s in starts if s + batch > N]
     return float(np.mean(values)), len(values)

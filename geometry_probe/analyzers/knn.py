@@ -8,6 +8,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from geometry_probe import distributed
 from geometry_probe.analyzers.base import PairwiseAnalyzer
 from geometry_probe.embeddings import Embeddings
 from geometry_probe.exceptions import InvalidInputError
@@ -118,7 +119,8 @@ class Knn(PairwiseAnalyzer):
         lists = F.NeighbourLists(m, self._k(N), n_candidates=N, device=device)
         Q = unit_rows(emb.rows(rows, device=device)).to(dtype)
         block = max(tile_size(N, device=device), QUERY_BLOCK_BYTES // (4 * m))     # (m, block) float32 cosines
-        for X, _, offset in emb.batches(block, device=device):
+        for X, _, offset in distributed.block_batches(emb, block, device=device):   # this rank's blocks
             cols = slice(offset, offset + X.shape[0])
             lists.add_query_block(queries, cols, (Q @ unit_rows(X, offset=offset).to(dtype).T).to(torch.float32))
+        distributed.merge_top_k(lists)                  # top-k reduction over torch.distributed ranks
         return lists.similarities, lists.indices, rows

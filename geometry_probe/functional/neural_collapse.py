@@ -521,7 +521,8 @@ class DecisionRule:
         Position of each label code among ``classes``.
     fraction : float
         Share of rows scored against the centres (1: all). Below 1 a seeded Bernoulli sample
-        of each batch (seed ``(seed, offset)``) is scored, so the counts estimate the accuracy
+        of the rows (:func:`row_uniforms`: a function of the global row index, so the same rows
+        whatever the batches or the number of processes) is scored, so the counts estimate the accuracy
         and agreement with a binomial standard error; ``within_projected`` always uses every row.
     seed : int
     """
@@ -592,7 +593,7 @@ class DecisionRule:
             projected = (chunk @ A_T[:, C + K:]).to(STATE_DTYPE) - self.direction_offset[self.slot[y.long()]]
             within += projected.square().sum(dim=0)
         if self.fraction < 1:
-            chosen = np.random.default_rng([self.seed, offset]).random(X.shape[0]) < self.fraction
+            chosen = row_uniforms(self.seed, offset, offset + X.shape[0]) < self.fraction
             keep = torch.as_tensor(chosen, device=X.device)
             X, labels = X[keep], labels[keep]
         scale = self._bound_scale(C, K) if certify else None
@@ -777,3 +778,19 @@ def _checked(classifier: Any, stats: ClassStatistics) -> tuple[np.ndarray, np.nd
             f"classifier: weight {weight.shape} and bias {None if bias is None else bias.shape} do not match "
             f"{stats.n_slots} classes x {stats.n_features} features (rows in sorted-label order).")
     return weight, bias
+
+
+ROW_UNIFORM_BLOCK = 65536
+
+
+def row_uniforms(seed: int, start: int, stop: int) -> np.ndarray:
+    """Uniform [0, 1) numbers of the global rows ``start … stop-1``: row ``i`` gets number
+    ``i mod 65536`` of the stream seeded ``(seed, i // 65536)``, so a row's draw depends on its
+    index only, not on how the rows are batched or split across processes."""
+    out = np.empty(stop - start)
+    for block in range(start // ROW_UNIFORM_BLOCK, (stop - 1) // ROW_UNIFORM_BLOCK + 1 if stop > start else 0):
+        lo = block * ROW_UNIFORM_BLOCK
+        values = np.random.default_rng([seed, block]).random(ROW_UNIFORM_BLOCK)
+        a, b = max(start, lo), min(stop, lo + ROW_UNIFORM_BLOCK)
+        out[a - start:b - start] = values[a - lo:b - lo]
+    return out
