@@ -9,7 +9,7 @@ such work (the verdicts, the training monitor's snapshots) runs inside :func:`on
 from __future__ import annotations
 
 import contextlib
-import functools
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,7 +35,13 @@ def one_blas_thread() -> Iterator[None]:
             library.set_num_threads(threads)
 
 
-@functools.cache
 def _blas_libraries() -> list[Any]:
-    """threadpoolctl's controllers of the BLAS libraries loaded now (found once, ~15 ms)."""
-    return ThreadpoolController().select(user_api="blas").lib_controllers
+    """threadpoolctl's controllers of the BLAS libraries loaded now (~15 ms to find), found again only after
+    new modules were imported (a new extension module may bring its own BLAS, e.g. SciPy's or faiss's)."""
+    modules = len(sys.modules)
+    if _FOUND.get("modules") != modules:
+        _FOUND.update(modules=modules, libraries=ThreadpoolController().select(user_api="blas").lib_controllers)
+    return _FOUND["libraries"]
+
+
+_FOUND: dict[str, Any] = {}
