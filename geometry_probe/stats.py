@@ -87,13 +87,19 @@ def _column_sums64(A: Tensor) -> Tensor:
     return A.sum(dim=0, dtype=STATE_DTYPE)
 
 
-def _row_squared_norms64(A: Tensor) -> Tensor:
+def row_squared_norms(A: Tensor) -> Tensor:
     """Squared L2 norm of every row of a (B, D) tensor, shape (B,), returned in float64.
 
     Computed in the rows' dtype: the rows given are centred on the batch mean, so even a
     float32 sum of D squares is accurate to ~1e-7 relative, and the cross terms that restore
-    the offset are added in float64 by the caller.
+    the offset are added in float64 by the caller. On CPU a NumPy row-wise dot product on
+    row ranges in parallel (:func:`_map_rows`), like the rest of a batch's NumPy work, so
+    torch's thread pool is not woken between BLAS calls.
     """
+    if A.device.type == "cpu":
+        a = A.numpy()
+        squares = np.concatenate(_map_rows(lambda rows: np.einsum("ij,ij->i", a[rows], a[rows]), _row_ranges(len(a))))
+        return torch.from_numpy(squares).to(STATE_DTYPE)
     return torch.linalg.vector_norm(A, dim=1).square().to(STATE_DTYPE)
 
 
@@ -406,7 +412,7 @@ class ClassNorms(PerClassStats):
         if centred is None:
             centred = ClassSums.of(Xc, labels, n_classes, precision=precision)   # centred: no loss to an offset
         shift64 = shift.to(STATE_DTYPE)
-        row_sq = _row_squared_norms64(Xc)                                        # (B,) ‖x − shift‖²
+        row_sq = row_squared_norms(Xc)                                        # (B,) ‖x − shift‖²
         sq_centred = torch.zeros(n_classes, dtype=STATE_DTYPE, device=Xc.device).index_add_(0, labels.long(), row_sq)
         # Σ‖x‖² = Σ‖x − shift‖² + 2 shift·Σ(x − shift) + n‖shift‖², per class, in float64
         sq = sq_centred + 2 * (centred.s1 @ shift64) + centred.n * shift64.dot(shift64)

@@ -47,6 +47,7 @@ from geometry_probe.stats import (
     SumStats,
     as_compute,
     compute_dtype,
+    row_squared_norms,
 )
 
 GLOBAL_MEANS = ("class", "sample")
@@ -662,7 +663,7 @@ class DecisionRule:
         scores = self._centred_scores(chunk, operands, C, K)
         u = 2.0**-24
         a_max, b_max = scale
-        norms = torch.linalg.vector_norm(chunk, dim=1).to(STATE_DTYPE) * (1 + 1e-3)   # float32 norm, inflated
+        norms = row_squared_norms(chunk).sqrt() * (1 + 1e-3)          # summed in float32, inflated
         bound = 2 * u * ((A_T.shape[0] + 3) * norms * a_max + 2 * b_max)
         winners, unsure = [], torch.zeros(rows.shape[0], dtype=torch.bool, device=rows.device)
         everyone = torch.arange(rows.shape[0], device=rows.device)
