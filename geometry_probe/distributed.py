@@ -57,7 +57,8 @@ from torch import Tensor
 from geometry_probe._validation import check_finite_batch
 from geometry_probe.embeddings import Embeddings
 from geometry_probe.exceptions import GeometryProbeError, InvalidInputError
-from geometry_probe.functional.contrastive import HIST_BINS, PairSums
+from geometry_probe.functional.contrastive import HIST_BINS, DistanceSums, PairSums
+from geometry_probe.functional.fmicl import FmiclSums
 from geometry_probe.functional.knn import NeighbourLists
 from geometry_probe.pairwise import Tile, _block, _product, inverse_norms, tile_size
 
@@ -352,7 +353,7 @@ def run_pairwise(emb: Embeddings, analyzers: Sequence[Any], *, device: torch.dev
         consumers = [a.start(emb, device=device) for a in analyzers]
         active = [c for c in consumers if c is not None]
         for c in active:
-            if not isinstance(c, (PairSums, NeighbourLists)):
+            if not all(isinstance(part, (PairSums, DistanceSums, FmiclSums, NeighbourLists)) for part in _parts(c)):
                 raise DistributedError(f"{type(c).__name__}: this tile consumer has no distributed reduction; run "
                                        "its analyzer in one process.")
         done = ring_pass(emb, active, device=device, dtype=dtype) if active else []
@@ -370,8 +371,8 @@ class GatheredLists:
     indices: Tensor
 
 
-def ring_pass(emb: Embeddings, consumers: Sequence[PairSums | NeighbourLists], *, device: torch.device,
-              dtype: torch.dtype = torch.float32, tile: int | None = None) -> list[PairSums | GatheredLists]:
+def ring_pass(emb: Embeddings, consumers: Sequence[Any], *, device: torch.device,
+              dtype: torch.dtype = torch.float32, tile: int | None = None) -> list[Any]:
     """One distributed walk over the upper-triangle tiles; returns the reduced consumers.
 
     Pair sums come back all-reduced (the same on every rank); neighbour lists come back as
@@ -390,7 +391,7 @@ def ring_pass(emb: Embeddings, consumers: Sequence[PairSums | NeighbourLists], *
         X = inv = None                                   # keep the scaled rows only
         buffer = torch.empty(min(plan.tile, N) ** 2, dtype=torch.float32, device=device)   # reused by every tile
         lists = [_RingLists(c.k, plan, ctx.rank, device) for c in consumers if isinstance(c, NeighbourLists)]
-        feeds: list[Any] = [c for c in consumers if isinstance(c, PairSums)] + lists
+        feeds: list[Any] = [c for c in consumers if not isinstance(c, NeighbourLists)] + lists
         for i in plan.blocks(ctx.rank):                  # step 0: own blocks, upper triangle
             left = U[_local(plan.block_rows(i), lo)]
             for j in range(i, plan.blocks(ctx.rank).stop):
@@ -413,10 +414,12 @@ def ring_pass(emb: Embeddings, consumers: Sequence[PairSums | NeighbourLists], *
                     _feed(feeds, plan.block_rows(first), plan.block_rows(second), left, right, buffer)
             for ring in lists:
                 ring.return_visitors(step)
-        out: list[PairSums | GatheredLists] = []
+        out: list[Any] = []
         for c in consumers:
-            if isinstance(c, PairSums):
-                out.append(_reduce_pair_sums(c, device))
+            if not isinstance(c, NeighbourLists):
+                for part in _parts(c):
+                    _reduce_pair_sums(part, device) if isinstance(part, PairSums) else _reduce_sums(part, device)
+                out.append(c)
             else:
                 out.append(lists.pop(0).gathered())
         return out
@@ -483,6 +486,20 @@ def _exchange(send: Tensor, to: int, receive: Tensor, source: int) -> None:
             request.wait()
     if buffer is not receive:
         receive.copy_(buffer)
+
+
+def _parts(consumer: Any) -> list[Any]:
+    """The additive sums a tile consumer is made of (itself, or e.g. the contrastive pass's parts)."""
+    return list(getattr(consumer, "parts", [consumer]))
+
+
+def _reduce_sums(sums: DistanceSums | FmiclSums, device: torch.device) -> None:
+    """Sum a pair-sum consumer's ``count`` and float64 ``_sums`` over all ranks, in place."""
+    length = 2 if isinstance(sums, DistanceSums) else len(sums.divergences)
+    totals = sums._sums if sums._sums is not None else torch.zeros(length, dtype=torch.float64, device=device)
+    packed = torch.cat([totals.to(device), torch.tensor([sums.count], dtype=torch.float64, device=device)])
+    all_reduce_(packed)
+    sums._sums, sums.count = packed[:length].clone(), float(packed[-1])
 
 
 def _reduce_pair_sums(sums: PairSums, device: torch.device) -> PairSums:

@@ -276,6 +276,11 @@ class ContrastivePass:
         for part in self._parts:
             part.add_tile(tile)
 
+    @property
+    def parts(self) -> list[F.PairSums | F.DistanceSums | FM.FmiclSums]:
+        """The additive sums it feeds (``torch.distributed`` reduces each over the ranks)."""
+        return list(self._parts)
+
 
 def _group_pairs(groups: np.ndarray) -> np.ndarray:
     """All pairs (i, j), i before j, within each group, as an (M, 2) int64 array."""
