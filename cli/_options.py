@@ -23,8 +23,12 @@ PairwisePrecisionOpt = Annotated[str, typer.Option(
     "--pairwise-precision", help="Pairwise tile GEMMs (contrastive, knn): float32, bfloat16 (cosines to ~4e-3; "
     "faster only with bf16 matrix instructions: GPUs, AVX512-BF16/AMX CPUs) or tf32 (CUDA; cosines to ~1e-3).")]
 SeedOpt = Annotated[int, typer.Option(help="Seed for every subsample.")]
-JsonOpt = Annotated[Optional[Path], typer.Option("--json", help="Write the results as JSON to this file.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Do not print the summary table.")]
+JsonOpt = Annotated[Optional[Path], typer.Option(
+    "--output", "-o", "--json", help="Write the results as JSON to this .json file, or to stdout with '-' (the tables "
+    "then go to stderr). --json is the old name.")]
+QuietOpt = Annotated[bool, typer.Option(
+    "--quiet", "-q", help="Print neither the input line, the progress bars nor the tables (the progress bars are also "
+    "left out when stderr is not a terminal).")]
 ClassifierOpt = Annotated[Optional[Path], typer.Option(
     "--classifier", help="Linear classifier for NC3/NC4 (neural_collapse): a (C, D) .npy, or a .npz/.pt/.safetensors "
     "with 'weight' and optional 'bias' (e.g. a saved nn.Linear state dict); rows in sorted-label order.")]
