@@ -49,3 +49,6 @@ ExactOpt = Annotated[bool, typer.Option(
     "(default: exact up to 5e8 pairs, sampled estimates with standard errors above).")]
 KnnKOpt = Annotated[int, typer.Option("--knn-k", min=1, help="Neighbours for kNN accuracy and hubness.")]
 KnnTemperatureOpt = Annotated[float, typer.Option("--knn-temperature", min=1e-6, help="Temperature of the kNN vote.")]
+HeaderOpt = Annotated[Optional[bool], typer.Option(
+    "--header/--no-header", help="CSV/TSV: the first row names the columns, or is data (default: data when it holds "
+    "only numbers).", show_default=False)]

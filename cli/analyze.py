@@ -16,6 +16,7 @@ from ._options import (
     ExactOpt,
     FailOnOpt,
     GroupsOpt,
+    HeaderOpt,
     JsonOpt,
     KeyOpt,
     KnnKOpt,
@@ -33,6 +34,7 @@ from ._output import (
     check_output_format,
     console,
     human_output,
+    note,
     print_comparison,
     print_findings,
     print_header,
@@ -67,6 +69,7 @@ def analyze(
     exact: ExactOpt = False,
     knn_k: KnnKOpt = 20,
     knn_temperature: KnnTemperatureOpt = 0.07,
+    header: HeaderOpt = None,
     report: Annotated[Optional[Path], typer.Option("--report", help="Also write a self-contained HTML report "
                                                    "(.html).")] = None,
     project: Annotated[Optional[str], typer.Option(
@@ -103,10 +106,12 @@ def analyze(
             params["contrastive"]["groups"] = gp.io.read_array_spec(groups, container=path)
         if views:
             params["contrastive"]["views"] = gp.load(views).X
-        emb = gp.load(path, labels=labels, key=key)
+        emb = gp.load(path, labels=labels, key=key, header=header)
         coarse = gp.io.read_array_spec(coarse_labels, container=path) if coarse_labels else None
         if not quiet:
             print_header(emb.summary(), source=path)
+        for text in emb.meta.get("notes", ()):
+            note(text)
         with progress_display(quiet=quiet) as progress:
             results = gp.analyze(emb, analyzers, device=device, batch_size=batch_size, precision=precision,
                                  pairwise_precision=pairwise_precision, seed=seed, params=params, coarse_labels=coarse,
