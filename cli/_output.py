@@ -2,8 +2,8 @@
 
 Every string that comes from the user or the data (file names, layer names, class names) is
 escaped before rich sees it, so ``run[lr=0.1].npy`` prints as itself and not as markup.
-Tables keep numbers whole: number columns never wrap, and a table too wide for the terminal
-even then is printed as one block of ``key: value`` lines per row instead.
+Tables keep numbers and names whole: no cell is ever wrapped, and a table too wide for the
+terminal is printed as one block of ``key: value`` lines per row instead.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
-from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
     import geometry_probe as gp
@@ -101,20 +101,23 @@ def print_header(meta: dict, *, source: object | None = None) -> None:
 
 def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[str]], *,
                 numeric: Sequence[str] = (), markup_columns: Sequence[str] = ()) -> None:
-    """A table whose number columns never wrap; as ``key: value`` blocks when it cannot fit.
+    """A table whose cells are never broken across lines; as ``key: value`` blocks when it cannot fit.
 
+    Each column is as wide as its widest cell or header, so a number or a file name is never
+    split; when the columns with their borders exceed the terminal's width, every row is
+    printed as a block instead: its first cell, then one ``column: value`` line per column.
     Cells are escaped except in ``markup_columns`` (coloured verdicts made by the caller).
     """
-    table = Table(title=escape(title) if title else None)
-    for column in columns:
-        if column in numeric:
-            table.add_column(escape(column), justify="right", no_wrap=True)
-        else:
-            table.add_column(escape(column), overflow="fold")
-    for row in rows:
-        table.add_row(*(cell if column in markup_columns else escape(cell) for column, cell in zip(columns, row)))
-    width = console.width
-    if Measurement.get(console, console.options.update(width=width), table).minimum <= width:
+    plain = [[Text.from_markup(cell).plain if column in markup_columns else cell for column, cell in zip(columns, row)]
+             for row in rows]
+    widths = [max([len(column), *(len(row[i]) for row in plain)]) for i, column in enumerate(columns)]
+    if sum(widths) + 3 * len(columns) + 1 <= console.width:
+        table = Table(title=escape(title) if title else None)
+        for column, width in zip(columns, widths):
+            table.add_column(escape(column), justify="right" if column in numeric else "left", no_wrap=True,
+                             min_width=width)
+        for row in rows:
+            table.add_row(*(cell if column in markup_columns else escape(cell) for column, cell in zip(columns, row)))
         console.print(table)
         return
     if title:
