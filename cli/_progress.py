@@ -32,7 +32,7 @@ T = TypeVar("T")
 Callback = Callable[[str, int, Optional[int]], None]
 
 UNITS = {"rows": "rows", "rows, second pass": "rows", "tiles": "tiles", "samples": "samples",
-         "layers": "layers", "checkpoints": "checkpoints"}
+         "layers": "layers", "checkpoints": "checkpoints", "checkpoints extracted": "checkpoints"}
 
 
 class RateColumn(ProgressColumn):
@@ -82,7 +82,7 @@ def progress_display(*, quiet: bool, console: Console | None = None) -> Iterator
 
 
 def counted(items: Iterable[T], stage: str, callback: Callback | None, total: int | None = None) -> Iterator[T]:
-    """Yield ``items`` one by one, reporting ``(stage, i, total)`` as each is taken."""
+    """Yield ``items`` one by one, reporting ``(stage, i, total)`` once each has been produced."""
     for i, item in enumerate(items, start=1):
         if callback is not None:
             callback(stage, i, total)

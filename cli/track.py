@@ -73,10 +73,10 @@ def track_command(
                     "track with --model needs --data, --checkpoint and --layer, and no embeddings files.")
             net = call_factory(model, what="--model")
             sources = counted(((str(p), step, emb) for p, step, emb in iter_checkpoint_embeddings(
-                net, build_data(data), checkpoint, layer, pool=pool, device=device)), "checkpoints", progress)
+                net, build_data(data), checkpoint, layer, pool=pool, device=device)), "checkpoints extracted",
+                progress)
         elif paths:
-            files = track_files(paths, labels=labels, key=key)
-            sources = counted(files, "checkpoints", progress, total=len(files))
+            sources = track_files(paths, labels=labels, key=key)
         else:
             raise InvalidInputError("track: give embeddings files, or --model/--data/--checkpoint/--layer.")
         trajectory = track(list(sources), analyzers, device=device, seed=seed, progress=progress)
