@@ -63,8 +63,8 @@ def human_output(to_stderr: bool) -> Iterator[None]:
         console.stderr = previous
 
 
-def write_text_output(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically, or to standard output for ``-``."""
+def write_text_output(path: Path, text: str, detail: str = "") -> None:
+    """Write ``text`` to ``path`` atomically (then ``wrote PATH<detail>``), or to standard output for ``-``."""
     if str(path) == STDOUT:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -72,7 +72,7 @@ def write_text_output(path: Path, text: str) -> None:
     from geometry_probe._atomic import atomic_write_text
 
     atomic_write_text(path, text)
-    wrote(path)
+    wrote(path, detail)
 
 
 def wrote(path: object, detail: str = "") -> None:

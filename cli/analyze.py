@@ -143,26 +143,29 @@ def list_analyzers(version: VersionOpt = False) -> None:
 @app.command()
 def demo(
     json_out: Annotated[Path, typer.Option(
-        "--output", "-o", "--json", help="Where to write the healthy model's results (.json; --json is the old "
-        "name).")] = Path("geoprobe-demo.json"),
+        "--output", "-o", "--json", help="Where to write the healthy model's results (.json, or '-' for stdout; "
+        "--json is the old name).")] = Path("geoprobe-demo.json"),
     version: VersionOpt = False,
 ) -> None:
     """Analyse the bundled default data set (an MLP's embeddings of sklearn's digits), then show a
     failure being caught: the same encoder trained into InfoNCE over-fusion."""
     import geometry_probe as gp
 
-    gp.check_output_path(json_out)
+    to_stdout = str(json_out) == STDOUT
+    if not to_stdout:
+        gp.check_output_path(json_out)
     check_output_format(json_out, "JSON", option="--output")
-    console.print("[bold]1. A healthy model[/]: a cross-entropy MLP's embeddings of sklearn's digits", highlight=False)
-    healthy = gp.analyze(gp.datasets.load_digits_embeddings())
-    print_results(healthy)
-    console.print("\n[bold]2. A failure caught[/]: the same encoder trained with InfoNCE at learning rate 3 "
-                  "(weight decay 0.5)", highlight=False)
-    fused = gp.analyze(gp.datasets.load_digits_overfused_embeddings())
-    print_comparison({"healthy": healthy, "over-fused": fused}, DEMO_METRICS)
-    print_findings(fused)
-    healthy.to_json(json_out)
-    wrote(json_out, " (the healthy model's results)")
+    with human_output(to_stderr=to_stdout):
+        console.print("[bold]1. A healthy model[/]: a cross-entropy MLP's embeddings of sklearn's digits",
+                      highlight=False)
+        healthy = gp.analyze(gp.datasets.load_digits_embeddings())
+        print_results(healthy)
+        console.print("\n[bold]2. A failure caught[/]: the same encoder trained with InfoNCE at learning rate 3 "
+                      "(weight decay 0.5)", highlight=False)
+        fused = gp.analyze(gp.datasets.load_digits_overfused_embeddings())
+        print_comparison({"healthy": healthy, "over-fused": fused}, DEMO_METRICS)
+        print_findings(fused)
+        write_text_output(json_out, healthy.to_json(), " (the healthy model's results)")
 
 
 DEMO_METRICS = ("spectrum/effective_rank", "contrastive/mean_cosine", "contrastive/uniformity", "knn/accuracy",
