@@ -51,7 +51,7 @@ def report(
     """Write one self-contained HTML report: interactive figures, works offline, every user string escaped."""
     from geometry_probe.reporting.html_report import write_report
 
-    check_output_format(out, "HTML", option="--output")
     gp.check_output_path(out, inputs=[results])
+    check_output_format(out, "HTML", option="--output")
     written = write_report(gp.Results.from_json(results), out, interactive=not static, max_points=max_points)
     wrote(written)
