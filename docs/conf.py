@@ -112,4 +112,5 @@ sphinx_gallery_conf = {
     "download_all_examples": False,
     "within_subsection_order": ExplicitOrder(GALLERY_ORDER),
     "remove_config_comments": True,
+    "write_computation_times": False,      # its page loads jQuery and DataTables from a CDN: not offline
 }
