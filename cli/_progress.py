@@ -4,7 +4,7 @@ Shown only when stderr is a terminal and ``-q`` was not given: a pipe, a file or
 nothing. One bar per stage (rows streamed, pairwise tiles, samples extracted, layers measured,
 checkpoints), each with its count, rate and time left; the bars disappear when the command
 finishes, leaving the results. The library calls back once per batch or tile (tens to
-thousands of times a run), and a call only records a number: rich redraws 5 times a second on
+thousands of times a run), and a call only records a number: rich redraws once a second on
 its own thread (benchmarks/bench_progress.py measures the cost).
 """
 
@@ -53,7 +53,7 @@ class ProgressDisplay:
     def __init__(self, console: Console) -> None:
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  RateColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                                 console=console, transient=True, refresh_per_second=5)
+                                 console=console, transient=True, refresh_per_second=1)
         self._tasks: dict[str, int] = {}
         self._done: dict[str, int] = {}
 
