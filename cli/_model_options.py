@@ -1,14 +1,17 @@
 """Options shared by the commands that start from a model: --model, --data, --checkpoint, --layer, --pool."""
 
+from __future__ import annotations
+
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
-from torch import nn
 
-from geometry_probe.checkpoints import CheckpointInfo, load_checkpoint
 from geometry_probe.exceptions import InvalidInputError
 from geometry_probe.factories import call_factory
+
+if TYPE_CHECKING:
+    from geometry_probe.checkpoints import CheckpointInfo
 
 ModelOpt = Annotated[str, typer.Option(
     "--model", "-m", help="Model factory, PKG.MODULE:FACTORY or path/to/file.py:FACTORY, called with no arguments.",
@@ -35,6 +38,10 @@ ExtractBatchSizeOpt = Annotated[int, typer.Option(
 
 def build_model(spec: str, checkpoint: Optional[Path], prefix: Optional[str]) -> tuple[Any, Optional[CheckpointInfo]]:
     """Call the model factory, then load ``checkpoint`` into the model when given."""
+    from torch import nn
+
+    from geometry_probe.checkpoints import load_checkpoint
+
     model = call_factory(spec, what="--model")
     if not isinstance(model, nn.Module):
         raise InvalidInputError(f"--model: {spec} returned a {type(model).__name__}, not a torch.nn.Module.")

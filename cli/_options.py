@@ -23,8 +23,12 @@ PairwisePrecisionOpt = Annotated[str, typer.Option(
     "--pairwise-precision", help="Pairwise tile GEMMs (contrastive, knn): float32, bfloat16 (cosines to ~4e-3; "
     "faster only with bf16 matrix instructions: GPUs, AVX512-BF16/AMX CPUs) or tf32 (CUDA; cosines to ~1e-3).")]
 SeedOpt = Annotated[int, typer.Option(help="Seed for every subsample.")]
-JsonOpt = Annotated[Optional[Path], typer.Option("--json", help="Write the results as JSON to this file.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Do not print the summary table.")]
+JsonOpt = Annotated[Optional[Path], typer.Option(
+    "--output", "-o", "--json", help="Write the results as JSON to this .json file, or to stdout with '-' (the tables "
+    "then go to stderr). --json is the old name.")]
+QuietOpt = Annotated[bool, typer.Option(
+    "--quiet", "-q", help="Print neither the input line, the progress bars nor the tables (the progress bars are also "
+    "left out when stderr is not a terminal).")]
 ClassifierOpt = Annotated[Optional[Path], typer.Option(
     "--classifier", help="Linear classifier for NC3/NC4 (neural_collapse): a (C, D) .npy, or a .npz/.pt/.safetensors "
     "with 'weight' and optional 'bias' (e.g. a saved nn.Linear state dict); rows in sorted-label order.")]
@@ -45,3 +49,6 @@ ExactOpt = Annotated[bool, typer.Option(
     "(default: exact up to 5e8 pairs, sampled estimates with standard errors above).")]
 KnnKOpt = Annotated[int, typer.Option("--knn-k", min=1, help="Neighbours for kNN accuracy and hubness.")]
 KnnTemperatureOpt = Annotated[float, typer.Option("--knn-temperature", min=1e-6, help="Temperature of the kNN vote.")]
+HeaderOpt = Annotated[Optional[bool], typer.Option(
+    "--header/--no-header", help="CSV/TSV: the first row names the columns, or is data (default: data when it holds "
+    "only numbers).", show_default=False)]

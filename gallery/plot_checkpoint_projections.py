@@ -17,9 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import geometry_probe as gp
-
-from _digits import train
-from _output import fast, save_figure, save_numbers
+from geometry_probe.examples import fast, save_figure, save_numbers, train
 
 EPOCHS = 3 if fast() else 20
 CHECKPOINTS = [0, 1, 2] if fast() else [0, 1, 2, 4, 9, 19]

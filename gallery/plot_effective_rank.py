@@ -20,9 +20,7 @@ import numpy as np
 
 import geometry_probe as gp
 from geometry_probe.reporting import static
-
-from _digits import train
-from _output import fast, save_figure, save_numbers
+from geometry_probe.examples import fast, save_figure, save_numbers, train
 
 N, D = (500, 32) if fast() else (2000, 64)
 TAILS = (1e-6, 1e-2)      # singular value of every "collapsed" direction, relative to 1 for a live one

@@ -28,8 +28,7 @@ import torch
 
 import geometry_probe as gp
 from geometry_probe._optional import require
-
-from _output import save_figure, save_numbers
+from geometry_probe.examples import save_figure, save_numbers
 
 # %%
 # Sentences on six topics

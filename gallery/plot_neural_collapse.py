@@ -21,9 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import geometry_probe as gp
-
-from _digits import train
-from _output import fast, save_figure, save_numbers
+from geometry_probe.examples import fast, save_figure, save_numbers, train
 
 EPOCHS = 4 if fast() else 30
 run = train("ce", epochs=EPOCHS, lr=0.05, analyzers=None)

@@ -30,9 +30,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import geometry_probe as gp
-
-from _digits import train_steps
-from _output import fast, save_figure, save_numbers
+from geometry_probe.examples import fast, save_figure, save_numbers, train_steps
 
 SEED, WARM_UP, JUMP_LR, BASE_LR, CUT_AT = 3, 60, 1.0, 0.05, 90
 STEPS = 130 if fast() else 200

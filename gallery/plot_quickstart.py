@@ -13,8 +13,7 @@ isotropic Gaussian of the same size.
 # %%
 import geometry_probe as gp
 from geometry_probe.reporting import static
-
-from _output import fast, save_figure, save_numbers
+from geometry_probe.examples import fast, save_figure, save_numbers
 
 emb = gp.datasets.load_digits_embeddings(epochs=20 if fast() else 60)
 print(emb.n_samples, "embeddings of", emb.n_features, "dimensions,", len(set(emb.labels)), "classes")

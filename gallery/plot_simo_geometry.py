@@ -24,9 +24,7 @@ import numpy as np
 
 import geometry_probe as gp
 from geometry_probe.reporting import static
-
-from _digits import train, train_steps
-from _output import fast, save_figure, save_numbers
+from geometry_probe.examples import fast, save_figure, save_numbers, train, train_steps
 
 # %%
 # Three encoders

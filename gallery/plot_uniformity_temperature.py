@@ -20,9 +20,7 @@ import numpy as np
 from scipy.special import hyp0f1
 
 import geometry_probe as gp
-
-from _digits import positive_views, train
-from _output import fast, save_figure, save_numbers
+from geometry_probe.examples import fast, positive_views, save_figure, save_numbers, train
 
 TEMPERATURES = [0.1, 1.0] if fast() else [0.05, 0.1, 0.2, 0.5, 1.0]
 EPOCHS = 2 if fast() else 25

@@ -19,15 +19,10 @@ Run as a script: ``python gallery/train_digits.py`` prints one line per epoch.
 # %%
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 
 import geometry_probe as gp
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))   # the shared training code, gallery/_digits.py
-from _digits import augment, digits, encoder, info_nce, sup_con, train, train_steps  # noqa: E402
+from geometry_probe.examples import augment, digits, encoder, info_nce, sup_con, train, train_steps
 
 __all__ = ["augment", "digits", "encoder", "info_nce", "sup_con", "train", "train_steps"]
 

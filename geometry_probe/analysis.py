@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -23,6 +23,12 @@ from geometry_probe.stats import DEFAULT_PRECISION, PRECISIONS, release_scratch
 
 BATCH_MEMORY_BYTES = 128 * 2**20
 
+Progress = Callable[[str, int, "int | None"], None]
+"""A progress callback: ``progress(stage, done, total)``, called after each unit of work of a stage
+(``"rows"``, ``"rows, second pass"``: rows streamed so far; ``"tiles"``: pairwise tiles done;
+``"samples"``: rows extracted by :func:`geometry_probe.extract`, whose ``total`` is None when the
+data cannot tell its length)."""
+
 
 def default_batch_size(n_features: int, *, precision: str = DEFAULT_PRECISION,
                        memory_bytes: int = BATCH_MEMORY_BYTES) -> int:
@@ -39,7 +45,7 @@ def analyze(data: Any, analyzers: str | Sequence[str | Analyzer | PairwiseAnalyz
             labels: Any = None, device: str | torch.device | None = "auto", batch_size: int | None = None,
             precision: str = DEFAULT_PRECISION, pairwise_precision: str = "float32", seed: int = 0,
             params: Mapping[str, Mapping[str, Any]] | None = None, coarse_labels: Any = None,
-            verdicts: bool = True) -> Results:
+            verdicts: bool = True, progress: Progress | None = None) -> Results:
     """Run analyzers on embeddings in one streaming pass and return their :class:`Results`.
 
     Parameters
@@ -82,6 +88,11 @@ def analyze(data: Any, analyzers: str | Sequence[str | Analyzer | PairwiseAnalyz
         Super-class labels; with ``labels`` they enable the ``class_collapse`` finding.
     verdicts : bool, default=True
         Attach collapse findings (about 0.1 s: sphere statistics of a 1024-row subsample).
+    progress : callable, optional
+        ``progress(stage, done, total)``, called after every batch of the streaming pass
+        (stage ``"rows"``, then ``"rows, second pass"`` when an analyzer needs one; ``done``
+        and ``total`` count rows) and after every tile of the pairwise pass (``"tiles"``).
+        Default: nothing is reported (the library prints nothing).
 
     The returned ``Results.findings`` hold the collapse verdicts of
     :func:`geometry_probe.diagnosis.diagnose`.
@@ -110,13 +121,13 @@ def analyze(data: Any, analyzers: str | Sequence[str | Analyzer | PairwiseAnalyz
     pairwise = [a for a in chosen if not isinstance(a, Analyzer)]
     if streaming:
         try:
-            _stream(emb, streaming, batch_size=batch_size, device=dev, precision=precision)
+            _stream(emb, streaming, batch_size=batch_size, device=dev, precision=precision, progress=progress)
         finally:
             release_scratch()                        # the reused batch buffer of the float64 conversion
     with distributed.collective("combining the statistics"):
         results = [a.compute() for a in streaming]
     if pairwise:
-        results += run_pairwise(emb, pairwise, device=dev, precision=pairwise_precision)
+        results += run_pairwise(emb, pairwise, device=dev, precision=pairwise_precision, progress=progress)
     meta = {
         **emb.summary(),
         "geometry_probe_version": __version__,
@@ -137,7 +148,7 @@ def analyze(data: Any, analyzers: str | Sequence[str | Analyzer | PairwiseAnalyz
 
 
 def _stream(emb: Embeddings, analyzers: list[Analyzer], *, batch_size: int, device: torch.device,
-            precision: str) -> None:
+            precision: str, progress: Progress | None = None) -> None:
     """One pass (two when an analyzer asks) over the batches.
 
     float32, float16 and bfloat16 rows arrive as float32 (exact; in-memory float32 batches are
@@ -155,6 +166,8 @@ def _stream(emb: Embeddings, analyzers: list[Analyzer], *, batch_size: int, devi
                 _ = batch.class_moments                  # one GEMM also serves batch.moments
             for a in analyzers:
                 a.update_batch(batch)
+            if progress is not None:
+                progress("rows", offset + X.shape[0], emb.n_samples)
             del X, y, batch                              # free this batch before the next one is read
     second = [a for a in analyzers if a.needs_second_pass()]
     if second:
@@ -164,6 +177,8 @@ def _stream(emb: Embeddings, analyzers: list[Analyzer], *, batch_size: int, devi
                               n_samples=emb.n_samples)
                 for a in second:
                     a.update_second_pass(batch)
+                if progress is not None:
+                    progress("rows, second pass", offset + X.shape[0], emb.n_samples)
                 del X, y, batch
         for a in second:
             a.end_second_pass()

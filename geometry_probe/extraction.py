@@ -29,7 +29,8 @@ Pool = str | Callable[[Any], Tensor] | None
 def extract(model: nn.Module, data: Any, layers: str | Sequence[str], *, pool: Pool = None,
             max_samples: int | None = None, device: str | torch.device | None = "auto",
             batch_size: int = 256, memmap_dir: str | Path | None = None,
-            memory_bytes: int = MEMORY_BYTES) -> dict[str, Embeddings]:
+            memory_bytes: int = MEMORY_BYTES,
+            progress: Callable[[str, int, int | None], None] | None = None) -> dict[str, Embeddings]:
     """Run ``data`` through ``model`` and return the outputs of the named modules.
 
     A forward hook on each named module records its output batch by batch. The model runs
@@ -89,6 +90,9 @@ def extract(model: nn.Module, data: Any, layers: str | Sequence[str], *, pool: P
         the budget, batch by batch into an ``.npy`` file from the start; otherwise rows are
         kept in memory until the budget is passed, then moved to files. Files come back as
         read-only :class:`numpy.memmap`.
+    progress : callable, optional
+        ``progress("samples", rows_so_far, total)`` after every batch; ``total`` is the
+        number of samples when known beforehand, else None. Default: nothing is reported.
 
     Returns
     -------
@@ -134,7 +138,10 @@ def extract(model: nn.Module, data: Any, layers: str | Sequence[str], *, pool: P
     try:
         with _prepared(model, modules, run, device) as target:
             for x, y in _batches(data, batch_size):
-                if not run.step(model, x, y, target):
+                going = run.step(model, x, y, target)
+                if progress is not None:
+                    progress("samples", run.n_rows, capacity)
+                if not going:
                     break
         return run.finish(modules)
     except BaseException:

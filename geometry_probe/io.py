@@ -15,6 +15,7 @@ virtual datasets) are refused.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -73,6 +74,7 @@ class ArrayFile(Mapping[str, Any]):
         self._names, self._known, self._read, self._shapes_of = names, set(names), read, shapes
         self._loaded: dict[str, Any] = {}
         self._shapes: dict[str, Shape] | None = None
+        self.notes: list[str] = []          # what the reader changed, e.g. a dropped index column
 
     @classmethod
     def of(cls, arrays: Mapping[str, Any]) -> ArrayFile:
@@ -116,7 +118,8 @@ def _shape_of(value: Any) -> Shape:
     return tuple(int(n) for n in getattr(value, "shape", ()))
 
 
-def load(path: PathLike, *, labels: Any = None, key: str | None = None, mmap: bool = True) -> Embeddings:
+def load(path: PathLike, *, labels: Any = None, key: str | None = None, mmap: bool = True,
+         header: bool | None = None) -> Embeddings:
     """Load embeddings (and optionally labels) from a file.
 
     Parameters
@@ -136,6 +139,11 @@ def load(path: PathLike, *, labels: Any = None, key: str | None = None, mmap: bo
     mmap : bool, default=True
         Memory-map ``.npy`` files and uncompressed ``.npz`` members (``np.savez``) instead of
         reading them whole.
+    header : bool, optional
+        ``.csv``/``.tsv`` only: whether the first row names the columns. Default: detected, a
+        first row of numbers only is data (:func:`has_header_row`). A first column without a
+        name holding 0, 1, ..., N-1 (the index ``pandas.DataFrame.to_csv`` writes) is dropped,
+        with a note in ``meta["notes"]``.
 
     Returns
     -------
@@ -162,14 +170,16 @@ def load(path: PathLike, *, labels: Any = None, key: str | None = None, mmap: bo
     if shards.is_sharded(path) or shards.is_sharded(labels):
         return shards.load(path, labels=labels, key=key, mmap=mmap)
     path = check_input_file(path)
-    arrays = _read_container(path, mmap=mmap)
+    arrays = _read_container(path, mmap=mmap, header=header)
     label_key = labels if isinstance(labels, str) and labels in arrays and not _names_a_file(labels) else None
     chosen = _select_key(arrays, key=key, exclude=label_key, path=path)
     X = arrays[chosen]
     label_values = _label_values(labels, label_key, arrays, path)
     if label_values is not None:
         label_values = _as_label_vector(label_values, n_samples=int(X.shape[0]))
-    meta = {"path": str(path), "key": key if key is not None else (chosen or None)}
+    meta: dict[str, Any] = {"path": str(path), "key": key if key is not None else (chosen or None)}
+    if arrays.notes:
+        meta["notes"] = list(arrays.notes)
     return Embeddings(X, labels=label_values, name=path.name, meta=meta)
 
 
@@ -196,7 +206,8 @@ def load_labels(path: PathLike) -> np.ndarray:
     or ``class``. In a text file, a blank line before the last label is a missing label and
     is refused, and labels that all parse as finite numbers are numbers (:func:`text_labels`):
     ``1`` and ``1.0`` are then one class. Empty CSV cells are missing labels (refused when
-    the labels are encoded, naming the row).
+    the labels are encoded, naming the row). A CSV's first row is a header unless it holds
+    only numbers (:func:`has_header_row`); a pandas index column is dropped.
 
     Parameters
     ----------
@@ -220,7 +231,7 @@ def load_labels(path: PathLike) -> np.ndarray:
     if suffix in (".txt", ".lst", ""):
         return text_labels(_read_label_lines(path))
     if suffix in (".csv", ".tsv"):
-        return _label_column(_read_table(path), path)
+        return _label_column(_drop_pandas_index(_read_table(path), path)[0], path)
     raise InputFileError(f"{path}: unknown label file type {suffix!r}; use .npy, .txt or .csv.")
 
 
@@ -390,13 +401,13 @@ def _check_fits_memory(path: Path, name: str, nbytes: int) -> None:
             "memory available; save it as a .npy file, which is memory-mapped and read in batches.")
 
 
-def _read_container(path: Path, *, mmap: bool) -> ArrayFile:
+def _read_container(path: Path, *, mmap: bool, header: bool | None = None) -> ArrayFile:
     suffix = path.suffix.lower()
     readers = {".npy": lambda: ArrayFile.of({"": _read_npy(path, mmap=mmap)}),
                ".npz": lambda: _read_npz(path, mmap=mmap), ".pt": lambda: _read_torch(path),
                ".pth": lambda: _read_torch(path),
-               ".safetensors": lambda: _read_safetensors(path), ".csv": lambda: _read_frame(path),
-               ".tsv": lambda: _read_frame(path), ".parquet": lambda: _read_frame(path),
+               ".safetensors": lambda: _read_safetensors(path), ".csv": lambda: _read_frame(path, header),
+               ".tsv": lambda: _read_frame(path, header), ".parquet": lambda: _read_frame(path),
                ".h5": lambda: _read_h5(path), ".hdf5": lambda: _read_h5(path)}
     if suffix not in readers:
         raise InputFileError(f"{path}: unknown file type {suffix!r}; expected one of {list(EMBEDDING_SUFFIXES)}.")
@@ -651,19 +662,65 @@ def _safetensors_tensor(path: Path, name: str) -> torch.Tensor:
 # --- tables --------------------------------------------------------------------------------------
 
 
-def _read_table(path: Path) -> Any:
+def _read_table(path: Path, header: bool | None = None) -> Any:
+    """A ``.parquet``, ``.csv`` or ``.tsv`` file as a DataFrame; a CSV's first row is a header when
+    ``header`` says so or, by default, when :func:`has_header_row` finds a non-number in it."""
     pd = require("pandas", extra="io")
     try:
         if path.suffix.lower() == ".parquet":
             return pd.read_parquet(path)
-        return pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+        sep = "\t" if path.suffix.lower() == ".tsv" else ","
+        if header is None:
+            header = has_header_row(path, sep=sep)
+        frame = pd.read_csv(path, sep=sep, header=0 if header else None)
     except Exception as err:  # pandas/pyarrow parser errors have many types
         raise CorruptFileError(f"{path}: not a readable table: {short_message(err)}") from None
+    if not header:
+        frame.columns = [str(c) for c in frame.columns]
+    return frame
 
 
-def _read_frame(path: Path) -> ArrayFile:
+def has_header_row(path: PathLike, *, sep: str = ",") -> bool:
+    """True when the first row of a delimited text file has a field that is not a number.
+
+    A first row of numbers only (``0.5,1,-2e-3``) is data, not column names; an empty first
+    field (the index column of ``pandas.DataFrame.to_csv``) counts as a name.
+    """
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        first = handle.readline(1 << 20)
+    fields = next(csv.reader([first], delimiter=sep), [])
+    if not fields:
+        return False
+    for field in fields:
+        try:
+            float(field)
+        except ValueError:
+            return True
+    return False
+
+
+def _drop_pandas_index(frame: Any, path: Path) -> tuple[Any, str | None]:
+    """Drop a first column with no name (``Unnamed: 0``) holding exactly 0..N-1: the index that
+    ``DataFrame.to_csv()`` writes unless ``index=False``. Returns the frame and a note."""
+    if frame.shape[1] < 2 or not str(frame.columns[0]).startswith("Unnamed: 0"):
+        return frame, None
+    first = frame.iloc[:, 0]
+    if first.dtype.kind not in "iu" or not np.array_equal(first.to_numpy(), np.arange(len(frame))):
+        return frame, None
+    return frame.iloc[:, 1:], (f"{path.name}: dropped the first column (no name, values 0..{len(frame) - 1}): "
+                               "the row index pandas' to_csv() writes; save with index=False to keep it out.")
+
+
+def _read_frame(path: Path, header: bool | None = None) -> ArrayFile:
     """A table as arrays: ``""`` for the numeric block (or the one list column), plus each column."""
-    frame = _read_table(path)
+    frame, note = _drop_pandas_index(_read_table(path, header), path)
+    files = _frame_arrays(frame, path)
+    if note is not None:
+        files.notes.append(note)
+    return files
+
+
+def _frame_arrays(frame: Any, path: Path) -> ArrayFile:
     arrays: dict[str, Any] = {str(c): frame[c].to_numpy() for c in frame.columns}
     label_cols = [c for c in frame.columns if str(c) in LABEL_COLUMN_NAMES]
     features = frame.drop(columns=label_cols)

@@ -6,7 +6,7 @@ import csv
 import io
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,7 +102,8 @@ def layer_sweep(model: nn.Module, data: Any, layers: Sequence[str] | None = None
                 all_layers: str | None = None, pool: Pool = None, max_samples: int | None = None,
                 device: str | torch.device | None = "auto", batch_size: int = 256,
                 memmap_dir: str | Path | None = None, memory_bytes: int = MEMORY_BYTES,
-                precision: str = "float64", seed: int = 0, compare: bool = False) -> LayerSweep:
+                precision: str = "float64", seed: int = 0, compare: bool = False,
+                progress: Callable[[str, int, int | None], None] | None = None) -> LayerSweep:
     """Extract several layers in one pass over ``data`` and measure each one.
 
     Each layer gets effective rank and RankMe (``spectrum``), the mean cosine (anisotropy)
@@ -133,6 +134,9 @@ def layer_sweep(model: nn.Module, data: Any, layers: Sequence[str] | None = None
     compare : bool, default=False
         Also compute the layer × layer linear CKA matrix (:func:`geometry_probe.cka_matrix`,
         streamed, float64) into ``LayerSweep.cka``.
+    progress : callable, optional
+        ``progress(stage, done, total)``: ``"samples"`` during the extraction (as in
+        :func:`geometry_probe.extract`), then ``"layers"`` after each layer is measured.
 
     Returns
     -------
@@ -157,7 +161,7 @@ def layer_sweep(model: nn.Module, data: Any, layers: Sequence[str] | None = None
     if not names:
         raise InvalidInputError("layer_sweep: give layers=[...] or all_layers='Linear' (a module class name).")
     embeddings = extract(model, data, names, pool=pool, max_samples=max_samples, device=device,
-                         batch_size=batch_size, memmap_dir=memmap_dir, memory_bytes=memory_bytes)
+                         batch_size=batch_size, memmap_dir=memmap_dir, memory_bytes=memory_bytes, progress=progress)
     ordered = sorted(embeddings.values(), key=lambda emb: emb.meta["call_index"])
     labelled = ordered[0].labels is not None
     analyzers = ["spectrum"] + [a for a in LABEL_FREE_ANALYZERS if a in ANALYZERS] + \
@@ -171,6 +175,8 @@ def layer_sweep(model: nn.Module, data: Any, layers: Sequence[str] | None = None
                      "n_features": emb.n_features, "pool": emb.meta["pool"],
                      **{k: scalars[k] for k in ROW_METRICS if k in scalars},
                      "over_fusion": _over_fusion(res.findings)})
+        if progress is not None:
+            progress("layers", depth + 1, len(ordered))
     notes = []
     if labelled and "neural_collapse" not in ANALYZERS:
         notes.append("NC1 and NCC accuracy skipped: the neural_collapse analyzer is not installed.")

@@ -52,6 +52,7 @@ the first later snapshot where that finding reads ``ok`` again closes it and rec
 
 from __future__ import annotations
 
+import copy
 import math
 import statistics
 import time
@@ -160,18 +161,50 @@ class CollapseMonitor:
         self.every_n_steps, self.buffer_size, self.n_classes = every_n_steps, buffer_size, n_classes or 0
         self.thresholds, self.on_collapse, self.hook = thresholds, on_collapse, hook
         self.overhead_budget, self.max_pending_bytes = overhead_budget, max_pending_bytes
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything accumulated: the window, the history, the alerts and episodes, the step
+        count, ``should_stop`` and the overhead adaptation (as :class:`torchmetrics.Metric.reset`).
+        The settings given to the constructor are kept."""
         self.history: list[dict[str, Any]] = []
         self.alerts: list[dict[str, Any]] = []
         self.episodes: list[dict[str, Any]] = []
         self.should_stop = False
         self.step = 0
-        self.stride, self.snapshot_rows = 1, buffer_size
+        self.stride, self.snapshot_rows = 1, self.buffer_size
         self._buffer: Tensor | None = None
         self._open: dict[str, dict[str, Any]] = {}
         self._recent: dict[Any, deque[float]] = {}
         self._floor_warned = False
         self._last_return: float | None = None
         self._reset_window()
+
+    def compute(self) -> dict[str, Any]:
+        """The metrics and findings now, without side effects (as :class:`torchmetrics.Metric.compute`).
+
+        Measures the rows added since the last snapshot (the current window) with the same
+        statistics as a snapshot; when the window holds no rows yet (right after a snapshot or
+        :meth:`reset`), returns a copy of the last snapshot, or no scalars and no findings
+        before the first update. Nothing is recorded: no snapshot in :attr:`history`, no alert,
+        no warning or exception from ``on_collapse``, the window and its timing untouched (the
+        pending batches are summed into the window early, which changes none of its values; a
+        batch modified in place after :meth:`update` is reported then rather than at the snapshot).
+        Under ``torch.distributed`` it is a collective call, like a snapshot: call it on every rank.
+
+        Returns
+        -------
+        dict
+            ``{"step", "scalars", "findings"}``, like a snapshot.
+        """
+        if self._pending:
+            self._fold()
+        if self._state is None:
+            last = self.history[-1] if self.history else {"step": self.step, "scalars": {}, "findings": []}
+            return copy.deepcopy(last)
+        state = self._state.clone() if isinstance(self._state, Tensor) else self._state.copy()
+        scalars, findings = self._measure(state)
+        return {"step": self.step, "scalars": scalars, "findings": findings}
 
     # ---- per step -------------------------------------------------------------------------
     def update(self, z: Tensor, labels: Tensor | None = None) -> dict[str, Any] | None:
@@ -289,11 +322,13 @@ class CollapseMonitor:
         return snapshot
 
     @one_blas_thread()
-    def _measure(self) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    def _measure(self, state: Tensor | np.ndarray | None = None) -> tuple[dict[str, float], list[dict[str, Any]]]:
+        """Scalars and findings of the window whose additive state is ``state`` (default: the
+        window's own, which a distributed all-reduce overwrites in place)."""
         if self._state is None:
             return {}, []
         C, D = self.n_classes, self._buffer.shape[1]
-        state = self._state                   # [count, non-finite flags, class counts, sums], all additive
+        state = self._state if state is None else state   # [count, non-finite flags, class counts, sums], additive
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.all_reduce(torch.as_tensor(state))          # in place (a NumPy state is shared)
         rows = self._buffer[: self._filled]

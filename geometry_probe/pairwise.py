@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -134,11 +134,17 @@ def unit_rows(X: Tensor, *, offset: int = 0) -> Tensor:
 
 
 def run_pass(X: Tensor, consumers: Sequence[TileConsumer], *, tile: int | None = None,
-             dtype: torch.dtype = torch.float32) -> None:
-    """One walk over the upper-triangle tiles of ``X``, each tile fed to every consumer."""
-    for t in cosine_tiles(X, tile=tile, dtype=dtype):
+             dtype: torch.dtype = torch.float32, progress: Callable[[str, int, int], None] | None = None) -> None:
+    """One walk over the upper-triangle tiles of ``X``, each tile fed to every consumer;
+    ``progress("tiles", done, total)`` after each tile when given."""
+    tile = tile or tile_size(X.shape[0], device=X.device)
+    blocks = -(-X.shape[0] // tile)
+    total = blocks * (blocks + 1) // 2
+    for done, t in enumerate(cosine_tiles(X, tile=tile, dtype=dtype), start=1):
         for consumer in consumers:
             consumer.add_tile(t)
+        if progress is not None:
+            progress("tiles", done, total)
 
 
 def precision_dtype(precision: str) -> torch.dtype:

@@ -6,7 +6,7 @@ import csv
 import io as _io
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +59,8 @@ def step_unit(names: Iterable[str]) -> str:
     return units.pop() if len(units) == 1 else "checkpoint"
 
 
-def track(sources: Iterable[tuple[str, int, Embeddings]], analyzers: Any = None, **analyze_kwargs: Any
-          ) -> dict[str, Any]:
+def track(sources: Iterable[tuple[str, int, Embeddings]], analyzers: Any = None, *,
+          progress: Callable[[str, int, int | None], None] | None = None, **analyze_kwargs: Any) -> dict[str, Any]:
     """Analyse each checkpoint's embeddings in order and find when each finding first fails.
 
     Parameters
@@ -71,6 +71,9 @@ def track(sources: Iterable[tuple[str, int, Embeddings]], analyzers: Any = None,
         (stable for equal steps).
     analyzers, **analyze_kwargs
         Passed to :func:`geometry_probe.analyze` for every checkpoint.
+    progress : callable, optional
+        ``progress(stage, done, total)``: each checkpoint's ``"rows"`` and ``"tiles"`` (as in
+        :func:`geometry_probe.analyze`), and ``"checkpoints"`` after each one is analysed.
 
     Returns
     -------
@@ -81,8 +84,11 @@ def track(sources: Iterable[tuple[str, int, Embeddings]], analyzers: Any = None,
         (:func:`step_unit`, from the checkpoints' names; figures label their x axis with it).
     """
     checkpoints = []
-    for name, step, emb in sorted(sources, key=lambda item: item[1]):
-        results = analyze(emb, analyzers, **analyze_kwargs)
+    ordered = sorted(sources, key=lambda item: item[1])
+    for position, (name, step, emb) in enumerate(ordered, start=1):
+        results = analyze(emb, analyzers, progress=progress, **analyze_kwargs)
+        if progress is not None:
+            progress("checkpoints", position, len(ordered))
         checkpoints.append({"path": str(name), "step": int(step), "scalars": results.scalars(),
                             "findings": results.findings})
     if not checkpoints:

@@ -63,7 +63,6 @@ import ast
 import contextlib
 import dataclasses
 import functools
-import importlib.util
 import itertools
 import os
 import warnings
@@ -184,13 +183,11 @@ def torch_sandbox(seed: int) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-@functools.cache
 def _gallery_digits():
-    """The gallery's digits training code (``gallery/_digits.py``), imported from its path."""
-    spec = importlib.util.spec_from_file_location("_gallery_digits", ROOT / "gallery" / "_digits.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The gallery's digits training code (:mod:`geometry_probe.examples`)."""
+    import geometry_probe.examples
+
+    return geometry_probe.examples
 
 
 def _digits() -> tuple[torch.Tensor, np.ndarray]:

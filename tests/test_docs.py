@@ -148,5 +148,12 @@ def test_docs_build_without_running_the_gallery(tmp_path):
         assert f'id="cli-geoprobe-{name}"' in cli_html
     assert "geometry_probe.functional.spectrum.effective_rank" in (out / "api" / "functional.html").read_text(
         encoding="utf-8")
+    # formulas render offline: MathJax is a local file of the site, and no page loads a script from elsewhere
+    assert (out / "_static" / "mathjax" / "tex-svg-full.js").stat().st_size > 1_000_000
+    for page in out.rglob("*.html"):
+        scripts = re.findall(r'<script[^>]*\ssrc="([^"]+)"', page.read_text(encoding="utf-8"))
+        assert [src for src in scripts if "://" in src or src.startswith("//")] == [], page
+    assert "_static/mathjax/tex-svg-full.js" in (out / "guide" / "spectrum.html").read_text(encoding="utf-8")
+    assert "overflow-x: auto" in (out / "_static" / "tables.css").read_text(encoding="utf-8")
     if (ROOT / "gallery" / "README.rst").is_file():
         assert (out / "auto_examples" / "index.html").is_file()

@@ -74,14 +74,14 @@ def test_two_outputs_on_one_path_are_refused_before_any_work(second, work, capsy
     monkeypatch.chdir(work)
     (work / "link").symlink_to(work / "o")
     code, out, err = run_cli(analyze_args(work, "--json", "o", "--report", second), capsys)
-    one_error_line(code, out, err, "--json and --report both name")
+    one_error_line(code, out, err, "--output and --report both name")
     assert not (work / "o").exists()
 
 
 def test_track_and_layers_refuse_two_outputs_on_one_path(work, capsys):
     code, out, err = run_cli(["track", work / "x.npy", work / "x.npy", "--json", work / "t", "--csv", work / "t"],
                              capsys)
-    one_error_line(code, out, err, "--json and --csv both name")
+    one_error_line(code, out, err, "--output and --csv both name")
     assert not (work / "t").exists()
 
 

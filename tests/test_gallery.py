@@ -7,6 +7,7 @@ import importlib.util
 import json
 import math
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -31,9 +32,16 @@ def _skip_reason(example: str) -> str | None:
 
 
 def _run(example: str, out: Path) -> str:
-    """Run ``gallery/<example>.py`` in fast mode with its outputs in ``out``; return its stdout."""
+    """Run ``gallery/<example>.py`` in fast mode with its outputs in ``out``; return its stdout.
+
+    The example is copied alone into an empty folder and run there, as a reader who copies it would:
+    it may import only installed packages, nothing from beside it in gallery/.
+    """
     env = {**os.environ, "GEOPROBE_GALLERY_FAST": "1", "GEOPROBE_GALLERY_OUT": str(out), "MPLBACKEND": "Agg"}
-    proc = subprocess.run([sys.executable, f"{example}.py"], cwd=GALLERY, env=env, capture_output=True, text=True,
+    alone = out.parent / f"{example}-alone"
+    alone.mkdir(exist_ok=True)
+    shutil.copy(GALLERY / f"{example}.py", alone)
+    proc = subprocess.run([sys.executable, f"{example}.py"], cwd=alone, env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout

@@ -229,3 +229,76 @@ def test_input_file_is_not_modified(tmp_path):
     before = (tmp_path / "x.npy").read_bytes()
     gp.analyze(gp.load(tmp_path / "x.npy"), "spectrum")
     assert (tmp_path / "x.npy").read_bytes() == before
+
+
+# ---- CSV/TSV: header detection and the pandas index column -------------------------------------------------------
+@pytest.mark.parametrize("sep, suffix", [(",", ".csv"), ("\t", ".tsv")])
+def test_a_numeric_first_row_is_data_not_a_header(tmp_path, sep, suffix):
+    path = tmp_path / f"x{suffix}"
+    np.savetxt(path, X, delimiter=sep)                             # no header: every row is data
+    emb = gp.load(path)
+    assert (emb.n_samples, emb.n_features) == (12, 4)
+    _check(emb)
+    assert gp.io.has_header_row(path, sep=sep) is False
+    assert gp.load(path, header=True).n_samples == 11             # forced: the first row names the columns
+    named = tmp_path / f"named{suffix}"
+    pd.DataFrame(X, columns=["f0", "f1", "f2", "1e-3"]).to_csv(named, sep=sep, index=False)
+    assert gp.io.has_header_row(named, sep=sep) is True           # one non-number is enough
+    _check(gp.load(named))
+
+
+def test_forcing_no_header_on_a_named_file_reads_the_names_as_a_row(tmp_path):
+    named = tmp_path / "named.csv"
+    pd.DataFrame(X, columns=["f0", "f1", "f2", "f3"]).to_csv(named, index=False)
+    with pytest.raises(InvalidEmbeddingsError, match="non-numeric columns"):
+        gp.load(named, header=False)                               # "f0" is now a cell of a feature column
+
+
+def test_a_pandas_index_column_is_dropped_with_a_note(tmp_path):
+    path = tmp_path / "pd.csv"
+    pd.DataFrame(X, columns=list("abcd")).to_csv(path)              # index=True, the pandas default
+    emb = gp.load(path)
+    _check(emb)
+    assert emb.n_features == 4
+    assert len(emb.meta["notes"]) == 1 and "dropped the first column" in emb.meta["notes"][0]
+    assert "0..11" in emb.meta["notes"][0] and "index=False" in emb.meta["notes"][0]
+    labelled = tmp_path / "lab.csv"
+    pd.DataFrame({**{f"f{i}": X[:, i] for i in range(4)}, "label": Y}).to_csv(labelled)
+    _check(gp.load(labelled, labels="label"), labels=True)
+
+
+def test_an_unnamed_first_column_that_is_not_0_to_n_is_kept(tmp_path):
+    frame = pd.DataFrame(X, columns=list("abcd"))
+    frame.index = np.arange(12) + 100                               # a real index: kept as data
+    path = tmp_path / "kept.csv"
+    frame.to_csv(path)
+    emb = gp.load(path)
+    assert emb.n_features == 5 and "notes" not in emb.meta
+    np.testing.assert_array_equal(np.asarray(emb.X)[:, 0], np.arange(12) + 100)
+
+
+def test_label_csv_without_header_keeps_its_first_label_and_drops_a_pandas_index(tmp_path):
+    plain = tmp_path / "y.csv"
+    np.savetxt(plain, [3, 1, 2, 0], fmt="%d")
+    np.testing.assert_array_equal(gp.io.load_labels(plain), [3, 1, 2, 0])
+    series = tmp_path / "series.csv"
+    pd.Series([5, 6, 5, 7], name="label").to_csv(series)
+    np.testing.assert_array_equal(gp.io.load_labels(series), [5, 6, 5, 7])
+
+
+def test_cli_header_options_and_the_note(tmp_path, capsys):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _cli import run_cli
+
+    np.savetxt(tmp_path / "x.csv", X, delimiter=",")
+    code, out, _ = run_cli(["analyze", tmp_path / "x.csv", "-a", "spectrum", "--device", "cpu"], capsys)
+    assert code == 0 and out.splitlines()[0] == f"{tmp_path / 'x.csv'}: 12 x 4 float64"
+    code, out, _ = run_cli(["analyze", tmp_path / "x.csv", "-a", "spectrum", "--device", "cpu", "--header"], capsys)
+    assert code == 0 and out.splitlines()[0].endswith(": 11 x 4 float64")
+    pd.DataFrame(X).to_csv(tmp_path / "pd.csv")
+    code, out, _ = run_cli(["analyze", tmp_path / "pd.csv", "-a", "spectrum", "--device", "cpu"], capsys)
+    assert code == 0 and out.splitlines()[0].endswith(": 12 x 4 float64")
+    assert out.splitlines()[1].startswith("note pd.csv: dropped the first column")

@@ -336,3 +336,75 @@ def test_the_plan_uses_median_costs_and_80_percent_of_the_budget():
         monitor._sampled = 100
         monitor._adapt(statistics_cost=100 * per_batch, snapshot_cost=1e-3, loop_time=1.0)
     assert monitor.stride == 3 and monitor.snapshot_rows == 64             # 1 ms is within [A/8, A/2]
+
+
+# ---- compute() and reset(), in the torchmetrics sense ----------------------------------------------------------
+def _naive_pair_stats(batches):
+    """n, mean cosine over pairs i != j, and the norm of the mean, float64, from the rows themselves."""
+    Z = torch.cat(batches).double().numpy()
+    U = Z / np.linalg.norm(Z, axis=1, keepdims=True)
+    n = len(Z)
+    G = U @ U.T
+    return n, (G.sum() - np.trace(G)) / (n * (n - 1)), np.linalg.norm(Z.mean(axis=0))
+
+
+def test_compute_measures_the_current_window_without_side_effects(fold_path):
+    g = torch.Generator().manual_seed(7)
+    direction = torch.randn(D, generator=g)
+    batches = [_fused(g, direction) for _ in range(3)]          # a failing window: compute must not alert
+    monitor = CollapseMonitor(every_n_steps=5, on_collapse="raise", overhead_budget=None)
+    twin = CollapseMonitor(every_n_steps=5, on_collapse="ignore", overhead_budget=None)
+    for z in batches:
+        monitor.update(z.clone())
+        twin.update(z.clone())
+    now = monitor.compute()
+    n, mean_cosine, norm_of_mean = _naive_pair_stats(batches)
+    assert now["step"] == 3
+    assert now["scalars"]["window/n_samples"] == n
+    assert now["scalars"]["window/mean_cosine"] == pytest.approx(mean_cosine, abs=1e-9)
+    assert now["scalars"]["window/mean_norm_of_mean"] == pytest.approx(norm_of_mean, rel=1e-9)
+    assert {f["name"]: f["verdict"] for f in now["findings"]}["over_fusion"] == "fail"
+    assert monitor.compute() == now                               # idempotent
+    assert monitor.history == [] and monitor.alerts == [] and not monitor.should_stop and monitor.step == 3
+    more = [_healthy(g) for _ in range(2)]
+    for z in more:
+        twin.update(z.clone())
+    monitor.on_collapse = "ignore"
+    for z in more:
+        monitor.update(z.clone())
+    strip = lambda s: {k: v for k, v in s["scalars"].items() if not k.startswith("monitor/")}  # noqa: E731
+    # the snapshot is what it would have been (the early fold only regroups float64 sums)
+    assert strip(monitor.history[0]) == pytest.approx(strip(twin.history[0]), rel=1e-12, abs=1e-15)
+    assert [a["name"] for a in monitor.alerts] == [a["name"] for a in twin.alerts]
+
+
+def test_compute_with_an_empty_window_returns_the_last_snapshot_or_nothing():
+    g = torch.Generator().manual_seed(8)
+    monitor = CollapseMonitor(every_n_steps=2, on_collapse="ignore", overhead_budget=None)
+    assert monitor.compute() == {"step": 0, "scalars": {}, "findings": []}
+    monitor.update(_healthy(g))
+    snapshot = monitor.update(_healthy(g))
+    result = monitor.compute()
+    assert result == snapshot and result is not monitor.history[-1]
+    result["scalars"].clear()
+    assert monitor.history[-1]["scalars"]                          # a copy: the history is untouched
+
+
+def test_reset_clears_accumulated_state_and_keeps_the_settings():
+    g = torch.Generator().manual_seed(9)
+    direction = torch.randn(D, generator=g)
+    monitor = CollapseMonitor(every_n_steps=2, on_collapse="stop", n_classes=3, overhead_budget=None)
+    for _ in range(3):
+        monitor.update(_fused(g, direction), torch.randint(0, 3, (64,), generator=g))
+    assert monitor.history and monitor.alerts and monitor.should_stop and monitor.episodes
+    monitor.reset()
+    assert (monitor.step, monitor.history, monitor.alerts, monitor.episodes, monitor.should_stop) == (0, [], [], [],
+                                                                                                      False)
+    assert monitor.compute() == {"step": 0, "scalars": {}, "findings": []}
+    assert (monitor.every_n_steps, monitor.n_classes, monitor.on_collapse) == (2, 3, "stop")
+    batches = [_healthy(g), _healthy(g)]
+    for z in batches:
+        monitor.update(z)
+    n, mean_cosine, _ = _naive_pair_stats(batches)                     # the pre-reset rows are gone
+    assert monitor.history[0]["step"] == 2 and monitor.history[0]["scalars"]["window/n_samples"] == n
+    assert monitor.history[0]["scalars"]["window/mean_cosine"] == pytest.approx(mean_cosine, abs=1e-9)

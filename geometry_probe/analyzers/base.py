@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -155,9 +155,10 @@ class PairwiseAnalyzer(ABC):
 
 
 def run_pairwise(emb: Embeddings, analyzers: Sequence[PairwiseAnalyzer], *, device: torch.device,
-                 precision: str = "float32") -> list[Result]:
+                 precision: str = "float32", progress: Callable[[str, int, int], None] | None = None) -> list[Result]:
     """Run pairwise analyzers with one shared tile pass; ``precision`` is the tile GEMM's
-    (``float32``, ``bfloat16`` or ``tf32``, see :mod:`geometry_probe.pairwise`)."""
+    (``float32``, ``bfloat16`` or ``tf32``, see :mod:`geometry_probe.pairwise`); ``progress`` as
+    in :func:`geometry_probe.pairwise.run_pass` (one process only)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         from geometry_probe import distributed       # tiles split across the ranks (ring exchange)
 
@@ -168,5 +169,5 @@ def run_pairwise(emb: Embeddings, analyzers: Sequence[PairwiseAnalyzer], *, devi
         active = [c for c in consumers if c is not None]
         X = emb.rows(np.arange(emb.n_samples), device=device) if active else None
         if active:
-            run_pass(X, active, dtype=dtype)
+            run_pass(X, active, dtype=dtype, progress=progress)
         return [a.finish(emb, X, c, device=device, dtype=dtype) for a, c in zip(analyzers, consumers)]

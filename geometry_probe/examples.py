@@ -1,24 +1,41 @@
-"""
-Shared training code of the digits examples
-============================================
+"""Code the gallery's examples share, public so that an example copied on its own runs.
 
-Small encoders trained on scikit-learn's bundled digits (1797 images of 8×8 pixels, 10
-classes) on CPU in seconds: cross-entropy, SimCLR (InfoNCE over two augmented views) and
-supervised contrastive (SupCon). The gallery's ``plot_*`` examples and ``train_digits.py``
-import :func:`train` from here; this file draws nothing.
+**Digits encoders trained in seconds.** Small MLP encoders on scikit-learn's bundled digits
+(1797 images of 8×8 pixels, 10 classes), on CPU: cross-entropy, SimCLR (InfoNCE over two
+augmented views) and supervised contrastive (SupCon), measured every epoch
+(:func:`train`) or step by step under a learning-rate schedule (:func:`train_steps`).
+
+**Where an example writes.** Run as a script, an example saves its figures (PDF and PNG) and a
+small JSON of its key numbers into the folder named by the environment variable
+``GEOPROBE_GALLERY_OUT`` (default ``./gallery_output``); ``GEOPROBE_GALLERY_FAST=1`` asks for a
+shorter run (:func:`fast`), as the tests do.
+
+>>> from geometry_probe.examples import digits
+>>> X, y = digits()
+>>> tuple(X.shape), int(y.max())
+((1797, 64), 9)
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
-import geometry_probe as gp
+from geometry_probe.analysis import analyze
+from geometry_probe.exceptions import InvalidInputError
+from geometry_probe.monitor import CollapseMonitor
+
+__all__ = ["KINDS", "augment", "digits", "encoder", "fast", "info_nce", "output_folder", "positive_views",
+           "save_figure", "save_numbers", "sup_con", "train", "train_steps"]
 
 KINDS = ("ce", "simclr", "supcon")
 DEFAULT_TEMPERATURE = {"simclr": 0.5, "supcon": 0.1}
@@ -114,7 +131,7 @@ def train(kind: str, *, epochs: int = 8, lr: float = 0.05, temperature: float | 
         ``labels``, the digit labels as a NumPy array.
     """
     if kind not in KINDS:
-        raise ValueError(f"kind: got {kind!r}; choose one of {list(KINDS)}.")
+        raise InvalidInputError(f"kind: got {kind!r}; choose one of {list(KINDS)}.")
     with one_thread():
         return _train(kind, epochs=epochs, lr=lr, temperature=temperature, cut_lr_at=cut_lr_at,
                       seed=seed, every_n_steps=every_n_steps, analyzers=analyzers, log=log)
@@ -143,7 +160,7 @@ def _train(kind: str, *, epochs: int, lr: float, temperature: float | None, cut_
     params = [*net.parameters(), *head.parameters()] if kind == "ce" else list(net.parameters())
     opt = torch.optim.SGD(params, lr=lr, momentum=0.9)
     # every batch covered: these runs are demonstrations of the signals, with steps too short for a 1% budget
-    monitor = gp.CollapseMonitor(every_n_steps=every_n_steps, n_classes=10, on_collapse="ignore",
+    monitor = CollapseMonitor(every_n_steps=every_n_steps, n_classes=10, on_collapse="ignore",
                                  overhead_budget=None)
     epochs_out = []
     for epoch in range(epochs):
@@ -164,7 +181,7 @@ def _train(kind: str, *, epochs: int, lr: float, temperature: float | None, cut_
         if kind == "ce":
             row["classifier"] = (head.weight.detach().numpy().copy(), head.bias.detach().numpy().copy())
         if analyzers:
-            results = gp.analyze(Z, list(analyzers), labels=y.numpy(), precision="float64")
+            results = analyze(Z, list(analyzers), labels=y.numpy(), precision="float64")
             row["scalars"] = results.scalars()
             row["verdicts"] = {f["name"]: (f["verdict"], f["value"]) for f in results.findings}
         epochs_out.append(row)
@@ -217,7 +234,7 @@ def train_steps(kind: str, lr_at: Callable[[int], float], steps: int, *, seed: i
         ``embeddings``: {step: array of shape (1797, width)}; ``labels``; ``encoder``.
     """
     if kind not in KINDS:
-        raise ValueError(f"kind: got {kind!r}; choose one of {list(KINDS)}.")
+        raise InvalidInputError(f"kind: got {kind!r}; choose one of {list(KINDS)}.")
     fixed = DEFAULT_TEMPERATURE.get(kind, 1.0) if temperature is None else temperature
     temperature_at = fixed if callable(fixed) else (lambda step: fixed)
     with one_thread():
@@ -228,7 +245,7 @@ def train_steps(kind: str, lr_at: Callable[[int], float], steps: int, *, seed: i
             net = torch.nn.Sequential(*net, torch.nn.ReLU())
         params = [*net.parameters(), *head.parameters()] if kind == "ce" else list(net.parameters())
         opt = torch.optim.SGD(params, lr=lr_at(0), momentum=0.9)
-        monitor = gp.CollapseMonitor(every_n_steps=every_n_steps, n_classes=10, on_collapse="ignore",
+        monitor = CollapseMonitor(every_n_steps=every_n_steps, n_classes=10, on_collapse="ignore",
                                      overhead_budget=None)
         lrs, recorded, step = [], {}, 0
         while step < steps:
@@ -268,3 +285,60 @@ def _print_epoch(kind: str, lr: float, row: dict) -> None:
     print(f"{kind:6} lr={lr:<5} epoch {row['epoch']}: loss {row['loss']:.3f}  over_fusion {fusion[0]} "
           f"({fusion[1]:.3f})  erank {s['spectrum/effective_rank']:.1f}  nc1 {s['neural_collapse/nc1']:.3f}  "
           f"ncc {s['neural_collapse/ncc_accuracy']:.3f}  of_dist {s['orthogonality/of_distance']:.3f}")
+
+
+# ---- where examples write ------------------------------------------------------------------------
+OUT_ENV = "GEOPROBE_GALLERY_OUT"
+FAST_ENV = "GEOPROBE_GALLERY_FAST"
+DEFAULT_OUT = "gallery_output"
+
+
+def fast() -> bool:
+    """True when ``GEOPROBE_GALLERY_FAST`` is set to a true value (``1``, ``true``, ``yes``)."""
+    return os.environ.get(FAST_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
+def output_folder() -> Path:
+    """The folder for figures and numbers (created if missing)."""
+    folder = Path(os.environ.get(OUT_ENV) or DEFAULT_OUT)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def save_figure(fig: Any, name: str) -> list[Path]:
+    """Save ``fig`` as ``<name>.pdf`` and ``<name>.png`` in :func:`output_folder`.
+
+    A figure built without pyplot (the library's :mod:`geometry_probe.reporting.static`
+    functions) is handed to pyplot as well, so that sphinx-gallery shows it.
+
+    Returns
+    -------
+    list of Path
+        The two files written.
+    """
+    import matplotlib.pyplot as plt
+
+    if fig.canvas.manager is None:
+        try:
+            plt.figure(fig)
+        except (TypeError, ValueError):        # matplotlib < 3.10 cannot adopt a figure
+            pass
+    paths = [output_folder() / f"{name}.{fmt}" for fmt in ("pdf", "png")]
+    for path in paths:
+        fig.savefig(path, dpi=200)
+    return paths
+
+
+def save_numbers(numbers: dict[str, Any], name: str) -> Path:
+    """Write ``numbers`` (floats, lists, dicts; NumPy scalars and arrays allowed) as ``<name>.json``."""
+    path = output_folder() / f"{name}.json"
+    path.write_text(json.dumps(numbers, indent=1, default=_plain) + "\n")
+    return path
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
