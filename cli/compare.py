@@ -8,13 +8,10 @@ import typer
 import geometry_probe as gp
 from geometry_probe._atomic import check_distinct_outputs
 from geometry_probe.exceptions import InvalidInputError
-from geometry_probe.reporting.compare_figures import HEATMAP_SUFFIXES
-from geometry_probe.reporting.html_report import write_report
-from geometry_probe.trajectory import track_files
 
 from ._options import BatchSizeOpt, DeviceOpt, JsonOpt, KeyOpt, QuietOpt
-from ._output import console, print_results
-from .app import app
+from ._output import STDOUT, check_output_format, console, human_output, print_results, write_text_output, wrote
+from .app import VersionOpt, app
 
 
 @app.command(name="compare")
@@ -34,24 +31,37 @@ def compare_command(
     matrix: Annotated[bool, typer.Option(
         "--matrix", help="Linear CKA between every pair of the files (checkpoint x checkpoint), for a heatmap.")] = False,
     figure: Annotated[Optional[Path], typer.Option(
-        help=f"With --matrix: write the heatmap ({', '.join(HEATMAP_SUFFIXES)}; .html is interactive).")] = None,
+        help="With --matrix: write the heatmap (.png, .pdf, .svg; .html is interactive).")] = None,
     json_out: JsonOpt = None,
     report: Annotated[Optional[Path], typer.Option(
         "--report", help="Also write a self-contained HTML report (the metrics, or the heatmap with --matrix).")] = None,
     batch_size: BatchSizeOpt = None,
     device: DeviceOpt = "auto",
     quiet: QuietOpt = False,
+    version: VersionOpt = False,
 ) -> None:
     """Compare representations of the same inputs: CKA, debiased CKA, Procrustes, CCA, SVCCA, kNN overlap."""
-    check_distinct_outputs({"--json": json_out, "--figure": figure, "--report": report})
-    for out in (json_out, figure, report):
+    to_stdout = str(json_out) == STDOUT
+    check_distinct_outputs({"--output": None if to_stdout else json_out, "--figure": figure, "--report": report})
+    for out in (None if to_stdout else json_out, figure, report):
         if out is not None:
             gp.check_output_path(out, inputs=paths)
+    check_output_format(json_out, "JSON", option="--output")
+    check_output_format(report, "HTML", option="--report")
     check_compare_figure(matrix, figure, flag="--matrix", option="--figure")
     batch = {"batch_size": batch_size} if batch_size else {}
-    if matrix:
-        _matrix(paths, key, figure, json_out, report, device, quiet, batch)
-        return
+    with human_output(to_stderr=to_stdout):
+        if matrix:
+            _matrix(paths, key, figure, json_out, report, device, quiet, batch)
+        else:
+            _pair(paths, key, key_b, paired, knn_k, svcca_variance, device, json_out, report, quiet, batch)
+
+
+def _pair(paths: list[Path], key: Optional[str], key_b: Optional[str], paired: bool, knn_k: int,
+          svcca_variance: float, device: str, json_out: Optional[Path], report: Optional[Path], quiet: bool,
+          batch: dict) -> None:
+    from geometry_probe.reporting.html_report import write_report
+
     if len(paths) != 2:
         raise InvalidInputError(f"compare: got {len(paths)} files; give exactly two, or add --matrix for a CKA "
                                 "matrix of several.")
@@ -63,14 +73,16 @@ def compare_command(
     if not quiet:
         print_results(results, title=f"{names[0]} vs {names[1]}: {results.meta['n_samples']} rows")
     if json_out is not None:
-        results.to_json(json_out)
-        console.print(f"wrote {json_out}", highlight=False)
+        write_text_output(json_out, results.to_json())
     if report is not None:
-        console.print(f"wrote {write_report(results, report)}", highlight=False)
+        wrote(write_report(results, report))
 
 
 def _matrix(paths: list[Path], key: Optional[str], figure: Optional[Path], json_out: Optional[Path],
             report: Optional[Path], device: str, quiet: bool, batch: dict) -> None:
+    from geometry_probe.reporting.html_report import write_report
+    from geometry_probe.trajectory import track_files
+
     sources = sorted(track_files(paths, key=key), key=lambda source: source[1])
     if len(sources) < 2:
         raise InvalidInputError("--matrix: give at least two embeddings files (or one file holding several steps).")
@@ -78,14 +90,15 @@ def _matrix(paths: list[Path], key: Optional[str], figure: Optional[Path], json_
     result = gp.cka_matrix([emb for _, _, emb in sources], names, kind="checkpoints", device=device, **batch)
     if not quiet:
         print_matrix(result)
-    for path, write in ((json_out, result.to_json), (figure, result.plot)):
-        if path is not None:
-            write(path)
-            console.print(f"wrote {path}", highlight=False)
+    if json_out is not None:
+        write_text_output(json_out, result.to_json())
+    if figure is not None:
+        result.plot(figure)
+        wrote(figure)
     if report is not None:
         heading = gp.Results([], meta={"name": f"{len(names)} checkpoints", "n_samples": result.meta["n_samples"],
                                        "widths": result.meta["n_features"]})
-        console.print(f"wrote {write_report(heading, report, cka=[result])}", highlight=False)
+        wrote(write_report(heading, report, cka=[result]))
 
 
 def _name(path: Path, key: Optional[str]) -> str:
@@ -97,6 +110,8 @@ def check_compare_figure(wanted: bool, figure: Optional[Path], *, flag: str = "-
     """The heatmap option needs its matrix flag and a known suffix (one-line errors)."""
     if figure is not None and not wanted:
         raise InvalidInputError(f"{option} draws the CKA heatmap of {flag}; add {flag} (or leave out {option}).")
+    from geometry_probe.reporting.compare_figures import HEATMAP_SUFFIXES
+
     if figure is not None and figure.suffix.lower() not in HEATMAP_SUFFIXES:
         raise InvalidInputError(f"{option}: {figure} must end in one of {list(HEATMAP_SUFFIXES)}.")
 

@@ -1,29 +1,22 @@
 """`geoprobe temperature` (InfoNCE against τ, one pass) and `geoprobe tolerance-plane`."""
 
-from pathlib import Path
-from typing import Annotated, Optional
+from __future__ import annotations
 
-import numpy as np
-import torch
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
 import typer
-from rich.table import Table
 
 import geometry_probe as gp
-from geometry_probe._atomic import atomic_write_text, check_distinct_outputs
-from geometry_probe._validation import resolve_device
+from geometry_probe._atomic import check_distinct_outputs
 from geometry_probe.exceptions import InvalidInputError
-from geometry_probe.functional.infonce import INFONCE_QUANTITIES, infonce_terms, parse_taus, sweep_record
-from geometry_probe.reporting.contrastive_figures import (
-    plot_sorted_distances,
-    plot_temperature_sweep,
-    plot_uniformity_tolerance,
-)
-from geometry_probe.reporting.layer_sweep_figure import save_figure
-from geometry_probe.result import _clean, compact_json
 
 from ._options import DeviceOpt, EmbeddingsArg, JsonOpt, KeyOpt, QuietOpt
-from ._output import _format, console
-from .app import app
+from ._output import STDOUT, check_output_format, format_number, human_output, print_table, write_text_output, wrote
+from .app import VersionOpt, app
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MAX_SHOWN_DISTANCES = 2000
 _HEADERS = {"infonce": "InfoNCE", "infonce_alignment": "alignment", "infonce_uniformity": "uniformity",
@@ -48,17 +41,38 @@ def temperature(
     precision: Annotated[str, typer.Option(help="Tile GEMMs: float64 (exact, default) or float32 (faster; "
                                            "errors about 1e-7/τ nats).")] = "float64",
     quiet: QuietOpt = False,
+    version: VersionOpt = False,
 ) -> None:
     """InfoNCE, its alignment/uniformity split, symmetric and NT-Xent variants and the effective number
     of negatives at every temperature, all in one pass over the tiles."""
+    from geometry_probe.functional.infonce import parse_taus
+
     temperatures = parse_taus(taus)
     if precision not in ("float64", "float32"):
         raise InvalidInputError(f"--precision: got {precision!r}; choose float64 or float32.")
-    outputs = {"--json": json_out, "--figure": figure, "--distances": distances}
+    to_stdout = str(json_out) == STDOUT
+    outputs = {"--output": None if to_stdout else json_out, "--figure": figure, "--distances": distances}
     check_distinct_outputs(outputs)
     for out in outputs.values():
         if out is not None:
             gp.check_output_path(out, inputs=[path, views])
+    check_output_format(json_out, "JSON", option="--output")
+    with human_output(to_stderr=to_stdout):
+        _sweep(path, views, key, temperatures, device, nt_xent, precision, quiet, seed, json_out, figure, distances)
+
+
+def _sweep(path: Path, views: Path, key: Optional[str], temperatures: list[float], device: str, nt_xent: bool,
+           precision: str, quiet: bool, seed: int, json_out: Optional[Path], figure: Optional[Path],
+           distances: Optional[Path]) -> None:
+    import numpy as np
+    import torch
+
+    from geometry_probe._validation import resolve_device
+    from geometry_probe.functional.infonce import infonce_terms, sweep_record
+    from geometry_probe.reporting.contrastive_figures import plot_sorted_distances, plot_temperature_sweep
+    from geometry_probe.reporting.layer_sweep_figure import save_figure
+    from geometry_probe.result import _clean, compact_json
+
     emb, second = gp.load(path, key=key), gp.load(views)
     if second.X.shape != emb.X.shape:
         raise InvalidInputError(f"--views: shape {tuple(second.X.shape)} does not match the embeddings "
@@ -71,24 +85,22 @@ def temperature(
         _print_sweep(terms.taus, terms.values, f"{path.name}: {emb.n_samples} pairs x {emb.n_features}")
     if json_out is not None:
         record = sweep_record(terms, n_samples=emb.n_samples, n_features=emb.n_features, nt_xent=nt_xent)
-        console.print(f"wrote {atomic_write_text(json_out, compact_json(_clean(record)) + chr(10))}")
+        write_text_output(json_out, compact_json(_clean(record)) + "\n")
     if figure is not None:
-        drawn = plot_temperature_sweep(terms.taus, terms.values, n_samples=emb.n_samples)
-        console.print(f"wrote {save_figure(drawn, figure)}")
+        wrote(save_figure(plot_temperature_sweep(terms.taus, terms.values, n_samples=emb.n_samples), figure))
     if distances is not None:
         pos, neg = _distance_samples(X, Y, np.random.default_rng(seed))
-        console.print(f"wrote {save_figure(plot_sorted_distances(pos, neg, n_samples=emb.n_samples), distances)}")
+        wrote(save_figure(plot_sorted_distances(pos, neg, n_samples=emb.n_samples), distances))
 
 
 def _print_sweep(taus: np.ndarray, values: dict, title: str) -> None:
-    table = Table(title=title)
+    from geometry_probe.functional.infonce import INFONCE_QUANTITIES
+
     names = [n for n in INFONCE_QUANTITIES if n in values]
-    table.add_column("τ", justify="right")
-    for name in names:
-        table.add_column(_HEADERS[name], justify="right")
-    for k, tau in enumerate(taus):
-        table.add_row(_format(float(tau)), *(_format(float(values[n][k])) for n in names))
-    console.print(table)
+    rows = [[format_number(float(tau)), *(format_number(float(values[n][k])) for n in names)]
+            for k, tau in enumerate(taus)]
+    columns = ["τ", *(_HEADERS[n] for n in names)]
+    print_table(title, columns, rows, numeric=columns)
 
 
 def _distance_samples(X, Y, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -107,9 +119,14 @@ def _distance_samples(X, Y, rng: np.random.Generator) -> tuple[np.ndarray, np.nd
 def tolerance_plane(
     results: Annotated[list[Path], typer.Argument(help="Results JSONs (`geoprobe analyze --labels ... --json`), "
                                                   "one point each, in this order.", show_default=False)],
-    out: Annotated[Path, typer.Option("-o", "--out", help="Figure file (.pdf, .png or .svg).")],
+    out: Annotated[Path, typer.Option("-o", "--output", "--out", help="Figure file (.pdf, .png or .svg; --out is the "
+                                      "old name).")],
+    version: VersionOpt = False,
 ) -> None:
     """The uniformity–tolerance plane of Wang & Liu (2021): one point per checkpoint, run or temperature."""
+    from geometry_probe.reporting.contrastive_figures import plot_uniformity_tolerance
+    from geometry_probe.reporting.layer_sweep_figure import save_figure
+
     gp.check_output_path(out, inputs=results)
     points = []
     for file in results:
@@ -118,4 +135,4 @@ def tolerance_plane(
             raise InvalidInputError(f"{file}: no contrastive/tolerance; analyse with --labels (and the contrastive "
                                     "analyzer) first.")
         points.append((file.stem, scalars["contrastive/uniformity"], scalars["contrastive/tolerance"]))
-    console.print(f"wrote {save_figure(plot_uniformity_tolerance(points), out)}")
+    wrote(save_figure(plot_uniformity_tolerance(points), out))
