@@ -402,16 +402,18 @@ def test_static_report_with_mathtext_like_names(nasty_results, work, capsys):
 
 def test_names_with_newlines_and_long_names_are_escaped_and_cut():
     """The class-mean heatmap's tick labels as drawn (SVG text): mathtext-like names as written, control
-    characters escaped, at most 40 characters; our own log-scale tick labels still render as math."""
+    characters escaped, cut at ``figure_style.TICK_CHARACTERS`` characters; our own log-scale tick labels still render as math."""
     C = len(NASTY_NAMES)
     result = gp.Result("orthogonality", {}, arrays={"class_mean_cosine": np.eye(C)})
     fig = static.plot_class_cosine(gp.Results([result], meta={"classes": NASTY_NAMES}), ordered=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")                    # no layout collapse, no parse error
         svg = static.render(fig, "svg").decode()
-    for drawn in (r"$\undefinedcmd$", "$x_{1", "50%_$", r"two\nlines", "L" * 37 + "..."):
+    from geometry_probe.reporting.figure_style import TICK_CHARACTERS as LABEL_CHARACTERS
+
+    for drawn in (r"$\undefinedcmd$", "$x_{1", "50%_$", r"two\nlines", "L" * (LABEL_CHARACTERS - 3) + "..."):
         assert f">{drawn}</text>" in svg, drawn
-    assert "L" * 38 not in svg
+    assert "L" * (LABEL_CHARACTERS - 2) not in svg
 
 
 def test_layer_sweep_figure_draws_layer_names_literally(tmp_path):
