@@ -6,7 +6,8 @@ from typing import Annotated, Optional
 import typer
 
 EmbeddingsArg = Annotated[Path, typer.Argument(
-    help="Embeddings file: .npy .npz .pt/.pth .safetensors .csv/.tsv/.parquet .h5.", show_default=False)]
+    help="Embeddings file (.npy .npz .pt/.pth .safetensors .csv/.tsv/.parquet .h5), or a folder or quoted glob "
+         "of shards.", show_default=False)]
 LabelsOpt = Annotated[Optional[str], typer.Option(
     "--labels", "-l", help="Labels: a .npy/.txt/.csv file, or the name of an array inside the embeddings file.")]
 KeyOpt = Annotated[Optional[str], typer.Option(
