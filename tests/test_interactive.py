@@ -31,10 +31,11 @@ def test_same_names_and_inputs_as_static():
     for name, function in interactive.FIGURES.items():
         twin = static.FIGURES[name]
         assert function.__name__ == twin.__name__
-        assert inspect.signature(function).parameters.keys() == inspect.signature(twin).parameters.keys()
+        static_parameters = set(inspect.signature(twin).parameters) - {"size"}     # print size: static only
+        assert set(inspect.signature(function).parameters) == static_parameters
     for name in ("plot_trajectory", "plot_simo"):
-        assert inspect.signature(getattr(interactive, name)).parameters.keys() == \
-            inspect.signature(getattr(static, name)).parameters.keys()
+        assert set(inspect.signature(getattr(interactive, name)).parameters) == \
+            set(inspect.signature(getattr(static, name)).parameters) - {"size"}
 
 
 def test_spectrum_traces_axes_and_data(results):
@@ -42,7 +43,8 @@ def test_spectrum_traces_axes_and_data(results):
     assert [t.type for t in fig.data] == ["scatter", "scatter"]
     assert [t.name for t in fig.data] == ["embeddings", "isotropic Gaussian, same N, D, trace"]
     assert fig.layout.yaxis.type == "log"
-    assert fig.layout.xaxis.title.text == "rank" and fig.layout.yaxis.title.text == "covariance eigenvalue"
+    assert fig.layout.xaxis.title.text == "index i (largest eigenvalue first)"
+    assert fig.layout.yaxis.title.text == "eigenvalue λ (squared units)"
     eig = results["spectrum"].arrays["covariance_eigenvalues"]
     np.testing.assert_allclose(fig.data[0].y, np.where(eig > 0, eig, np.nan))
     np.testing.assert_array_equal(fig.data[0].x, np.arange(1, eig.size + 1))
@@ -67,7 +69,8 @@ def test_cosine_histogram_densities_and_sphere_baseline():
     t = np.asarray(fig.data[3].x)
     expected = (1 - t**2) ** 6.5 / np.trapezoid((1 - np.linspace(-1, 1, 20001) ** 2) ** 6.5, dx=1e-4)
     np.testing.assert_allclose(fig.data[3].y, expected, rtol=1e-6)          # (1-t²)^((D-3)/2), normalised
-    assert fig.layout.xaxis.title.text == "cosine" and fig.layout.yaxis.title.text == "density"
+    assert fig.layout.xaxis.title.text == "cosine similarity"
+    assert fig.layout.yaxis.title.text == "density (per unit cosine)"
 
 
 def test_k_occurrence_against_the_binomial_null():

@@ -73,7 +73,8 @@ def test_projection_result_round_trips_and_figure_has_legend(blobs, tmp_path):
     res.to_json(tmp_path / "r.json")
     back = gp.Results.from_json(tmp_path / "r.json")
     fig = plot_projection(back)
-    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["0", "1", "2", "3"]
+    legend = fig.axes[0].get_legend() or fig.legends[0]              # print figures put legends below the axes
+    assert [t.get_text() for t in legend.get_texts()] == ["0", "1", "2", "3"]
     assert "showing 400 of 400 points" in fig.axes[0].get_title()
     np.testing.assert_allclose(back["projection"].arrays["coords"], res["projection"].arrays["coords"])
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import Any, TypeVar
 
+from geometry_probe._interrupts import deferred
 from geometry_probe.exceptions import InvalidInputError
 
 WIDTHS = {"column": 3.25, "full": 6.75}
@@ -248,7 +249,8 @@ def fit_text(figure: Any, *, rounds: int = 4) -> None:
     and drop legend columns until the legend fits; measured with the renderer after layout."""
     renderer = figure.canvas.get_renderer()
     for _ in range(rounds):
-        figure.draw_without_rendering()
+        with deferred():                   # as in render(): no signal raised inside the C++ layout solver
+            figure.draw_without_rendering()
         changed = False
         for ax in figure.axes:
             box = ax.get_position().transformed(figure.transFigure)
@@ -297,7 +299,7 @@ def render(figure: Any, fmt: str, *, dpi: int = DEFAULT_DPI, **savefig: Any) -> 
     from matplotlib import rc_context
 
     buffer = io.BytesIO()
-    with rc_context(rc()):
+    with rc_context(rc()), deferred():     # a signal raised inside matplotlib's C++ layout/drawing aborts the process
         figure.savefig(buffer, format=fmt, dpi=check_dpi(dpi), **savefig)
     return buffer.getvalue()
 
