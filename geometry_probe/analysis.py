@@ -160,10 +160,7 @@ def _stream(emb: Embeddings, analyzers: list[Analyzer], *, batch_size: int, devi
     with distributed.synchronised("the first pass"):  # under torch.distributed: this rank's rows only
         for X, y, offset in distributed.local_batches(emb, batch_size, device=device, dtype=dtype):
             batch = Batch(X, y, n_classes=emb.n_classes, offset=offset, precision=precision, n_samples=emb.n_samples)
-            if any(a.wants_class_scatter(batch) for a in analyzers):
-                _ = batch.class_scatter                  # compute once; the rest derives from it
-            elif any(a.wants_class_moments(batch) for a in analyzers):
-                _ = batch.class_moments                  # one GEMM also serves batch.moments
+            _share_statistics(batch, analyzers)
             for a in analyzers:
                 a.update_batch(batch)
             if progress is not None:
@@ -182,6 +179,18 @@ def _stream(emb: Embeddings, analyzers: list[Analyzer], *, batch_size: int, devi
                 del X, y, batch
         for a in second:
             a.end_second_pass()
+
+
+def _share_statistics(batch: Batch, analyzers: list[Analyzer]) -> None:
+    """Compute once the per-class statistics an analyzer will ask ``batch`` for; the others derive from them.
+
+    A function of its own so that no local name keeps the batch's statistics (with C = 10⁵ classes a
+    (C, D) array) alive after the batch.
+    """
+    if any(a.wants_class_scatter(batch) for a in analyzers):
+        _ = batch.class_scatter                      # compute once; the rest derives from it
+    elif any(a.wants_class_moments(batch) for a in analyzers):
+        _ = batch.class_moments                      # one GEMM also serves batch.moments
 
 
 def _instantiate(emb: Embeddings, analyzers: Any, params: Mapping[str, Mapping[str, Any]],

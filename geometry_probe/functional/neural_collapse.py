@@ -65,8 +65,9 @@ class ClassStatistics:
     classes : ndarray of shape (C,)
         Label codes of the classes with at least one sample, ascending.
     counts : ndarray of shape (C,)
-    means : ndarray of shape (C, D)
-        :math:`\\mu_c`.
+    centred_means : ndarray of shape (C, D)
+        :math:`\\tilde M = [\\mu_c - \\mu_G]`. The class means themselves (:attr:`means`) are made
+        from it only when asked for: with C = 10⁵ classes each (C, D) array counts.
     global_mean : ndarray of shape (D,)
         :math:`\\mu_G` under the chosen convention.
     within_cov : ndarray of shape (D, D) or None
@@ -83,7 +84,7 @@ class ClassStatistics:
 
     classes: np.ndarray
     counts: np.ndarray
-    means: np.ndarray
+    centred_means: np.ndarray
     global_mean: np.ndarray
     within_cov: np.ndarray | None
     class_variances: np.ndarray
@@ -104,7 +105,7 @@ class ClassStatistics:
         if global_mean == "class" or not present.size:
             mu_G = means.mean(axis=0) if present.size else np.zeros(means.shape[1])
         else:
-            mu_G = (counts[:, None] * means).sum(axis=0) / N
+            mu_G = counts @ means / N
         within = None
         if isinstance(moments, ClassMoments):              # Σ x xᵀ − Σ_c n_c μ_c μ_cᵀ, symmetrised, / N
             scatter = moments.s2.detach().cpu().numpy() - sums.T @ means
@@ -112,7 +113,8 @@ class ClassStatistics:
         sq = moments.sq.detach().cpu().numpy()[present]
         variances = np.clip(sq / counts - np.einsum("ij,ij->i", means, means), 0.0, None)
         variances[counts < 2] = 0.0                      # exact, not sq/n - ‖μ‖² round-off
-        return cls(classes=present, counts=counts, means=means, global_mean=mu_G, within_cov=within,
+        means -= mu_G                                    # centred in place: one (C, D) array is kept
+        return cls(classes=present, counts=counts, centred_means=means, global_mean=mu_G, within_cov=within,
                    class_variances=variances, n_slots=moments.n_classes, global_mean_kind=global_mean)
 
     @property
@@ -131,10 +133,9 @@ class ClassStatistics:
         return int(self.means.shape[1])
 
     @cached_property
-    def centred_means(self) -> np.ndarray:
-        """:math:`\\tilde M = [\\mu_c - \\mu_G]`, shape (C, D); computed once (C may be 10⁵), read-only."""
-        centred: np.ndarray = self.means - self.global_mean
-        return centred
+    def means(self) -> np.ndarray:
+        """:math:`\\mu_c`, shape (C, D): made from :attr:`centred_means` on first use, then kept."""
+        return self.centred_means + self.global_mean
 
 
 # --- NC1 ------------------------------------------------------------------------------------------
@@ -560,7 +561,7 @@ class DecisionRule:
         V = np.zeros((0, stats.n_features)) if directions is None else directions
         slot = np.zeros(stats.n_slots, dtype=np.int64)
         slot[stats.classes] = np.arange(stats.n_classes)
-        offset = (stats.means - (mu_G if far else 0.0)) @ V.T if len(V) else np.zeros((stats.n_classes, 0))
+        offset = (stats.centred_means if far else stats.means) @ V.T if len(V) else np.zeros((stats.n_classes, 0))
         return cls(classes=torch.as_tensor(stats.classes, device=device),
                    A=tensor(np.concatenate([A, V]) if len(V) else A),
                    base=tensor(np.concatenate([base, np.zeros(len(V))])), shift=tensor(mu_G) if far else None,
