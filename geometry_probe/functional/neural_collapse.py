@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -132,9 +131,9 @@ class ClassStatistics:
         """D."""
         return int(self.means.shape[1])
 
-    @cached_property
+    @property
     def means(self) -> np.ndarray:
-        """:math:`\\mu_c`, shape (C, D): made from :attr:`centred_means` on first use, then kept."""
+        """:math:`\\mu_c`, shape (C, D): made from :attr:`centred_means` at each use (a temporary, not kept)."""
         return self.centred_means + self.global_mean
 
 
