@@ -40,7 +40,9 @@ def test_soak_with_nan_varying_batches_and_missing_classes_alerts_and_keeps_memo
     assert grown["snapshots"] == (STEPS - MEASURE_FROM) // EVERY
     assert grown["tensors"] == 0
     # snapshots dropped as they come: what is left is the alerts (counted in records) and allocator noise
-    assert grown["unexplained"] < 16 * 1024, grown        # a 64-byte object kept per step would be 25 KiB
+    # a 64-byte object kept per step would add 25 KiB on top of the noise: tracemalloc also traces other threads
+    # (pytest-xdist's I/O thread), measured 10 KiB alone and 18 KiB under -n 2
+    assert grown["unexplained"] < 24 * 1024, grown
     assert grown["rss_anon"] < 8 * 2**20, grown
 
 
