@@ -9,7 +9,7 @@ from rich.markup import escape
 from geometry_probe.exceptions import InvalidInputError
 
 from ._model_options import PoolOpt, build_data
-from ._options import AnalyzersOpt, DeviceOpt, KeyOpt, LabelsOpt, QuietOpt, SeedOpt
+from ._options import AnalyzersOpt, DeviceOpt, HeaderOpt, KeyOpt, LabelsOpt, QuietOpt, SeedOpt
 from ._output import (
     STDOUT,
     check_output_format,
@@ -31,6 +31,7 @@ def track_command(
              "holding several steps. Or leave out and give --model/--data/--checkpoint/--layer.")] = None,
     labels: LabelsOpt = None,
     key: KeyOpt = None,
+    header: HeaderOpt = None,
     analyzers: AnalyzersOpt = None,
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
@@ -76,7 +77,7 @@ def track_command(
                 net, build_data(data), checkpoint, layer, pool=pool, device=device)), "checkpoints extracted",
                 progress)
         elif paths:
-            sources = track_files(paths, labels=labels, key=key)
+            sources = track_files(paths, labels=labels, key=key, header=header)
         else:
             raise InvalidInputError("track: give embeddings files, or --model/--data/--checkpoint/--layer.")
         trajectory = track(list(sources), analyzers, device=device, seed=seed, progress=progress)

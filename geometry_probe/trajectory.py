@@ -102,9 +102,10 @@ def track(sources: Iterable[tuple[str, int, Embeddings]], analyzers: Any = None,
 
 
 def track_files(paths: Sequence[str | os.PathLike[str]], *, labels: Any = None, key: str | None = None,
-                ) -> list[tuple[str, int, Embeddings]]:
+                header: bool | None = None) -> list[tuple[str, int, Embeddings]]:
     """Checkpoint sources from embeddings files; one file holding several steps expands into
-    one source per step (arrays named like ``step_100`` or ``epoch_3``, selected by name)."""
+    one source per step (arrays named like ``step_100`` or ``epoch_3``, selected by name).
+    ``header`` is :func:`geometry_probe.load`'s, for CSV/TSV files."""
     if not paths:
         raise InvalidInputError("track: give at least one embeddings file.")
     from geometry_probe.io import read_arrays
@@ -115,9 +116,10 @@ def track_files(paths: Sequence[str | os.PathLike[str]], *, labels: Any = None, 
         stepped = {name: step_from_name(name, default=-1) for name in arrays if _STEP_PATTERN.search(name)}
         if len(stepped) > 1:
             for name, step in stepped.items():
-                sources.append((f"{path}:{name}", step, load(path, key=name, labels=labels)))
+                sources.append((f"{path}:{name}", step, load(path, key=name, labels=labels, header=header)))
         else:
-            sources.append((str(path), step_from_name(str(path), default=position), load(path, key=key, labels=labels)))
+            emb = load(path, key=key, labels=labels, header=header)
+            sources.append((str(path), step_from_name(str(path), default=position), emb))
     return sources
 
 

@@ -91,3 +91,20 @@ def test_track_over_model_checkpoints_matches_manual_extraction(tmp_path):
 def test_track_model_mode_needs_all_options(tmp_path):
     out = subprocess.run(["geoprobe", "track", "--model", "x:y"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "needs --data, --checkpoint and --layer" in out.stderr
+
+
+def test_track_reads_csv_checkpoints_with_the_header_rule(tmp_path, capsys):
+    """A numeric first row is data unless --header says it names the columns (as in analyze)."""
+    from tests._cli import run_cli
+
+    rng = np.random.default_rng(2)
+    for epoch in (1, 2):
+        np.savetxt(tmp_path / f"epoch_{epoch}.csv", rng.standard_normal((40, 6)), delimiter=",")
+    paths = [tmp_path / "epoch_1.csv", tmp_path / "epoch_2.csv"]
+    as_data = gp.trajectory.track_files(paths)
+    as_header = gp.trajectory.track_files(paths, header=True)
+    assert [emb.n_samples for _, _, emb in as_data] == [40, 40]
+    assert [emb.n_samples for _, _, emb in as_header] == [39, 39]
+    code, _, err = run_cli(["track", *paths, "--header", "--analyzers", "spectrum", "-o", tmp_path / "t.json"], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "t.json").read_text())["checkpoints"][0]["scalars"]["spectrum/effective_rank"] <= 6
