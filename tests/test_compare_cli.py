@@ -10,11 +10,11 @@ import pytest
 import torch
 
 import geometry_probe as gp
-from geometry_probe.cli.main import main
 from geometry_probe.reporting.compare_figures import interactive_heatmap, static_heatmap
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _models  # noqa: E402
+from _cli import run_cli  # noqa: E402
 
 MODELS = Path(__file__).parent / "_models.py"
 MODEL, DATA = f"{MODELS}:make_model", f"{MODELS}:make_data"
@@ -26,14 +26,9 @@ def naive_linear_cka(A, B):
 
 
 @pytest.fixture
-def cli(monkeypatch, capsys):
-    def run(*args):
-        monkeypatch.setattr(sys, "argv", ["geoprobe", *map(str, args)])
-        with pytest.raises(SystemExit) as exc:
-            main()
-        captured = capsys.readouterr()
-        return exc.value.code, captured.out, captured.err
-    return run
+def cli(capsys):
+    """``cli(*args)`` -> (exit code, stdout, stderr) through the real entry point (tests/_cli.py)."""
+    return lambda *args: run_cli(args, capsys)
 
 
 @pytest.fixture
