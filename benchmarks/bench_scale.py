@@ -43,7 +43,8 @@ from pathlib import Path
 import numpy as np
 
 from geometry_probe.analysis import default_batch_size
-from geometry_probe.analyzers.contrastive import SAMPLED_PAIRS, _chunk_rows
+from geometry_probe.analyzers.contrastive import SAMPLED_PAIRS
+from geometry_probe.analyzers.positives import chunk_rows
 from geometry_probe.analyzers.spectrum import PER_CLASS_MAX_BYTES, PER_CLASS_MAX_FLOPS
 from geometry_probe.analyzers.knn import QUERY_BLOCK_BYTES
 from geometry_probe.pairwise import tile_size
@@ -147,7 +148,7 @@ def _state_bytes(kind, n_rows, n_features, results):
       batch's own statistics before they are added, and 4 D x D eigendecomposition copies at compute time;
       the batch is ``BATCH_COPIES`` float32 copies of ``batch_rows x D`` (the read, the centred copy, the
       per-class gathers, the second-pass distances' input) plus the (B, C) distance block;
-    * pairwise: the largest of contrastive's unit-row sum (a float32 chunk of ``_chunk_rows(D)`` rows, its
+    * pairwise: the largest of contrastive's unit-row sum (a float32 chunk of ``chunk_rows(D)`` rows, its
       float64 copy and the float64 product), its pair sampler (four float32 chunk x D arrays: one end's unit
       rows, the other end's read and unit rows, their product; plus the ``SAMPLED_PAIRS`` index pairs and
       cosine/kernel/indicator vectors) and knn's query scan (queries and their unit copy, ``BATCH_COPIES``
@@ -162,7 +163,7 @@ def _state_bytes(kind, n_rows, n_features, results):
             state += 2 * 8 * (C * D * D + C * D + C)
         batch = BATCH_COPIES * batch_rows * D * 4 + 8 * batch_rows * C
         return state, batch, batch_rows
-    chunk = _chunk_rows(D)
+    chunk = chunk_rows(D)
     unit_row_sum = chunk * D * (4 + 8 + 8)
     sampler = 4 * chunk * D * 4 + SAMPLED_PAIRS * (2 * 8 + 2 * 4 + 4 * 8)
     queries, k = results["knn"]["n_queries"], results["knn"]["params"]["k"]

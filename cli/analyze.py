@@ -132,18 +132,21 @@ def analyze(
     with human_output(to_stderr=to_stdout):
         params: dict[str, dict[str, object]] = {"knn": {"k": knn_k, "temperature": knn_temperature},
                                                 "contrastive": {"temperature": temperature}}
-        if fmicl_sigma is not None:
-            params["contrastive"]["fmicl_sigma"] = fmicl_sigma
         if exact:
             params["knn"]["exact"] = params["contrastive"]["exact"] = True
+        positives: dict[str, object] = {}
         if classifier:
             params["neural_collapse"] = {"classifier": load_classifier(classifier, key=classifier_key)}
         if pairs:
-            params["contrastive"]["pairs"] = gp.io.read_array_spec(pairs, container=path)
+            positives["pairs"] = gp.io.read_array_spec(pairs, container=path)
         if groups:
-            params["contrastive"]["groups"] = gp.io.read_array_spec(groups, container=path)
+            positives["groups"] = gp.io.read_array_spec(groups, container=path)
         if views:
-            params["contrastive"]["views"] = gp.load(views).X
+            positives["views"] = gp.load(views).X
+        params["contrastive"].update(positives)
+        if positives:                     # the f-MICL objectives need positives too (and run by default with them)
+            params["fmicl"] = {**positives, **({"sigma": fmicl_sigma} if fmicl_sigma is not None else {}),
+                               **({"exact": True} if exact else {})}
         emb = gp.load(path, labels=labels, key=key, header=header)
         coarse = gp.io.read_array_spec(coarse_labels, container=path) if coarse_labels else None
         if writer and not quiet:

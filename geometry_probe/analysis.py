@@ -55,7 +55,8 @@ def analyze(data: Any, analyzers: str | Sequence[str | Analyzer | PairwiseAnalyz
     analyzers : str or sequence of str/analyzer, optional
         Registry names (``"spectrum"``, or ``"spectrum,neural_collapse"``) or instances.
         Default: every registered analyzer that applies (those needing labels only when
-        labels are present).
+        labels are present; ``fmicl`` only when ``params["fmicl"]`` names positives:
+        ``views``, ``pairs`` or ``groups``).
     labels : array-like of shape (n_samples,), optional
         Overrides the labels stored in ``data``.
     device : str or torch.device, default="auto"
@@ -197,7 +198,8 @@ def _instantiate(emb: Embeddings, analyzers: Any, params: Mapping[str, Mapping[s
                  seed: int) -> list[Analyzer | PairwiseAnalyzer]:
     names = as_sequence(analyzers) if isinstance(analyzers, str) else analyzers
     if names is None:
-        names = [n for n, cls in ANALYZERS.items() if emb.labels is not None or not cls.requires_labels]
+        names = [n for n, cls in ANALYZERS.items() if (emb.labels is not None or not cls.requires_labels)
+                 and (not cls.requires_positives or _names_positives(params.get(n, {})))]
     chosen = []
     for spec in names:
         if isinstance(spec, str):
@@ -217,3 +219,7 @@ def _instantiate(emb: Embeddings, analyzers: Any, params: Mapping[str, Mapping[s
                 f"analyzer {analyzer.name!r} needs labels: pass labels=... (library) or --labels (CLI).")
         chosen.append(analyzer)
     return chosen
+
+
+def _names_positives(params: Mapping[str, Any]) -> bool:
+    return any(params.get(key) is not None for key in ("views", "pairs", "groups"))

@@ -104,7 +104,8 @@ def test_declared_invariances(name, invariance, labelled_blobs):
 @pytest.mark.parametrize("name", sorted(ANALYZERS))
 def test_json_round_trip(name, labelled_blobs, tmp_path):
     X, y = labelled_blobs
-    res = gp.analyze(X.numpy(), [name], labels=y.numpy())
+    positives = {"groups": y.numpy()} if ANALYZERS[name].requires_positives else {}
+    res = gp.analyze(X.numpy(), [name], labels=y.numpy(), params={name: positives})
     res.to_json(tmp_path / "r.json")
     back = gp.Results.from_json(tmp_path / "r.json")
     _assert_scalars_close(back.scalars(), res.scalars(), rtol=1e-12)

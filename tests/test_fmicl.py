@@ -13,6 +13,7 @@ import geometry_probe as gp
 from geometry_probe.exceptions import InvalidInputError
 from geometry_probe.functional import fmicl as FM
 from geometry_probe.functional.contrastive import distance_cv
+from tests._cli import run_cli
 
 TSALLIS = 1.5
 GENERATORS = {                        # f(u) of the paper's Table 1, written independently of the library
@@ -40,13 +41,14 @@ def test_similarity_and_conjugate_match_the_generator(f, u):
     assert float(FM.conjugate_of_prime(ut, f, tsallis_alpha=TSALLIS)) == pytest.approx(-best.fun, abs=1e-6)
 
 
-def _naive_objectives(X, Y, sigma, mu=1.0, weight=1.0):
-    U = X / np.linalg.norm(X, axis=1, keepdims=True)
-    V = Y / np.linalg.norm(Y, axis=1, keepdims=True)
+def _naive_objectives(X, Y, sigma, mu=1.0, weight=1.0, negatives=None):
+    """Positives (X[m], Y[m]); negatives all ordered pairs of distinct rows of ``negatives`` (default X)."""
+    unit = lambda A: A / np.linalg.norm(A, axis=1, keepdims=True)
+    U, V, Z = unit(X), unit(Y), unit(X if negatives is None else negatives)
     G = lambda t: mu * np.exp(-t / (2 * sigma**2))
     pos = G(((U - V) ** 2).sum(1))
-    T = ((U[:, None, :] - U[None, :, :]) ** 2).sum(-1)
-    off = ~np.eye(len(U), dtype=bool)
+    T = ((Z[:, None, :] - Z[None, :, :]) ** 2).sum(-1)
+    off = ~np.eye(len(Z), dtype=bool)
     neg = G(T[off])                                         # all ordered pairs i ≠ j
     a = TSALLIS
     table = {"kl": (np.log(pos) + 1, neg), "js": (np.log(2) + np.log(pos / (1 + pos)), -np.log(2 / (1 + neg))),
@@ -69,10 +71,43 @@ def test_analyzer_objectives_with_weight_and_mu():
     rng = np.random.default_rng(5)
     X = rng.standard_normal((30, 5))
     Y = X + 0.3 * rng.standard_normal(X.shape)
-    res = gp.analyze(X, ["contrastive"], params={"contrastive": {"views": Y, "fmicl_sigma": 1.0, "fmicl_mu": 0.8,
-                                                                 "fmicl_weight": 2.0}}).scalars()
+    res = gp.analyze(X, params={"fmicl": {"views": Y, "sigma": 1.0, "mu": 0.8, "weight": 2.0}}).scalars()
     for f, value in _naive_objectives(X, Y, 1.0, mu=0.8, weight=2.0).items():
-        assert res[f"contrastive/fmicl_objective_{f}"] == pytest.approx(value, abs=1e-6), f
+        assert res[f"fmicl/objective_{f}"] == pytest.approx(value, abs=1e-6), f
+
+
+def test_analyzer_with_groups_uses_within_group_positives_and_all_negatives():
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((24, 4))
+    groups = np.repeat(np.arange(8), 3)
+    P = np.array([(i, j) for g in range(8) for a, i in enumerate(np.flatnonzero(groups == g))
+                  for j in np.flatnonzero(groups == g)[a + 1:]])
+    expected = _naive_objectives(X[P[:, 0]], X[P[:, 1]], FM.DEFAULT_SIGMA, negatives=X)
+    exact = gp.analyze(X, params={"fmicl": {"groups": groups}}).scalars()
+    sampled = gp.analyze(X, ["fmicl"], params={"fmicl": {"groups": groups, "exact": False}})
+    for f, value in expected.items():
+        assert exact[f"fmicl/objective_{f}"] == pytest.approx(value, abs=1e-6), f
+        assert sampled["fmicl"].scalars[f"objective_{f}"] == pytest.approx(value, abs=5e-3), f
+    assert "sampled" in sampled["fmicl"].params["negatives"]
+
+
+def test_cli_reports_fmicl_objectives_and_needs_positives(tmp_path, capsys):
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((35, 6))
+    Y = X + 0.3 * rng.standard_normal(X.shape)
+    np.save(tmp_path / "x.npy", X)
+    np.save(tmp_path / "v.npy", Y)
+    code, _, err = run_cli(["analyze", tmp_path / "x.npy", "--views", tmp_path / "v.npy", "--fmicl-sigma", "1",
+                            "-a", "contrastive,fmicl", "--json", tmp_path / "r.json"], capsys)
+    assert code == 0, err
+    scalars = gp.Results.from_json(tmp_path / "r.json").scalars()
+    for f, value in _naive_objectives(X, Y, 1.0).items():
+        assert scalars[f"fmicl/objective_{f}"] == pytest.approx(value, abs=1e-6), f
+    assert not any(key.startswith("contrastive/fmicl") for key in scalars)
+    code, _, err = run_cli(["analyze", tmp_path / "x.npy", "-a", "fmicl", "--json", tmp_path / "s.json"], capsys)
+    assert code == 2 and "needs positive pairs" in err and "--views" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "s.json").exists()
+    assert not any(k.startswith("fmicl/") for k in gp.analyze(X).scalars())     # no positives: not run by default
 
 
 def test_antipodal_pair_closed_form():
@@ -93,7 +128,7 @@ def test_bad_kernel_parameters_raise():
     with pytest.raises(InvalidInputError, match="divergence"):
         FM.f_prime(torch.ones(1), "rkl")
     with pytest.raises(InvalidInputError, match="sigma"):
-        gp.analyze(X, ["contrastive"], params={"contrastive": {"fmicl_sigma": -1.0}})
+        gp.analyze(X, ["fmicl"], params={"fmicl": {"views": X, "sigma": -1.0}})
 
 
 def _simplex(n):

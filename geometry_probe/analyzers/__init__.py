@@ -6,6 +6,7 @@ from typing import Any
 
 from geometry_probe.analyzers.base import Analyzer, PairwiseAnalyzer
 from geometry_probe.analyzers.contrastive import Contrastive
+from geometry_probe.analyzers.fmicl import FMICL
 from geometry_probe.analyzers.knn import Knn
 from geometry_probe.analyzers.neural_collapse import NeuralCollapse
 from geometry_probe.analyzers.orthogonality import Orthogonality
@@ -13,7 +14,7 @@ from geometry_probe.analyzers.spectrum import Spectrum
 from geometry_probe.exceptions import UnknownAnalyzerError
 
 ANALYZERS: dict[str, type[Analyzer] | type[PairwiseAnalyzer]] = {
-    cls.name: cls for cls in (Spectrum, NeuralCollapse, Orthogonality, Contrastive, Knn)
+    cls.name: cls for cls in (Spectrum, NeuralCollapse, Orthogonality, Contrastive, FMICL, Knn)
 }
 
 

@@ -36,6 +36,7 @@ class Analyzer(ABC):
     name: ClassVar[str]
     requires_labels: ClassVar[bool] = False
     uses_labels: ClassVar[bool] = False
+    requires_positives: ClassVar[bool] = False      # views, pairs or groups (see analyzers.positives)
     streamable: ClassVar[bool] = True
     invariances: ClassVar[frozenset[str]] = frozenset()
 
@@ -133,6 +134,7 @@ class PairwiseAnalyzer(ABC):
     name: ClassVar[str]
     requires_labels: ClassVar[bool] = False
     uses_labels: ClassVar[bool] = False
+    requires_positives: ClassVar[bool] = False      # views, pairs or groups (see analyzers.positives)
     streamable: ClassVar[bool] = False
     invariances: ClassVar[frozenset[str]] = frozenset()
 

@@ -10,10 +10,10 @@ import torch
 
 from geometry_probe import distributed
 from geometry_probe.analyzers.base import PairwiseAnalyzer
+from geometry_probe.analyzers.positives import Positives, chunk_rows
 from geometry_probe.embeddings import Embeddings
 from geometry_probe.exceptions import InvalidInputError
 from geometry_probe.functional import contrastive as F
-from geometry_probe.functional import fmicl as FM
 from geometry_probe.functional.infonce import infonce_terms
 from geometry_probe.pairwise import Tile, inverse_norms, unit_rows
 from geometry_probe.result import Result
@@ -21,12 +21,9 @@ from geometry_probe.result import Result
 PAIR_BUDGET = 5 * 10**8           # all pairs up to N ≈ 31,600; above, an estimate from sampled pairs
 SAMPLED_PAIRS = 2 * 10**6
 MATRIX_MAX_ROWS = 500
-ROW_CHUNK = 65536                 # rows per chunk at most; fewer when D > 256 (ROW_CHUNK_BYTES)
-ROW_CHUNK_BYTES = 128 * 2**20
 MAX_ESTIMATOR_BATCHES = 1024
 ESTIMATOR_GROUP = 64              # batches of the batch-averaged estimator per batched product
 SAMPLED_ANCHORS = 4096            # InfoNCE anchors above the pair budget (each against all N keys)
-DISTANCE_SAMPLE = 2000            # positive and negative distances kept for the sorted-distance figure
 
 
 class Contrastive(PairwiseAnalyzer):
@@ -56,9 +53,6 @@ class Contrastive(PairwiseAnalyzer):
         :mod:`geometry_probe.functional.infonce`).
     nt_xent : bool, default=True
         Also NT-Xent (needs the within-view similarities of both views: twice the pair work).
-    fmicl_sigma, fmicl_mu, fmicl_weight, tsallis_alpha : float
-        f-MICL kernel width σ (default :math:`1/\sqrt 2`, i.e. :math:`(2\sigma^2)^{-1} = 1`), scale μ = 1,
-        weight α = 1 of the negative term, and the Tsallis α = 1.5 (see :mod:`geometry_probe.functional.fmicl`).
     seed : int, default=0
 
     Notes
@@ -68,9 +62,9 @@ class Contrastive(PairwiseAnalyzer):
     ``tolerance_joint`` Wang & Liu's literal expectation over all pairs (exact, O(ND), from class
     sums). ``distance_cv`` is std/mean of the pairwise distances :math:`\lVert\hat x_i-\hat x_j\rVert`
     over pairs i < j (0 for a regular simplex), exact in the tile pass. With positives (views,
-    pairs or groups) the InfoNCE family at ``temperature`` and the f-MICL objectives
-    ``fmicl_objective_<f>`` are added; with ``pairs``/``groups`` the M pairs form the batch
-    (anchors the first rows of the pairs, keys the second), as in CLIP/MoCo.
+    pairs or groups) the InfoNCE family at ``temperature`` is added (the f-MICL objectives are
+    the ``fmicl`` analyzer's); with ``pairs``/``groups`` the M pairs form the batch (anchors the
+    first rows of the pairs, keys the second), as in CLIP/MoCo.
     ``mean_sq_cosine`` is :math:`\frac{2}{N(N-1)}\sum_{i<j}\cos^2\theta_{ij}`, which is
     :math:`1/D` for directions uniform on :math:`S^{D-1}` and 1 when every pair is parallel or
     antiparallel (it sees an antipodal line that the mean cosine misses). The
@@ -86,18 +80,14 @@ class Contrastive(PairwiseAnalyzer):
     def __init__(self, *, t: float = 2.0, alpha: float = 2.0, threshold: float = 0.9, exact: bool | None = None,
                  pair_budget: int = PAIR_BUDGET, pairs: Any = None, views: Any = None, groups: Any = None,
                  batch_size_estimator: int = 256, temperature: float = 0.1, nt_xent: bool = True,
-                 fmicl_sigma: float = FM.DEFAULT_SIGMA, fmicl_mu: float = 1.0, fmicl_weight: float = 1.0,
-                 tsallis_alpha: float = FM.DEFAULT_TSALLIS_ALPHA, seed: int = 0) -> None:
+                 seed: int = 0) -> None:
         super().__init__()
         self.t, self.alpha, self.threshold, self.exact = t, alpha, threshold, exact
-        self.pair_budget, self.pairs, self.views, self.groups = pair_budget, pairs, views, groups
+        self.pair_budget, self.positives = pair_budget, Positives(views, pairs, groups)
         self.batch_size_estimator, self.seed = batch_size_estimator, seed
         if not (math.isfinite(temperature) and temperature > 0):
             raise InvalidInputError(f"temperature must be finite and > 0, got {temperature!r}.")
-        FM.check_kernel(fmicl_sigma, fmicl_mu, tsallis_alpha)
         self.temperature, self.nt_xent = temperature, nt_xent
-        self.fmicl_sigma, self.fmicl_mu, self.fmicl_weight, self.tsallis_alpha = (fmicl_sigma, fmicl_mu,
-                                                                                  fmicl_weight, tsallis_alpha)
 
     def start(self, emb: Embeddings, *, device: torch.device) -> ContrastivePass | None:
         """All-pairs sums for the shared pass when exact, else ``None`` (sampled estimate)."""
@@ -105,13 +95,7 @@ class Contrastive(PairwiseAnalyzer):
             return None
         unit_sum, _ = _unit_row_sum(emb, device)
         shift = F.rms_distance(F.mean_cosine_from_sum(unit_sum, emb.n_samples)) if emb.n_samples > 1 else 0.0
-        fmicl = None
-        if self._has_positives():
-            fmicl = FM.FmiclSums(sigma=self.fmicl_sigma, mu=self.fmicl_mu, tsallis_alpha=self.tsallis_alpha)
-        return ContrastivePass(F.PairSums(t=self.t, threshold=self.threshold), F.DistanceSums(shift=shift), fmicl)
-
-    def _has_positives(self) -> bool:
-        return any(v is not None for v in (self.views, self.pairs, self.groups))
+        return ContrastivePass(F.PairSums(t=self.t, threshold=self.threshold), F.DistanceSums(shift=shift))
 
     def _exact(self, n_samples: int) -> bool:
         return self.exact if self.exact is not None else n_samples * (n_samples - 1) / 2 <= self.pair_budget
@@ -152,13 +136,12 @@ class Contrastive(PairwiseAnalyzer):
         if emb.labels is not None:
             scalars["tolerance"], scalars["tolerance_joint"] = _tolerance(emb, device)
         params_extra: dict[str, Any] = {}
-        positives = self._positives(emb, device)
+        positives = self.positives.cosines(emb, device, self.alpha)
         if positives is not None:
-            params_extra = self._positive_diagnostics(emb, device, dtype, consumer, positives[0], scalars, arrays,
-                                                      notes)
+            params_extra = self._infonce(emb, device, dtype, scalars, notes)
             pos_cos, alignment = positives
             pos_hist = F.cosine_histogram(torch.from_numpy(pos_cos))
-            neg_hist = np.clip(histogram - pos_hist, 0, None) if self.views is None else histogram
+            neg_hist = np.clip(histogram - pos_hist, 0, None) if self.positives.views is None else histogram
             neg_mean = float((neg_hist * (arrays["cosine_hist_edges"][:-1] + 1 / F.HIST_BINS)).sum()
                              / max(neg_hist.sum(), 1))
             scalars.update(alignment=alignment, pos_mean_cosine=float(np.mean(pos_cos)), neg_mean_cosine=neg_mean,
@@ -185,91 +168,37 @@ class Contrastive(PairwiseAnalyzer):
                                   " (exact)" if consumer is not None else f" ({SAMPLED_PAIRS} sampled pairs)"),
                               **params_extra})
 
-    def _positive_diagnostics(self, emb: Embeddings, device: torch.device, dtype: torch.dtype,
-                              consumer: ContrastivePass | None, pos_cos: np.ndarray, scalars: dict[str, float],
-                              arrays: dict[str, np.ndarray], notes: list[str]) -> dict[str, Any]:
-        """InfoNCE at ``temperature``, f-MICL objectives and the sorted-distance samples."""
-        anchors_view, keys_view = self._paired_views(emb, device)
+    def _infonce(self, emb: Embeddings, device: torch.device, dtype: torch.dtype, scalars: dict[str, float],
+                 notes: list[str]) -> dict[str, Any]:
+        """InfoNCE at ``temperature`` (into ``scalars``); returns its params."""
+        anchors_view, keys_view = self.positives.paired_rows(emb, device)
         M = anchors_view.shape[0]
-        rng = np.random.default_rng(self.seed)
         sampled = not self._exact(emb.n_samples) and M > SAMPLED_ANCHORS
-        params: dict[str, Any] = {"temperature": self.temperature, "fmicl_sigma": self.fmicl_sigma,
-                                  "fmicl_mu": self.fmicl_mu, "fmicl_weight": self.fmicl_weight,
-                                  "tsallis_alpha": self.tsallis_alpha}
-        if M >= 2:
-            anchors = np.sort(rng.choice(M, SAMPLED_ANCHORS, replace=False)) if sampled else None
-            terms = infonce_terms(anchors_view, keys_view, [self.temperature], anchors=anchors,
-                                  nt_xent=self.nt_xent, dtype=dtype)
-            scalars.update(terms.at(0))
-            if terms.stderr is not None:
-                scalars.update({f"{k}_stderr": float(v[0]) for k, v in terms.stderr.items()})
-            params["infonce"] = ("one direction (anchors -> keys), positive in the denominator (CLIP/MoCo); "
-                                 "infonce_symmetric: mean of both directions; nt_xent: 2N-1 candidates (SimCLR); "
-                                 "effective_negatives: mean over anchors of exp(entropy of the softmax over "
-                                 "negatives); " + (f"{SAMPLED_ANCHORS} sampled anchors x all keys" if sampled
-                                                   else "exact, all anchors x all keys"))
-        else:
+        params: dict[str, Any] = {"temperature": self.temperature}
+        if M < 2:
             notes.append("InfoNCE needs at least 2 positive pairs; it was skipped.")
-        pos_t = np.clip(2 - 2 * pos_cos, 0, 4)
-        if consumer is not None and consumer.fmicl is not None:
-            negatives = consumer.fmicl.means()
-            params["fmicl_negatives"] = "exact, all pairs i<j of the embeddings"
-        else:
-            negatives = _sampled_fmicl_negatives(emb, device, self, rng)
-            params["fmicl_negatives"] = f"{SAMPLED_PAIRS} sampled pairs i!=j of the embeddings"
-        objectives = FM.objectives(pos_t, negatives, sigma=self.fmicl_sigma, mu=self.fmicl_mu,
-                                   weight=self.fmicl_weight, tsallis_alpha=self.tsallis_alpha)
-        scalars.update({f"fmicl_objective_{f}": v for f, v in objectives.items()})
-        arrays["distance_sample_pos"] = np.sort(np.sqrt(rng.choice(pos_t, min(DISTANCE_SAMPLE, len(pos_t)),
-                                                                   replace=False)))
-        arrays["distance_sample_neg"] = np.sort(_random_pair_distances(emb, device, DISTANCE_SAMPLE, rng))
-        params["distance_samples"] = (f"up to {DISTANCE_SAMPLE} positive pairs and {DISTANCE_SAMPLE} random "
-                                      "pairs i!=j, sorted")
+            return params
+        rng = np.random.default_rng(self.seed)
+        anchors = np.sort(rng.choice(M, SAMPLED_ANCHORS, replace=False)) if sampled else None
+        terms = infonce_terms(anchors_view, keys_view, [self.temperature], anchors=anchors, nt_xent=self.nt_xent,
+                              dtype=dtype)
+        scalars.update(terms.at(0))
+        if terms.stderr is not None:
+            scalars.update({f"{k}_stderr": float(v[0]) for k, v in terms.stderr.items()})
+        params["infonce"] = ("one direction (anchors -> keys), positive in the denominator (CLIP/MoCo); "
+                             "infonce_symmetric: mean of both directions; nt_xent: 2N-1 candidates (SimCLR); "
+                             "effective_negatives: mean over anchors of exp(entropy of the softmax over "
+                             "negatives); " + (f"{SAMPLED_ANCHORS} sampled anchors x all keys" if sampled
+                                               else "exact, all anchors x all keys"))
         return params
-
-    def _paired_views(self, emb: Embeddings, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """Anchors and their keys, row by row: (embeddings, views), or the rows of the pairs."""
-        if self.views is not None:
-            views = self.views if isinstance(self.views, torch.Tensor) else torch.from_numpy(np.array(self.views))
-            return emb.rows(np.arange(emb.n_samples), device=device), views.to(device)
-        P = np.asarray(self.pairs) if self.pairs is not None else _group_pairs(np.asarray(self.groups))
-        return emb.rows(P[:, 0], device=device), emb.rows(P[:, 1], device=device)
-
-    def _positives(self, emb: Embeddings, device: torch.device) -> tuple[np.ndarray, float] | None:
-        if self.views is not None:
-            views = self.views if isinstance(self.views, torch.Tensor) else torch.from_numpy(np.array(self.views))
-            if tuple(views.shape) != (emb.n_samples, emb.n_features):
-                raise InvalidInputError(f"views: shape {tuple(views.shape)} does not match the embeddings "
-                                        f"{(emb.n_samples, emb.n_features)}; row i of views must be the positive "
-                                        "of row i.")
-            return _paired_cosines(lambda s: emb.rows(np.arange(s.start, s.stop), device=device),
-                                   lambda s: views[s].to(device=device, dtype=torch.float64),
-                                   emb.n_samples, self.alpha, _chunk_rows(emb.n_features))
-        if self.pairs is not None:
-            P = np.asarray(self.pairs)
-            if P.ndim != 2 or P.shape[1] != 2 or P.dtype.kind not in "iu":
-                raise InvalidInputError(f"pairs: expected an integer array of shape (M, 2), got {P.shape} {P.dtype}.")
-            if P.size and (P.min() < 0 or P.max() >= emb.n_samples):
-                raise InvalidInputError(f"pairs: row indices must lie in [0, {emb.n_samples}); got "
-                                        f"[{P.min()}, {P.max()}].")
-            return _paired_cosines(lambda s: emb.rows(P[s, 0], device=device),
-                                   lambda s: emb.rows(P[s, 1], device=device), len(P), self.alpha,
-                                   _chunk_rows(emb.n_features))
-        if self.groups is not None:
-            g = np.asarray(self.groups)
-            if g.shape != (emb.n_samples,):
-                raise InvalidInputError(f"groups: expected {emb.n_samples} ids, got shape {g.shape}.")
-            return Contrastive(pairs=_group_pairs(g), alpha=self.alpha)._positives(emb, device)
-        return None
 
 
 class ContrastivePass:
-    """The analyzer's consumer of the shared tile pass: pair sums, distance sums and, with
-    positives, the f-MICL negative sums."""
+    """The analyzer's consumer of the shared tile pass: pair sums and distance sums."""
 
-    def __init__(self, pair_sums: F.PairSums, distances: F.DistanceSums, fmicl: FM.FmiclSums | None) -> None:
-        self.pair_sums, self.distances, self.fmicl = pair_sums, distances, fmicl
-        self._parts = [c for c in (pair_sums, distances, fmicl) if c is not None]
+    def __init__(self, pair_sums: F.PairSums, distances: F.DistanceSums) -> None:
+        self.pair_sums, self.distances = pair_sums, distances
+        self._parts = [pair_sums, distances]
 
     def add_tile(self, tile: Tile) -> None:
         """Feed ``tile`` to every part."""
@@ -277,15 +206,9 @@ class ContrastivePass:
             part.add_tile(tile)
 
     @property
-    def parts(self) -> list[F.PairSums | F.DistanceSums | FM.FmiclSums]:
+    def parts(self) -> list[F.PairSums | F.DistanceSums]:
         """The additive sums it feeds (``torch.distributed`` reduces each over the ranks)."""
         return list(self._parts)
-
-
-def _group_pairs(groups: np.ndarray) -> np.ndarray:
-    """All pairs (i, j), i before j, within each group, as an (M, 2) int64 array."""
-    return np.array([(i, j) for members in _members(groups) for k, i in enumerate(members)
-                     for j in members[k + 1:]], dtype=np.int64).reshape(-1, 2)
 
 
 def _tolerance(emb: Embeddings, device: torch.device) -> tuple[float, float]:
@@ -293,25 +216,11 @@ def _tolerance(emb: Embeddings, device: torch.device) -> tuple[float, float]:
     C = emb.n_classes
     sums = torch.zeros((C, emb.n_features), dtype=torch.float64, device=device)
     counts = np.zeros(C)
-    for X, y, offset in emb.batches(_chunk_rows(emb.n_features), device=device):
+    for X, y, offset in emb.batches(chunk_rows(emb.n_features), device=device):
         U = X.to(torch.float64) * inverse_norms(X, offset=offset).to(torch.float64)[:, None]
         sums.index_add_(0, y.to(device=device, dtype=torch.int64), U)
         counts += np.bincount(y.cpu().numpy(), minlength=C)
     return F.tolerance_from_class_sums(sums.cpu().numpy(), counts)
-
-
-def _random_pairs(N: int, M: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """M pairs (i, j), i != j, uniform among ordered pairs of distinct rows."""
-    i = rng.integers(0, N, M)
-    return i, (i + rng.integers(1, N, M)) % N
-
-
-def _random_pair_distances(emb: Embeddings, device: torch.device, M: int, rng: np.random.Generator) -> np.ndarray:
-    """Distances between unit rows of M random pairs of distinct rows (float64)."""
-    i, j = _random_pairs(emb.n_samples, M, rng)
-    U = unit_rows(emb.rows(i, device=device)).to(torch.float64)
-    V = unit_rows(emb.rows(j, device=device)).to(torch.float64)
-    return torch.linalg.vector_norm(U - V, dim=1).cpu().numpy()
 
 
 def _sampled_distance_cv(cos: torch.Tensor) -> dict[str, float]:
@@ -331,52 +240,16 @@ def _sampled_distance_cv(cos: torch.Tensor) -> dict[str, float]:
     return {"distance_cv": cv, "distance_cv_stderr": se}
 
 
-def _sampled_fmicl_negatives(emb: Embeddings, device: torch.device, analyzer: Contrastive,
-                             rng: np.random.Generator) -> dict[str, float]:
-    """Mean f*(s_f) per divergence over ``SAMPLED_PAIRS`` random pairs of distinct rows."""
-    sums = FM.FmiclSums(sigma=analyzer.fmicl_sigma, mu=analyzer.fmicl_mu, tsallis_alpha=analyzer.tsallis_alpha)
-    rows = _chunk_rows(emb.n_features)
-    i, j = _random_pairs(emb.n_samples, SAMPLED_PAIRS, rng)
-    for s in range(0, SAMPLED_PAIRS, rows):
-        U = unit_rows(emb.rows(i[s:s + rows], device=device)).to(torch.float64)
-        V = unit_rows(emb.rows(j[s:s + rows], device=device)).to(torch.float64)
-        sums.add((U * V).sum(dim=1).clamp(-1, 1))
-    return sums.means()
-
-
-def _chunk_rows(n_features: int) -> int:
-    """Rows per streamed chunk: ``ROW_CHUNK``, fewer when a float64 copy of it would exceed ``ROW_CHUNK_BYTES``."""
-    return max(256, min(ROW_CHUNK, ROW_CHUNK_BYTES // (8 * max(n_features, 1))))
-
-
 def _unit_row_sum(emb: Embeddings, device: torch.device) -> tuple[torch.Tensor, bool]:
     """Float64 sum of the unit rows (streamed) and whether the input rows were unit-norm."""
     total = torch.zeros(emb.n_features, dtype=torch.float64, device=device)
     unit_norm = True
-    for X, _, offset in distributed.local_batches(emb, _chunk_rows(emb.n_features), device=device):
+    for X, _, offset in distributed.local_batches(emb, chunk_rows(emb.n_features), device=device):
         inv = inverse_norms(X, offset=offset).to(torch.float64)
         unit_norm &= bool(((inv - 1).abs() < 1e-3).all())
         total += (X.to(torch.float64) * inv[:, None]).sum(dim=0)
     not_unit = distributed.sum_over_ranks(torch.tensor([0.0 if unit_norm else 1.0], dtype=torch.float64))
     return distributed.sum_over_ranks(total), bool(not_unit[0] == 0)
-
-
-def _paired_cosines(first, second, n_pairs: int, alpha: float, rows: int) -> tuple[np.ndarray, float]:
-    """Cosines and alignment of ``n_pairs`` positive pairs, rows fetched in chunks of ``rows``."""
-    cosines, distances = [], 0.0
-    for start in range(0, n_pairs, rows):
-        chunk = slice(start, min(start + rows, n_pairs))
-        a = unit_rows(first(chunk), offset=start).to(torch.float64)
-        b = unit_rows(second(chunk), offset=start).to(torch.float64)
-        cosines.append((a * b).sum(1).clamp(-1, 1).cpu())
-        distances += float(torch.linalg.vector_norm(a - b, dim=1).pow(alpha).sum())
-    return torch.cat(cosines).numpy(), distances / n_pairs if n_pairs else math.nan
-
-
-def _members(groups: np.ndarray) -> list[np.ndarray]:
-    order = np.argsort(groups, kind="stable")
-    _, starts = np.unique(groups[order], return_index=True)
-    return [m for m in np.split(order, starts[1:]) if m.size > 1]
 
 
 def _sampled(emb: Embeddings, device: torch.device, t: float, threshold: float, seed: int) -> dict[str, Any]:
@@ -386,7 +259,7 @@ def _sampled(emb: Embeddings, device: torch.device, t: float, threshold: float, 
     g = torch.Generator().manual_seed(seed)
     i = torch.randint(0, N, (SAMPLED_PAIRS,), generator=g)
     j = (i + torch.randint(1, N, (SAMPLED_PAIRS,), generator=g)) % N          # uniform over j ≠ i
-    rows = _chunk_rows(emb.n_features)
+    rows = chunk_rows(emb.n_features)
     starts = range(0, SAMPLED_PAIRS, rows)                     # chunks shared out over torch.distributed ranks
     cos = distributed.shared_concat(
         [min(rows, SAMPLED_PAIRS - s) for s in starts],
