@@ -48,14 +48,15 @@ def views():
     return X, X + 0.6 * rng.standard_normal(X.shape)
 
 
+@pytest.mark.parametrize("taus", [TAUS, [0.01, 0.3]])      # τ < 1/64: float64 exponentials of float32 tiles
 @pytest.mark.parametrize("tile", [None, 6, 16])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_matches_dense_float64_reference_at_every_temperature(views, tile, dtype):
+def test_matches_dense_float64_reference_at_every_temperature(views, tile, dtype, taus):
     import torch
 
     X, Y = views
-    terms = infonce_terms(X, Y, TAUS, tile=tile, dtype=getattr(torch, dtype))
-    for k, tau in enumerate(TAUS):
+    terms = infonce_terms(X, Y, taus, tile=tile, dtype=getattr(torch, dtype))
+    for k, tau in enumerate(taus):
         ref = naive(X, Y, tau)
         got = terms.at(k)
         for name, value in ref.items():
@@ -81,16 +82,27 @@ def test_one_row_tiles_on_a_small_input():
             assert terms.at(k)[name] == pytest.approx(value, abs=1e-12, rel=1e-12), (name, tau)
 
 
-@pytest.mark.parametrize("tau", [0.05, 0.5, 2.0])
-def test_complete_collapse_gives_ln_n_and_n_minus_one_negatives(tau):
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("tau", [0.01, 0.05, 0.5, 2.0])
+def test_complete_collapse_gives_ln_n_and_n_minus_one_negatives(tau, dtype):
+    import torch
+
     N = 9
     X = np.tile([[0.3, -1.2, 2.0]], (N, 1))
-    got = infonce_terms(X, X, [tau]).at(0)
-    assert got["infonce"] == pytest.approx(math.log(N), abs=1e-6)
-    assert got["infonce_symmetric"] == pytest.approx(math.log(N), abs=1e-6)
-    assert got["nt_xent"] == pytest.approx(math.log(2 * N - 1), abs=1e-6)       # metrics-reference §10.1 #25
-    assert got["effective_negatives"] == pytest.approx(N - 1, rel=1e-6)
-    assert got["infonce_alignment"] == pytest.approx(-1 / tau, rel=1e-6)
+    got = infonce_terms(X, X, [tau], dtype=getattr(torch, dtype)).at(0)
+    tol = 1e-12 if dtype == "float64" else max(1e-6, 1e-7 / tau)    # float32 cosines: ~6e-8 of rounding, / τ
+    assert got["infonce"] == pytest.approx(math.log(N), abs=tol)
+    assert got["infonce_symmetric"] == pytest.approx(math.log(N), abs=tol)
+    assert got["nt_xent"] == pytest.approx(math.log(2 * N - 1), abs=tol)       # metrics-reference §10.1 #25
+    assert math.log(got["effective_negatives"]) == pytest.approx(math.log(N - 1), abs=tol)
+    assert got["infonce_alignment"] == pytest.approx(-1 / tau, rel=1e-12)
+
+
+def test_temperatures_below_the_float64_range_are_refused():
+    X = np.eye(3)
+    assert infonce_terms(X, X, [1 / 640]).at(0)["infonce"] == pytest.approx(math.log(1 + 2 * math.exp(-640)), abs=1e-12)
+    with pytest.raises(InvalidInputError, match="1/640"):
+        infonce_terms(X, X, [0.001])
 
 
 @pytest.mark.parametrize("sign", [1.0, -1.0])
@@ -112,19 +124,24 @@ def test_one_hard_negative_takes_all_the_penalty():
 
 
 def test_two_points_closed_form():
+    import torch
+
     tau, c = 0.3, math.cos(1.0)
     X = np.array([[1.0, 0.0], [math.cos(1.0), math.sin(1.0)]])
-    got = infonce_terms(X, X, [tau]).at(0)
-    assert got["infonce"] == pytest.approx(-1 / tau + math.log(math.exp(1 / tau) + math.exp(c / tau)), abs=1e-6)
-    assert got["effective_negatives"] == pytest.approx(1.0, abs=1e-12)
+    for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-7)):    # float32: one rounding of e^{s/τ}
+        got = infonce_terms(X, X, [tau], dtype=dtype).at(0)
+        assert got["infonce"] == pytest.approx(-1 / tau + math.log(math.exp(1 / tau) + math.exp(c / tau)), abs=1e-6)
+        assert got["effective_negatives"] == pytest.approx(1.0, abs=tol)
 
 
 def test_all_anchors_as_a_sample_equal_the_exact_pass_and_give_standard_errors(views):
     X, Y = views
-    exact = infonce_terms(X, Y, [0.2])
-    sampled = infonce_terms(X, Y, [0.2], anchors=np.arange(len(X)))
+    import torch
+
+    exact = infonce_terms(X, Y, [0.2], dtype=torch.float64)     # float64: the two passes' roundings differ
+    sampled = infonce_terms(X, Y, [0.2], anchors=np.arange(len(X)), dtype=torch.float64)
     for name, value in exact.values.items():
-        assert sampled.values[name][0] == pytest.approx(value[0], abs=1e-9)
+        assert sampled.values[name][0] == pytest.approx(value[0], abs=1e-12)
         assert np.isfinite(sampled.stderr[name][0]) and sampled.stderr[name][0] > 0
     assert exact.stderr is None
 

@@ -21,8 +21,9 @@ penalty): 1 when one negative takes all the penalty, :math:`N - 1` when all shar
 Complete collapse (every row identical) gives ``infonce`` :math:`= \ln N`, ``nt_xent``
 :math:`= \ln(2N-1)` and ``effective_negatives`` :math:`= N - 1` at every temperature.
 
-Each row's log-sum-exp is accumulated online across tiles (running maximum in cosine units,
-rescaled sums, float64), for all temperatures in one pass over the tiles.
+Each row's sum of exponentials is accumulated across tiles in float64, for all temperatures in
+one pass over the tiles. Cosines are bounded, so no running maximum is needed: the exponentials
+are taken in float32 for τ ≥ 1/64 and in float64 down to τ = 1/640 (smaller τ are refused).
 
 References
 ----------
@@ -48,102 +49,99 @@ from geometry_probe.pairwise import tile_size, unit_rows
 
 INFONCE_QUANTITIES = ("infonce", "infonce_alignment", "infonce_uniformity", "infonce_symmetric", "nt_xent",
                       "effective_negatives")
-_MASKED = -1e30                         # an excluded candidate: e^{(_MASKED)/τ} = 0 and 0·_MASKED = 0
+# Largest |s/τ| whose exponential, summed over a tile row (and times s/τ), stays finite and normal:
+# float32 e^{±64} (6e27 · 64 · 11,585 columns < 3e38), float64 e^{±640}.
+MAX_LOGIT = {torch.float32: 64.0, torch.float64: 640.0}
+MIN_TAU = 1 / MAX_LOGIT[torch.float64]
 
 
-class SoftmaxRows:
-    r"""Per-row online softmax sums over candidate columns, for several temperatures at once.
+class SoftmaxSums:
+    r"""Per-row sums of :math:`e^{s_{ij}/\tau_k}` over candidate columns, for several temperatures.
 
-    For row :math:`i`, with :math:`m_i` the largest cosine seen so far and
-    :math:`d_{ij} = s_{ij} - m_i`, it keeps :math:`S_{ki} = \sum_j e^{d_{ij}/\tau_k}` and
-    :math:`W_{ki} = \sum_j e^{d_{ij}/\tau_k}\, d_{ij}/\tau_k` in float64; a larger maximum
-    rescales both. Then :math:`\mathrm{LSE} = m/\tau + \log S` and the softmax entropy is
-    :math:`\log S - W/S`.
+    It keeps :math:`S_{ki} = \sum_j e^{s_{ij}/\tau_k}` in float64. Cosines are bounded
+    (:math:`|s_{ij}| \le 1`), so no running maximum is needed: every term lies between
+    :math:`e^{-1/\tau}` and :math:`e^{1/\tau}`, which float32 holds for τ ≥ 1/64 and float64
+    for τ ≥ 1/640; :math:`\mathrm{LSE} = \log S`. With a per-row reference cosine
+    :math:`c_i` (``entropy_shift``) it also keeps
+    :math:`W_{ki} = \sum_j e^{s_{ij}/\tau_k}\,(s_{ij} - c_i)/\tau_k`, and the softmax entropy is
+    :math:`\log S - c/\tau - W/S`. The entropy is a difference of two terms of size
+    :math:`\sim|s - c|/\tau`, so a reference near the row's largest cosines (the positive's)
+    keeps it accurate in float32 where :math:`c = 0` would lose :math:`\sim 10^{-7}/\tau`.
 
     Parameters
     ----------
     n_rows : int
     taus : sequence of float
-        Temperatures (> 0).
     device : torch.device
+    entropy_shift : Tensor of shape (n_rows,), optional
+        float64 reference cosines :math:`c_i`; keep the entropy sums.
     """
 
-    def __init__(self, n_rows: int, taus: Sequence[float], device: torch.device) -> None:
+    def __init__(self, n_rows: int, taus: Sequence[float], device: torch.device, *,
+                 entropy_shift: Tensor | None = None) -> None:
         self.taus = torch.tensor([float(t) for t in taus], dtype=torch.float64, device=device)
-        self.max = torch.full((n_rows,), -math.inf, dtype=torch.float64, device=device)
         self.sum = torch.zeros((len(taus), n_rows), dtype=torch.float64, device=device)
-        self.weighted = torch.zeros_like(self.sum)
-        self._scratch: Tensor | None = None
-
-    def add(self, rows: slice, cols: slice, cosine: Tensor, exclude: Tensor | None) -> None:
-        """Add the candidates ``cols`` of rows ``rows`` (``cosine``: (rows, cols), any strides);
-        ``exclude[r]`` is the one column (global index) row ``rows.start + r`` must skip."""
-        d = self._scratch_for(cosine)
-        d.copy_(cosine)
-        if exclude is not None:
-            local = exclude[rows] - cols.start
-            hit = (local >= 0) & (local < d.shape[1])
-            d[hit.nonzero().flatten(), local[hit]] = _MASKED
-        tile_max = d.max(dim=1).values.to(torch.float64).clamp_(min=-1.5)   # cosines ≥ −1: a fully
-        #                                      excluded row keeps S = 0 instead of counting e^0 for _MASKED
-        old = self.max[rows]
-        new = torch.maximum(old, tile_max)
-        shift = torch.where(torch.isfinite(old), old - new, torch.zeros_like(old))     # ≤ 0
-        d.sub_(new.to(d.dtype)[:, None])
-        e = self._exp_for(d)
-        for k, tau in enumerate(self.taus.tolist()):
-            scale = torch.exp(shift / tau)
-            s_old = self.sum[k, rows]
-            self.weighted[k, rows] = scale * (self.weighted[k, rows] + shift / tau * s_old)
-            torch.div(d, tau, out=e).exp_()
-            tile_sum = e.sum(dim=1, dtype=torch.float64) if e.dtype != torch.float64 else e.sum(dim=1)
-            weighted = torch.bmm(e.unsqueeze(1), d.unsqueeze(2)).flatten().to(torch.float64) / tau
-            self.sum[k, rows] = scale * s_old + tile_sum
-            self.weighted[k, rows] += weighted
-        self.max[rows] = new
-
-    def _scratch_for(self, cosine: Tensor) -> Tensor:
-        n = cosine.numel()
-        if self._scratch is None or self._scratch.numel() < 2 * n or self._scratch.dtype != cosine.dtype:
-            self._scratch = torch.empty(2 * n, dtype=cosine.dtype, device=cosine.device)
-        return self._scratch[:n].view(cosine.shape)
-
-    def _exp_for(self, d: Tensor) -> Tensor:
-        """The second half of the scratch buffer, shaped like ``d`` (the exponentials)."""
-        return self._scratch[d.numel():2 * d.numel()].view(d.shape)
+        self.shift = entropy_shift
+        self.weighted = torch.zeros_like(self.sum) if entropy_shift is not None else None
 
     def log_sum_exp(self) -> Tensor:
         """(n_taus, n_rows) float64: log Σ_j e^{s_ij/τ} over the candidates added."""
-        return self.max[None, :] / self.taus[:, None] + torch.log(self.sum)
+        return torch.log(self.sum)
 
     def entropy(self) -> Tensor:
         """(n_taus, n_rows) float64: entropy of each row's softmax over its candidates."""
-        return torch.log(self.sum) - self.weighted / self.sum
+        if self.weighted is None:
+            raise RuntimeError("SoftmaxSums without entropy_shift keeps no entropy sums.")
+        return torch.log(self.sum) - self.shift[None, :] / self.taus[:, None] - self.weighted / self.sum
 
 
-def cross_pass(A: Tensor, B: Tensor, taus: Sequence[float], *, exclude_a: Tensor, exclude_b: Tensor | None = None,
-               same: bool = False, tile: int | None = None) -> tuple[SoftmaxRows, SoftmaxRows | None]:
-    """Softmax sums of the rows of ``A`` over the rows of ``B`` (and of ``B`` over ``A`` when
-    ``exclude_b`` is given), one GEMM per tile of ``A Bᵀ``.
+def cross_pass(A: Tensor, B: Tensor, taus: Sequence[float], *, exclude: Tensor, columns: bool = False,
+               same: bool = False, entropy_shift: Tensor | None = None,
+               tile: int | None = None) -> tuple[SoftmaxSums, SoftmaxSums | None]:
+    """Softmax sums of the rows of ``A`` over the rows of ``B``, one GEMM per tile of ``A Bᵀ``
+    and one exponential per tile and temperature.
 
-    ``A`` and ``B`` are unit rows in the GEMM dtype. ``same=True`` (``A is B``) walks the upper
-    triangle only and feeds each off-diagonal tile to both of its row blocks.
+    ``A`` and ``B`` are unit rows in the GEMM dtype; ``exclude[r]`` is the one column (global
+    index) row ``r`` of ``A`` skips. ``columns=True`` also sums over the rows of ``A`` for each
+    row of ``B`` (the ``B → A`` direction), from the same exponentials; it needs a symmetric
+    exclusion (``exclude[i] = i``, as for paired views). ``same=True`` (``A is B``) walks the
+    upper triangle only and feeds each off-diagonal tile to both of its row blocks.
+    ``entropy_shift`` (float64 cosines, one per row of ``A``) keeps the rows' entropy sums
+    (see :class:`SoftmaxSums`).
     """
     tile = tile or tile_size(max(A.shape[0], B.shape[0]), device=A.device)
-    rows_acc = SoftmaxRows(A.shape[0], taus, A.device)
-    cols_acc = SoftmaxRows(B.shape[0], taus, A.device) if exclude_b is not None and not same else None
-    buffer = torch.empty(tile * tile, dtype=A.dtype, device=A.device)
+    taus = [float(t) for t in taus]
+    exp_dtype = torch.float64 if A.dtype == torch.float64 or 1 / min(taus) > MAX_LOGIT[torch.float32] \
+        else torch.float32
+    rows_acc = SoftmaxSums(A.shape[0], taus, A.device, entropy_shift=entropy_shift)
+    cols_acc = SoftmaxSums(B.shape[0], taus, A.device) if columns and not same else None
+    A = A * (1 / taus[0])                                   # the tile GEMM gives s/τ₀ directly
+    gemm = torch.empty(tile * tile, dtype=A.dtype, device=A.device)
+    logits = torch.empty(tile * tile, dtype=exp_dtype, device=A.device)
+    exps = torch.empty(tile * tile, dtype=exp_dtype, device=A.device)
     for i in range(0, A.shape[0], tile):
         I = slice(i, min(i + tile, A.shape[0]))
         for j in range(i if same else 0, B.shape[0], tile):
             J = slice(j, min(j + tile, B.shape[0]))
-            C = torch.mm(A[I], B[J].T, out=buffer[:(I.stop - I.start) * (J.stop - J.start)].view(
-                I.stop - I.start, J.stop - J.start))
-            rows_acc.add(I, J, C, exclude_a)
-            if same and j != i:
-                rows_acc.add(J, I, C.T, exclude_a)
-            if cols_acc is not None:
-                cols_acc.add(J, I, C.T, exclude_b)
+            shape = (I.stop - I.start, J.stop - J.start)
+            C = torch.mm(A[I], B[J].T, out=gemm[:shape[0] * shape[1]].view(shape))
+            local = exclude[I] - J.start
+            hit = ((local >= 0) & (local < shape[1])).nonzero().flatten()
+            for k, tau in enumerate(taus):
+                if k == 0 and C.dtype == exp_dtype and (entropy_shift is None or len(taus) == 1):
+                    L = C                                       # s/τ₀ itself (not needed after this τ)
+                else:
+                    L = torch.mul(C, taus[0] / tau, out=logits[:C.numel()].view(shape))
+                E = torch.exp(L, out=exps[:C.numel()].view(shape))
+                E[hit, local[hit]] = 0
+                rows_acc.sum[k, I] += E.sum(dim=1).to(torch.float64)
+                if same and j != i:
+                    rows_acc.sum[k, J] += E.sum(dim=0).to(torch.float64)
+                elif cols_acc is not None:
+                    cols_acc.sum[k, J] += E.sum(dim=0).to(torch.float64)
+                if entropy_shift is not None:                   # W += Σ_j e^{L} (L − c/τ), in place of L
+                    L = L.sub_((entropy_shift[I] / tau).to(L.dtype)[:, None])
+                    rows_acc.weighted[k, I] += torch.bmm(E.unsqueeze(1), L.unsqueeze(2)).flatten().to(torch.float64)
     return rows_acc, cols_acc
 
 
@@ -219,16 +217,16 @@ def infonce_terms(X: Tensor | np.ndarray, Y: Tensor | np.ndarray, taus: Sequence
     if anchors is None:
         idx = torch.arange(N, device=U.device)
         pos = _positive_cosines(X, Y, idx)
-        xy, yx = cross_pass(U, V, taus, exclude_a=idx, exclude_b=idx, tile=tile)
-        xx = cross_pass(U, U, taus, exclude_a=idx, same=True, tile=tile)[0] if nt_xent else None
-        yy = cross_pass(V, V, taus, exclude_a=idx, same=True, tile=tile)[0] if nt_xent else None
+        xy, yx = cross_pass(U, V, taus, exclude=idx, columns=True, entropy_shift=pos, tile=tile)
+        xx = cross_pass(U, U, taus, exclude=idx, same=True, tile=tile)[0] if nt_xent else None
+        yy = cross_pass(V, V, taus, exclude=idx, same=True, tile=tile)[0] if nt_xent else None
     else:
         idx = torch.as_tensor(np.asarray(anchors), dtype=torch.int64, device=U.device)
         pos = _positive_cosines(X, Y, idx)
-        xy = cross_pass(U[idx], V, taus, exclude_a=idx, tile=tile)[0]
-        yx = cross_pass(V[idx], U, taus, exclude_a=idx, tile=tile)[0]
-        xx = cross_pass(U[idx], U, taus, exclude_a=idx, tile=tile)[0] if nt_xent else None
-        yy = cross_pass(V[idx], V, taus, exclude_a=idx, tile=tile)[0] if nt_xent else None
+        xy = cross_pass(U[idx], V, taus, exclude=idx, entropy_shift=pos, tile=tile)[0]
+        yx = cross_pass(V[idx], U, taus, exclude=idx, tile=tile)[0]
+        xx = cross_pass(U[idx], U, taus, exclude=idx, tile=tile)[0] if nt_xent else None
+        yy = cross_pass(V[idx], V, taus, exclude=idx, tile=tile)[0] if nt_xent else None
     per_anchor = _per_anchor(pos, xy, yx, xx, yy, torch.tensor(taus, dtype=torch.float64, device=pos.device))
     values = {name: v.mean(dim=1).cpu().numpy() for name, v in per_anchor.items()}
     stderr = None
@@ -249,7 +247,7 @@ def _positive_cosines(X: Tensor, Y: Tensor, rows: Tensor, chunk: int = 4096) -> 
     return torch.cat(out)
 
 
-def _per_anchor(pos: Tensor, xy: SoftmaxRows, yx: SoftmaxRows, xx: SoftmaxRows | None, yy: SoftmaxRows | None,
+def _per_anchor(pos: Tensor, xy: SoftmaxSums, yx: SoftmaxSums, xx: SoftmaxSums | None, yy: SoftmaxSums | None,
                 taus: Tensor) -> dict[str, Tensor]:
     """(n_taus, n_anchors) float64 per-anchor values of every quantity."""
     p = pos[None, :] / taus[:, None]                             # s_ii / τ
@@ -272,6 +270,10 @@ def _check_taus(taus: Sequence[float]) -> list[float]:
     bad = [t for t in values if not (math.isfinite(t) and t > 0)]
     if bad:
         raise InvalidInputError(f"temperatures must be finite and > 0, got {bad[0]!r}.")
+    small = [t for t in values if t < MIN_TAU]
+    if small:
+        raise InvalidInputError(f"temperature {small[0]!r} is below {MIN_TAU:.5f}: e^(1/τ) overflows float64; "
+                                "give τ >= 1/640 (CLIP's smallest learned τ is 0.01).")
     return values
 
 
