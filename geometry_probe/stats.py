@@ -108,11 +108,19 @@ def _centred_sums(X: Tensor, precision: str = DEFAULT_PRECISION) -> tuple[Tensor
     return _sums_of_centred(*_centred(X, precision))
 
 
-def _centred(X: Tensor, precision: str = DEFAULT_PRECISION) -> tuple[Tensor, Tensor]:
-    """``(shift, X - shift)`` in the compute dtype, with ``shift`` the batch mean, shape (D,).
+SHIFT_ROWS = 1024                 # rows whose mean is a batch's shift
 
-    On CPU the mean is accumulated in the compute dtype straight from ``X`` and the conversion
-    and the centring are one ``np.subtract`` into this thread's reused batch buffer
+
+def _centred(X: Tensor, precision: str = DEFAULT_PRECISION) -> tuple[Tensor, Tensor]:
+    """``(shift, X - shift)`` in the compute dtype, shape (D,) and (B, D).
+
+    ``shift`` is the mean of at most ``SHIFT_ROWS`` evenly spaced rows of the batch. Every sum
+    built on the centred rows adds the shift back exactly (:func:`_sums_of_centred`,
+    :meth:`ClassNorms.of_centred`), so any shift gives the same statistics; one near the batch
+    mean (within :math:`\sigma/32` of it) keeps the centred GEMM free of the cancellation an
+    offset would cause, without a pass over the whole batch to find it.
+
+    On CPU the conversion and the centring are one ``np.subtract`` into this thread's reused batch buffer
     (:func:`_scratch_rows`): no fresh batch-sized array, whose page faults cost as much as
     the conversion itself. Both run on row ranges in parallel (:func:`_map_rows`: NumPy
     releases the GIL), as the GEMM that follows does. The returned rows are valid until the
@@ -122,12 +130,13 @@ def _centred(X: Tensor, precision: str = DEFAULT_PRECISION) -> tuple[Tensor, Ten
     if X.device.type == "cpu":
         x, numpy_dtype = X.numpy(), _NUMPY_DTYPES[dtype]
         parts = _row_ranges(len(x))
-        shift = sum(_map_rows(lambda rows: x[rows].sum(axis=0, dtype=numpy_dtype), parts)) / numpy_dtype(len(x))
+        sample = x[::max(1, len(x) // SHIFT_ROWS)]
+        shift = sample.sum(axis=0, dtype=numpy_dtype) / numpy_dtype(len(sample))
         centred = _scratch_rows(x.shape, numpy_dtype)
         _map_rows(lambda rows: np.subtract(x[rows], shift, out=centred[rows], dtype=numpy_dtype), parts)
         return torch.from_numpy(shift), torch.from_numpy(centred)
     X = X.to(dtype)
-    shift = X.mean(dim=0)                                     # (D,) in the compute dtype
+    shift = X[::max(1, X.shape[0] // SHIFT_ROWS)].mean(dim=0)  # (D,) in the compute dtype
     return shift, X - shift                                   # (B, D)
 
 
@@ -407,7 +416,7 @@ class ClassNorms(PerClassStats):
     @classmethod
     def of_centred(cls, shift: Tensor, Xc: Tensor, labels: Tensor, n_classes: int, *,
                    precision: str = DEFAULT_PRECISION, centred: ClassSums | None = None) -> ClassNorms:
-        """Statistics of the rows ``Xc + shift`` (``Xc`` centred on the batch mean ``shift``);
+        """Statistics of the rows ``Xc + shift`` (``Xc`` centred on ``shift``, near the batch mean);
         ``centred`` is the :class:`ClassSums` of ``Xc`` when the caller already has it."""
         if centred is None:
             centred = ClassSums.of(Xc, labels, n_classes, precision=precision)   # centred: no loss to an offset
