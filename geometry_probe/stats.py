@@ -47,6 +47,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from geometry_probe._threads import one_blas_thread
+
 STATE_DTYPE = torch.float64
 
 T = TypeVar("T")
@@ -73,10 +75,22 @@ def compute_dtype(X: Tensor, precision: str = DEFAULT_PRECISION) -> torch.dtype:
 
 
 def gram(A: Tensor) -> Tensor:
-    """``Aᵀ A`` for a (B, D) tensor; on CPU through NumPy, whose BLAS call (syrk) halves the work."""
+    """``Aᵀ A`` for a (B, D) tensor; on CPU through NumPy, whose BLAS call (syrk) halves the work.
+
+    On CPU each row range (:func:`_row_ranges`) gets its own single-threaded syrk, on the same
+    thread pool as the batch's other NumPy work, and the partial products are summed: BLAS's
+    own worker threads, which keep spinning after a call, would otherwise hold the cores that
+    torch's thread pool needs next (a 2-core machine under load: 0.18 s instead of 0.31 s for
+    10,922 x 768).
+    """
     if A.device.type == "cpu":
         a = A.contiguous().numpy()
-        return torch.from_numpy(a.T @ a)
+        parts = _row_ranges(len(a))
+        if len(parts) == 1:
+            return torch.from_numpy(a.T @ a)
+        with one_blas_thread():
+            partial = _map_rows(lambda rows: a[rows].T @ a[rows], parts)
+        return torch.from_numpy(sum(partial[1:], partial[0]))
     return A.T @ A
 
 
