@@ -8,7 +8,8 @@
    baseline, geometry-probe, baseline, geometry-probe (the first read warms the page cache);
    the ratio is of the medians. The CKA of the baseline's GEMMs is checked against ours.
 2. ``recall``: exact paired retrieval Recall@{1,5,10} both ways at 100,000 pairs x 256 against
-   faiss-cpu ``IndexFlatIP`` (a brute-force top-10 search for each direction), with the number
+   faiss-cpu ``IndexFlatIP`` (a brute-force top-10 search for each direction), alternating
+   faiss, geometry-probe, ... (--pairs times each), the ratio of the medians, with the number
    of queries on which the two disagree about a hit.
 
 Memory: growth of the process's anonymous resident memory (``RssAnon`` high-water, sampled by a
@@ -200,7 +201,7 @@ def main():
     if not args.skip_cka:
         report["cka"] = run_cka(args, lines)
     if not args.skip_recall:
-        report["recall"] = run_recall(lines)
+        report["recall"] = run_recall(args, lines)
     text = "\n\n".join("\n".join(report[section]["lines"]) for section in ("cka", "recall") if section in report)
     print(text)
     atomic_write(RESULTS / f"{name}.txt", text + "\n")
@@ -245,23 +246,29 @@ def run_cka(args, lines):
     return {"rows": args.rows, "runs": runs, "median_seconds": med, "ratio": ratio, "lines": lines[first:]}
 
 
-def run_recall(lines):
+def run_recall(args, lines):
     first = len(lines)
     lines.append(f"paired retrieval, {RECALL_N} pairs x {RECALL_D}, Recall@1/5/10 both ways (2 threads); "
                  f"at start: {uptime()}")
-    recall = {}
-    for which in ("faiss", "geoprobe"):
-        recall[which] = r = _subprocess("recall", which)
+    keys = [f"{k}_{d}" for d in ("a_to_b", "b_to_a") for k in (1, 5, 10)]
+    runs = {"faiss": [], "geoprobe": []}
+    disagree = {}
+    for which in ("faiss", "geoprobe") * args.pairs:
+        runs[which].append(r := _subprocess("recall", which))
         lines.append(f"  {which:9s} {r['seconds']:8.1f} s  peak anon +{r['peak_anon_mb']:.0f} MB  " +
-                     " ".join(f"R@{k}={v:.4f}" for k, v in sorted(r["recall"].items())) +
+                     " ".join(f"R@{key}={r['recall'][key]:.4f}" for key in keys) +
                      f"  (load {os.getloadavg()[0]:.1f})")
-    ours, theirs = np.load(DATA / "hits_geoprobe.npz"), np.load(DATA / "hits_faiss.npz")
-    disagree = {key: int((ours[key] != theirs[key]).sum()) for key in sorted(ours.files)}
-    lines.append(f"  ratio geoprobe/faiss: time {recall['geoprobe']['seconds'] / recall['faiss']['seconds']:.2f}, "
-                 f"peak memory {recall['geoprobe']['peak_anon_mb'] / recall['faiss']['peak_anon_mb']:.2f}; "
+        if which == "geoprobe":
+            ours, theirs = np.load(DATA / "hits_geoprobe.npz"), np.load(DATA / "hits_faiss.npz")
+            disagree = {key: int((ours[key] != theirs[key]).sum()) for key in keys}
+    med = {k: float(np.median([r["seconds"] for r in v])) for k, v in runs.items()}
+    peak = {k: max(r["peak_anon_mb"] for r in v) for k, v in runs.items()}
+    lines.append(f"  geoprobe/faiss: time {med['geoprobe']:.1f} / {med['faiss']:.1f} s (medians) = "
+                 f"{med['geoprobe'] / med['faiss']:.2f}, peak memory {peak['geoprobe'] / peak['faiss']:.2f}; "
                  f"queries where the hits differ: {disagree}")
     lines.append(f"at end: {uptime()}")
-    return {"n": RECALL_N, "d": RECALL_D, **recall, "disagreements": disagree, "lines": lines[first:]}
+    return {"n": RECALL_N, "d": RECALL_D, "runs": runs, "median_seconds": med, "peak_anon_mb": peak,
+            "ratio": med["geoprobe"] / med["faiss"], "disagreements": disagree, "lines": lines[first:]}
 
 
 def atomic_write(path, text):

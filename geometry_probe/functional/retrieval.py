@@ -37,8 +37,8 @@ def paired_ranks(A: Tensor, B: Tensor, *, tile: int | None = None) -> tuple[Tens
     either input is float64): rows of a tile count for a→b, its columns for b→a, so the N² cosines
     are computed once for both directions. The partners' cosines come from the diagonal tiles,
     computed once first. Every tile, its unit-row blocks and its comparison masks are written into
-    buffers allocated once: memory is O(tile² + tile·D + N) beyond the inputs (about 25 MB on CPU
-    at the default tile), and no top-k lists are kept.
+    buffers allocated once: memory is O(tile² + tile·D + N) beyond the inputs (on CPU at the
+    default 2048-row tile, N = 100,000 and D = 256: about 25 MB), and no top-k lists are kept.
 
     Parameters
     ----------
