@@ -220,7 +220,7 @@ def _previous(path, rows):
 
 def uptime():
     """The ``uptime`` line (the load averages over 1, 5 and 15 minutes: other processes sharing the CPUs)."""
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    return subprocess.run(["uptime"], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def run_cka(args, lines):
