@@ -8,7 +8,8 @@
    baseline, geometry-probe, baseline, geometry-probe (the first read warms the page cache);
    the ratio is of the medians. The CKA of the baseline's GEMMs is checked against ours.
 2. ``recall``: exact paired retrieval Recall@{1,5,10} both ways at 100,000 pairs x 256 against
-   faiss-cpu ``IndexFlatIP`` (a brute-force top-10 search for each direction), with the number
+   faiss-cpu ``IndexFlatIP`` (a brute-force top-10 search for each direction), alternating
+   faiss, geometry-probe, ... (--pairs times each), the ratio of the medians, with the number
    of queries on which the two disagree about a hit.
 
 Memory: growth of the process's anonymous resident memory (``RssAnon`` high-water, sampled by a
@@ -16,8 +17,10 @@ thread every 5 ms) over its value before the run: what the computation allocates
 pages read through the memory maps are page cache, not counted (they would be in ``ru_maxrss``).
 
 Run: flock /tmp/bench.lock python benchmarks/bench_compare.py [--rows N] [--pairs P] [--skip-recall]
-Writes results/bench_compare.txt and results/bench_compare.json (each line also to
-results/bench_compare.partial.txt as soon as it is measured).
+Writes results/bench_compare.txt and results/bench_compare.json (results/bench_compare_<rows>.* for
+other sizes; each line also to results/bench_compare.partial.txt as soon as it is measured). A run
+of one section (--skip-cka or --skip-recall) keeps the other section of the last run at that size.
+Each section records the ``uptime`` load averages at its start and end (the CPUs may be shared).
 """
 
 import argparse
@@ -191,46 +194,87 @@ def main():
         print(json.dumps(result))
         return
     RESULTS.mkdir(exist_ok=True)
-    report = {"threads": 2, "cpu_count": os.cpu_count(), "load_before": os.getloadavg()}
-    partial = RESULTS / "bench_compare.partial.txt"
-    lines = Lines(partial)
-    lines.append(f"bench_compare (2 threads; load average before: {report['load_before'][0]:.2f})")
+    name = "bench_compare" if args.rows == 1_000_000 else f"bench_compare_{args.rows}"
+    report = _previous(RESULTS / f"{name}.json", args.rows)
+    report.update({"threads": 2, "cpu_count": os.cpu_count(), "rows": args.rows})
+    lines = Lines(RESULTS / "bench_compare.partial.txt")
     if not args.skip_cka:
-        start = time.perf_counter()
-        make_files(args.rows)
-        lines.append(f"input: A {args.rows} x {DA}, B {args.rows} x {DB}, float32 .npy on disk "
-                     f"({args.rows * (DA + DB) * 4 / 1e9:.1f} GB), memory-mapped; ready in "
-                     f"{time.perf_counter() - start:.0f} s; batches of {BATCH} rows")
-        runs = {"baseline": [], "geoprobe": []}
-        for which in ("geoprobe", "baseline") * args.pairs:
-            runs[which].append(_subprocess("cka", which, str(args.rows)))
-            lines.append(f"  {which:9s} {runs[which][-1]['seconds']:8.1f} s  peak anon +"
-                         f"{runs[which][-1]['peak_anon_mb']:.0f} MB  CKA {runs[which][-1]['cka']:.12f}  "
-                         f"(load {os.getloadavg()[0]:.1f})")
-        med = {k: float(np.median([r["seconds"] for r in v])) for k, v in runs.items()}
-        ratio = med["geoprobe"] / med["baseline"]
-        lines.append(f"linear CKA streamed: {med['geoprobe']:.1f} s vs the three float64 GEMMs alone "
-                     f"{med['baseline']:.1f} s (medians): ratio {ratio:.2f} (target <= 2); CKA agrees to "
-                     f"{abs(runs['geoprobe'][0]['cka'] - runs['baseline'][0]['cka']):.1e}")
-        report["cka"] = {"rows": args.rows, "runs": runs, "median_seconds": med, "ratio": ratio}
+        report["cka"] = run_cka(args, lines)
     if not args.skip_recall:
-        recall = {which: _subprocess("recall", which) for which in ("faiss", "geoprobe")}
-        ours, theirs = np.load(DATA / "hits_geoprobe.npz"), np.load(DATA / "hits_faiss.npz")
-        disagree = {key: int((ours[key] != theirs[key]).sum()) for key in ours.files}
-        lines.append(f"paired retrieval, {RECALL_N} pairs x {RECALL_D} (Recall@1/5/10 both ways):")
-        for which, r in recall.items():
-            lines.append(f"  {which:9s} {r['seconds']:8.1f} s  peak anon +{r['peak_anon_mb']:.0f} MB  " +
-                         " ".join(f"R@{k}={v:.4f}" for k, v in r["recall"].items()))
-        lines.append(f"  ratio geoprobe/faiss {recall['geoprobe']['seconds'] / recall['faiss']['seconds']:.2f}; "
-                     f"queries where the hits differ: {disagree}")
-        report["recall"] = {"n": RECALL_N, "d": RECALL_D, **recall, "disagreements": disagree}
-    text = "\n".join(lines) + "\n"
+        report["recall"] = run_recall(args, lines)
+    text = "\n\n".join("\n".join(report[section]["lines"]) for section in ("cka", "recall") if section in report)
     print(text)
-    name = "bench_compare" if args.rows == 1_000_000 or args.skip_cka else f"bench_compare_{args.rows}"
-    name += "_cka_only" if args.skip_recall else ""
-    (RESULTS / f"{name}.txt").write_text(text)
-    (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
-    partial.unlink()
+    atomic_write(RESULTS / f"{name}.txt", text + "\n")
+    atomic_write(RESULTS / f"{name}.json", json.dumps(report, indent=2) + "\n")
+    lines.path.unlink()
+
+
+def _previous(path, rows):
+    """The sections of an earlier run at the same size (a run of one section keeps the other's)."""
+    if path.exists():
+        report = json.loads(path.read_text())
+        if report.get("rows") == rows and all("lines" in report.get(s, {"lines": 0}) for s in ("cka", "recall")):
+            return report
+    return {}
+
+
+def uptime():
+    """The ``uptime`` line (the load averages over 1, 5 and 15 minutes: other processes sharing the CPUs)."""
+    return subprocess.run(["uptime"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def run_cka(args, lines):
+    first = len(lines)
+    lines.append(f"linear CKA, streamed (2 threads); at start: {uptime()}")
+    start = time.perf_counter()
+    make_files(args.rows)
+    lines.append(f"input: A {args.rows} x {DA}, B {args.rows} x {DB}, float32 .npy on disk "
+                 f"({args.rows * (DA + DB) * 4 / 1e9:.1f} GB), memory-mapped; ready in "
+                 f"{time.perf_counter() - start:.0f} s; batches of {BATCH} rows")
+    runs = {"baseline": [], "geoprobe": []}
+    for which in ("geoprobe", "baseline") * args.pairs:
+        runs[which].append(_subprocess("cka", which, str(args.rows)))
+        lines.append(f"  {which:9s} {runs[which][-1]['seconds']:8.1f} s  peak anon +"
+                     f"{runs[which][-1]['peak_anon_mb']:.0f} MB  CKA {runs[which][-1]['cka']:.12f}  "
+                     f"(load {os.getloadavg()[0]:.1f})")
+    med = {k: float(np.median([r["seconds"] for r in v])) for k, v in runs.items()}
+    ratio = med["geoprobe"] / med["baseline"]
+    lines.append(f"linear CKA streamed: {med['geoprobe']:.1f} s vs the three float64 GEMMs alone "
+                 f"{med['baseline']:.1f} s (medians): ratio {ratio:.2f} (target <= 2); CKA agrees to "
+                 f"{abs(runs['geoprobe'][0]['cka'] - runs['baseline'][0]['cka']):.1e}")
+    lines.append(f"at end: {uptime()}")
+    return {"rows": args.rows, "runs": runs, "median_seconds": med, "ratio": ratio, "lines": lines[first:]}
+
+
+def run_recall(args, lines):
+    first = len(lines)
+    lines.append(f"paired retrieval, {RECALL_N} pairs x {RECALL_D}, Recall@1/5/10 both ways (2 threads); "
+                 f"at start: {uptime()}")
+    keys = [f"{k}_{d}" for d in ("a_to_b", "b_to_a") for k in (1, 5, 10)]
+    runs = {"faiss": [], "geoprobe": []}
+    disagree = {}
+    for which in ("faiss", "geoprobe") * args.pairs:
+        runs[which].append(r := _subprocess("recall", which))
+        lines.append(f"  {which:9s} {r['seconds']:8.1f} s  peak anon +{r['peak_anon_mb']:.0f} MB  " +
+                     " ".join(f"R@{key}={r['recall'][key]:.4f}" for key in keys) +
+                     f"  (load {os.getloadavg()[0]:.1f})")
+        if which == "geoprobe":
+            ours, theirs = np.load(DATA / "hits_geoprobe.npz"), np.load(DATA / "hits_faiss.npz")
+            disagree = {key: int((ours[key] != theirs[key]).sum()) for key in keys}
+    med = {k: float(np.median([r["seconds"] for r in v])) for k, v in runs.items()}
+    peak = {k: max(r["peak_anon_mb"] for r in v) for k, v in runs.items()}
+    lines.append(f"  geoprobe/faiss: time {med['geoprobe']:.1f} / {med['faiss']:.1f} s (medians) = "
+                 f"{med['geoprobe'] / med['faiss']:.2f}, peak memory {peak['geoprobe'] / peak['faiss']:.2f}; "
+                 f"queries where the hits differ: {disagree}")
+    lines.append(f"at end: {uptime()}")
+    return {"n": RECALL_N, "d": RECALL_D, "runs": runs, "median_seconds": med, "peak_anon_mb": peak,
+            "ratio": med["geoprobe"] / med["faiss"], "disagreements": disagree, "lines": lines[first:]}
+
+
+def atomic_write(path, text):
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 class Lines(list):

@@ -241,6 +241,36 @@ def test_ranks_are_tiled_exactly_and_ties_count_against_the_partner():
     assert retrieval.recall_at(to_b, 1) == 0.5 and retrieval.recall_at(to_b, 2) == 1.0
 
 
+def test_ranks_with_exact_ties_across_tiles_chunks_and_dtypes(monkeypatch):
+    # rows with four entries +-1 in 8 dimensions: norm 2, unit entries +-0.5, so every cosine is a
+    # multiple of 1/4, exact in float32 and float64: many genuine ties, in every tile and chunk
+    rng = np.random.default_rng(11)
+    signs = rng.choice([-1.0, 1.0], size=(2, 23, 8))
+    keep = np.argsort(rng.random((2, 23, 8)), axis=2) < 4
+    A, B = np.where(keep, signs, 0.0)
+    B[17] = B[2]                                    # a duplicated candidate in another tile
+    expected = [r.tolist() for r in naive_ranks(A, B)]
+    monkeypatch.setattr(retrieval, "COMPARE_CHUNK_BYTES", 2 * 5 * 4)   # 5-row tiles compared 2 rows at a time
+    for a, b in ((np.float32, np.float32), (np.float64, np.float64), (np.float32, np.float64)):
+        for tile in (5, 23, None):
+            ranks = retrieval.paired_ranks(torch.as_tensor(A.astype(a)), torch.as_tensor(B.astype(b)), tile=tile)
+            assert [r.tolist() for r in ranks] == expected, (a, b, tile)
+            assert all(r.dtype == torch.long for r in ranks)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_ranks_allocate_nothing_per_tile(dtype):
+    from torch.profiler import ProfilerActivity, profile
+
+    def allocations(n):
+        A, B = torch.randn(n, 8, dtype=dtype), torch.randn(n, 8, dtype=dtype)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            retrieval.paired_ranks(A, B, tile=5)
+        return sum(e.name in ("aten::empty", "aten::empty_strided", "aten::empty_like") for e in prof.events())
+
+    assert allocations(20) == allocations(60)       # 16 tiles and 144 tiles: the same buffers
+
+
 # ---- matrix -------------------------------------------------------------------------------
 
 def test_cka_matrix_matches_pairwise_naive_cka(pair):
