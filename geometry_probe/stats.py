@@ -39,7 +39,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import scipy.sparse
@@ -89,7 +89,7 @@ def gram(A: Tensor) -> Tensor:
         if len(parts) == 1:
             return torch.from_numpy(a.T @ a)
         with one_blas_thread():
-            partial = _map_rows(lambda rows: a[rows].T @ a[rows], parts)
+            partial = map_parallel(lambda rows: a[rows].T @ a[rows], parts)
         return torch.from_numpy(sum(partial[1:], partial[0]))
     return A.T @ A
 
@@ -107,12 +107,12 @@ def row_squared_norms(A: Tensor) -> Tensor:
     Computed in the rows' dtype: the rows given are centred on the batch mean, so even a
     float32 sum of D squares is accurate to ~1e-7 relative, and the cross terms that restore
     the offset are added in float64 by the caller. On CPU a NumPy row-wise dot product on
-    row ranges in parallel (:func:`_map_rows`), like the rest of a batch's NumPy work, so
+    row ranges in parallel (:func:`map_parallel`), like the rest of a batch's NumPy work, so
     torch's thread pool is not woken between BLAS calls.
     """
     if A.device.type == "cpu":
         a = A.numpy()
-        squares = np.concatenate(_map_rows(lambda rows: np.einsum("ij,ij->i", a[rows], a[rows]), _row_ranges(len(a))))
+        squares = np.concatenate(map_parallel(lambda rows: np.einsum("ij,ij->i", a[rows], a[rows]), _row_ranges(len(a))))
         return torch.from_numpy(squares).to(STATE_DTYPE)
     return torch.linalg.vector_norm(A, dim=1).square().to(STATE_DTYPE)
 
@@ -136,7 +136,7 @@ def _centred(X: Tensor, precision: str = DEFAULT_PRECISION) -> tuple[Tensor, Ten
 
     On CPU the conversion and the centring are one ``np.subtract`` into this thread's reused batch buffer
     (:func:`_scratch_rows`): no fresh batch-sized array, whose page faults cost as much as
-    the conversion itself. Both run on row ranges in parallel (:func:`_map_rows`: NumPy
+    the conversion itself. Both run on row ranges in parallel (:func:`map_parallel`: NumPy
     releases the GIL), as the GEMM that follows does. The returned rows are valid until the
     next call on the same thread; every caller in this module reduces them to sums first.
     """
@@ -147,7 +147,7 @@ def _centred(X: Tensor, precision: str = DEFAULT_PRECISION) -> tuple[Tensor, Ten
         sample = x[::max(1, len(x) // SHIFT_ROWS)]
         shift = sample.sum(axis=0, dtype=numpy_dtype) / numpy_dtype(len(sample))
         centred = _scratch_rows(x.shape, numpy_dtype)
-        _map_rows(lambda rows: np.subtract(x[rows], shift, out=centred[rows], dtype=numpy_dtype), parts)
+        map_parallel(lambda rows: np.subtract(x[rows], shift, out=centred[rows], dtype=numpy_dtype), parts)
         return torch.from_numpy(shift), torch.from_numpy(centred)
     X = X.to(dtype)
     shift = X[::max(1, X.shape[0] // SHIFT_ROWS)].mean(dim=0)  # (D,) in the compute dtype
@@ -165,8 +165,12 @@ def _row_ranges(n_rows: int) -> list[slice]:
     return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def _map_rows(work: Callable[[slice], T], parts: list[slice]) -> list[T]:
-    """``work`` on every row range, on a shared thread pool when there are several."""
+def map_parallel(work: Callable[[Any], T], parts: list[Any]) -> list[T]:
+    """``work`` on every part (row ranges, matrices), on a shared thread pool when there are several.
+
+    The pool's threads run NumPy work that releases the GIL (element-wise passes, BLAS on one
+    thread), so a batch's NumPy work uses every core without waking BLAS's own thread pool.
+    """
     global _POOL
     if len(parts) == 1:
         return [work(parts[0])]

@@ -29,7 +29,7 @@ from torch import Tensor
 from geometry_probe._threads import one_blas_thread
 from geometry_probe._validation import check_embeddings
 from geometry_probe.exceptions import InvalidEmbeddingsError
-from geometry_probe.stats import DEFAULT_PRECISION, Moments, as_compute, compute_dtype, gram
+from geometry_probe.stats import DEFAULT_PRECISION, Moments, as_compute, compute_dtype, gram, map_parallel
 
 RANKME_EPS = 1e-7
 ALPHA_FIT_RANKS = (11, 100)
@@ -61,8 +61,17 @@ class Spectra:
     @classmethod
     def of(cls, m: Moments) -> Spectra:
         """Both spectra from summed :class:`Moments` (the D×D primal form)."""
-        return cls(centred=eigvals_desc(m.scatter(center=True)), raw=eigvals_desc(m.scatter(center=False)),
-                   n_samples=int(m.n), n_features=int(m.s1.shape[0]))
+        D = int(m.s1.shape[0])
+
+        def solve(center: bool) -> np.ndarray:
+            return eigvals_desc(m.scatter(center=center))
+
+        if D <= PARALLEL_SOLVE_MAX:                  # side by side, one BLAS thread each (memory: 2 more D×D)
+            with one_blas_thread():
+                centred, raw = map_parallel(solve, [True, False])
+        else:
+            centred, raw = solve(True), solve(False)
+        return cls(centred=centred, raw=raw, n_samples=int(m.n), n_features=D)
 
     @classmethod
     def of_rows(cls, rows: Tensor | Sequence[Tensor], *, precision: str = DEFAULT_PRECISION) -> Spectra:
@@ -105,6 +114,9 @@ class Spectra:
     def rank_ceiling(self) -> int:
         r""":math:`\min(N-1, D)`: the largest rank a centred N×D matrix can have."""
         return min(self.n_samples - 1, self.n_features)
+
+
+PARALLEL_SOLVE_MAX = 4096         # D up to which the two spectra of Spectra.of are solved side by side
 
 
 def eigvals_desc(S: Tensor | np.ndarray) -> np.ndarray:
