@@ -70,7 +70,7 @@ def analyze(data: Any, analyzers: str | Sequence[str | Analyzer | PairwiseAnalyz
         GEMM and sum runs in float64, so effective rank and RankMe match a float64 SVD of
         the same data to 1e-5 relative and NC1 a float64 reference to 1e-6, on float32
         input too; it also runs in float64 on CUDA (fast on data-centre GPUs, 32-64x slower
-        on consumer GPUs). ``"float32"`` is the fast mode (about 2x faster on CPU): GEMMs
+        on consumer GPUs). ``"float32"`` is the fast mode (about 1.5x faster on CPU): GEMMs
         and per-batch class sums round in float32 (only the running sums are float64), which
         resolves singular values only down to about 2e-4 of the largest: effective rank of
         exact rank 5 / 10 / 50 reads 2.4 % / 1.4 % / 0.35 % high, NC1 is off by up to 3e-6
