@@ -18,7 +18,7 @@ DeviceOpt = Annotated[str, typer.Option(help="'auto', 'cpu', 'cuda' or 'cuda:N'.
 BatchSizeOpt = Annotated[Optional[int], typer.Option(
     min=1, help="Rows per batch sent to the device (default: from a 128 MB budget).")]
 PrecisionOpt = Annotated[str, typer.Option(
-    help="Streaming statistics: float64 (exact, default) or float32 (about 2x faster on CPU; resolves singular "
+    help="Streaming statistics: float64 (exact, default) or float32 (about 1.5x faster on CPU; resolves singular "
     "values only down to ~2e-4 of the largest: effective rank of rank-5 data reads ~2% high).")]
 PairwisePrecisionOpt = Annotated[str, typer.Option(
     "--pairwise-precision", help="Pairwise tile GEMMs (contrastive, knn): float32, bfloat16 (cosines to ~4e-3; "
