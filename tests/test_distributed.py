@@ -58,6 +58,9 @@ def _worker(rank, world, port, folder):
     out["sampled"], out["meta"] = sampled.scalars(), sampled.meta
     lists, sums = distributed.ring_pass(emb, [NeighbourLists(emb.n_samples, K), PairSums(t=2.0, threshold=0.5)],
                                         device=torch.device("cpu"), tile=RING_TILE)
+    lo, hi = distributed.BlockPlan(emb.n_samples, RING_TILE, world).rows(rank)
+    assert (lists.start, lists.indices.shape[0]) == (lo, hi - lo)                 # this rank's rows only
+    lists = lists.gathered()
     out["lists"] = (lists.similarities.numpy(), lists.indices.numpy())
     out["sums"] = _pair_sums(sums)
     bad = gp.Embeddings(np.load(folder / "bad.npy"))                  # NaN in the last rank's rows only
@@ -189,6 +192,21 @@ def test_block_plan_computes_every_tile_once():
         B = plan.n_blocks
         assert seen == {(i, j): 1 for i in range(B) for j in range(i, B)}
         assert [plan.rows(r) for r in range(world)][-1][1] == N
+        work = [plan.work(r) for r in range(world)]
+        assert sum(work) == sum(plan._area(i, j) for i in range(B) for j in range(i, B))
+
+
+@pytest.mark.parametrize("N, tile, world", [(40_000, 2048, 2), (100, 64, 2), (300, 16, 4), (10_000, 333, 2)])
+def test_block_plan_shares_the_half_step_tiles_by_area(N, tile, world):
+    """Ranks that meet at the half-way step split their tiles so that their work (tile area) differs
+    by at most one tile: 40,000 rows in 2048-row tiles leave rank 1 a 1088-row last block, which a split
+    by tile count (55 + 50 tiles against 50 + 50) would leave 5% short."""
+    plan = BlockPlan(N, tile, world)
+    work = [plan.work(r) for r in range(world)]
+    for a in range(world // 2):
+        assert abs(work[a] - work[a + world // 2]) <= tile * tile
+    if world == 2:
+        assert max(work) / (sum(work) / 2) < 1 + tile * tile / sum(work)
 
 
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not installed")

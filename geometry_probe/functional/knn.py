@@ -191,7 +191,12 @@ def hubness_skewness(indices: Tensor, n_samples: int) -> float:
     >>> hubness_skewness(torch.tensor([[1], [0], [3], [2]]), 4)  # every point occurs once
     nan
     """
-    occurrence = k_occurrence(indices, n_samples)
+    return occurrence_skewness(k_occurrence(indices, n_samples))
+
+
+def occurrence_skewness(occurrence: np.ndarray) -> float:
+    """Population skewness of k-occurrence counts (:func:`k_occurrence`): :func:`hubness_skewness`
+    from counts that may have been summed over the row shards of several processes."""
     centred = occurrence - occurrence.mean()
     sigma = math.sqrt(float((centred**2).mean()))
     return float((centred**3).mean()) / sigma**3 if sigma > 1e-12 else math.nan
@@ -224,7 +229,12 @@ def twonn_dimension(similarities: Tensor) -> float:
     >>> round(twonn_dimension(s), 6) == round(1 / math.log(1.5), 6)
     True
     """
+    kept, log_ratios = twonn_sums(similarities)
+    return kept / log_ratios if log_ratios > 0 else math.nan
+
+
+def twonn_sums(similarities: Tensor) -> tuple[float, float]:
+    r"""``(N', Σ ln(r₂/r₁))`` of :func:`twonn_dimension` (additive over rows: a row shard's share)."""
     r = torch.sqrt((2 - 2 * similarities[:, :2].to(torch.float64)).clamp_min(0))
     keep = r[:, 0] > 0
-    ratio = torch.log(r[keep, 1] / r[keep, 0])
-    return float(keep.sum() / ratio.sum()) if ratio.sum() > 0 else math.nan
+    return float(keep.sum()), float(torch.log(r[keep, 1] / r[keep, 0]).sum())
