@@ -181,6 +181,10 @@ def _best(runs: list[dict]) -> dict:
     return best
 
 
+def _join(values: list[float], form: str = "{:.2f}") -> str:
+    return ", ".join(form.format(v) for v in values)
+
+
 def _uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
 
@@ -210,8 +214,9 @@ def main(smoke: bool, cases: list[str], repeat: int) -> None:
         speedup = one["elapsed_s"] / two["elapsed_s"]
         work_split = one["cpu_s"][0] / max(two["cpu_s"])     # CPU seconds of 1 rank / of the busiest of 2
         diff = max_rel_diff(two["scalars"], one["scalars"])
+        per_run = [a["cpu_s"][0] / max(b["cpu_s"]) for a, b in zip(runs_one, runs_two)]   # run i against run i
         record["scaling"].append({"one": one, "two": two, "speedup": speedup, "work_split": work_split,
-                                  "max_rel_diff": diff})
+                                  "work_split_per_run": per_run, "max_rel_diff": diff})
         lines += [f"{case:6} {shape[0]:,} x {shape[1]} ({analyzers})",
                   f"  1 x 1: {one['elapsed_s']:8.2f} s  CPU {one['cpu_s'][0]:7.2f} s  peak RSS {one['peak_rss_mib'][0]:7.0f} MiB  "
                   f"load {one['load_before'][0]:.2f} -> {one['load_after'][0]:.2f}",
@@ -221,7 +226,10 @@ def main(smoke: bool, cases: list[str], repeat: int) -> None:
                   f"load {two['load_before'][0]:.2f} -> {two['load_after'][0]:.2f}",
                   f"  -> speed-up {speedup:.2f}x wall clock (goal >= 1.8x); work split {work_split:.2f}x (CPU s of one "
                   f"rank / of the busiest of two: the speed-up on two free cores); largest relative difference of "
-                  f"the scalars {diff:.2e}"]
+                  f"the scalars {diff:.2e}",
+                  f"     each run against the 1-process run before it: work split "
+                  f"{_join(per_run, '{:.2f}x')}; 1 x 1 CPU s {_join([r['cpu_s'][0] for r in runs_one])}; "
+                  f"2 x 1 CPU s of the busiest rank {_join([max(r['cpu_s']) for r in runs_two])}"]
     if "comm" in cases:
         lines.append("communication per rank, 2 ranks (payload bytes into all_reduce / broadcast / all_gather / send)")
         for case, analyzer in [("comm-stream", "spectrum"), ("comm-stream", "neural_collapse"),
