@@ -20,7 +20,7 @@ import torch.multiprocessing as mp
 import geometry_probe as gp
 import geometry_probe.analyzers.contrastive as contrastive
 import geometry_probe.pairwise as pairwise
-from geometry_probe.distributed import BlockPlan, row_range
+from geometry_probe.distributed import ROW_COST, BlockPlan, row_range
 from geometry_probe.functional.contrastive import PairSums, all_pair_sums
 from geometry_probe.functional.knn import NeighbourLists, knn_search
 
@@ -193,20 +193,30 @@ def test_block_plan_computes_every_tile_once():
         assert seen == {(i, j): 1 for i in range(B) for j in range(i, B)}
         assert [plan.rows(r) for r in range(world)][-1][1] == N
         work = [plan.work(r) for r in range(world)]
-        assert sum(work) == sum(plan._area(i, j) for i in range(B) for j in range(i, B))
+        assert sum(work) == sum(plan.tile_cost(i, j) for i in range(B) for j in range(i, B))
 
 
 @pytest.mark.parametrize("N, tile, world", [(40_000, 2048, 2), (100, 64, 2), (300, 16, 4), (10_000, 333, 2)])
-def test_block_plan_shares_the_half_step_tiles_by_area(N, tile, world):
-    """Ranks that meet at the half-way step split their tiles so that their work (tile area) differs
-    by at most one tile: 40,000 rows in 2048-row tiles leave rank 1 a 1088-row last block, which a split
-    by tile count (55 + 50 tiles against 50 + 50) would leave 5% short."""
+def test_block_plan_shares_the_half_step_tiles_by_cost(N, tile, world):
+    """Ranks that meet at the half-way step split their tiles so that their modelled work differs by at
+    most one tile's, and the busiest rank has no more than under a split by parity; 40,000 rows in 2048-row
+    tiles leave rank 1 a 1088-row last block: by parity rank 0 gets 5% more tile area than rank 1 (1.8%
+    more modelled work than the mean), by cost 0.3% at most."""
     plan = BlockPlan(N, tile, world)
+    second = min(tile, N - tile)                                                      # rows of block 1
+    assert plan.tile_cost(0, 1) == tile * second + ROW_COST * (tile + second)         # |I||J| + c(|I| + |J|)
+    assert plan.tile_cost(0, 0) == tile * tile + ROW_COST * tile                      # a diagonal tile
     work = [plan.work(r) for r in range(world)]
     for a in range(world // 2):
-        assert abs(work[a] - work[a + world // 2]) <= tile * tile
-    if world == 2:
-        assert max(work) / (sum(work) / 2) < 1 + tile * tile / sum(work)
+        assert abs(work[a] - work[a + world // 2]) <= plan.tile_cost(0, 1)
+    by_parity = BlockPlan(N, tile, world)
+    object.__setattr__(by_parity, "_half_step_tiles", {a: frozenset(
+        (i, j) for i in by_parity.blocks(a) for j in by_parity.blocks(a + world // 2) if (i + j) % 2 == 0)
+        for a in range(world // 2)})
+    assert max(work) <= max(by_parity.work(r) for r in range(world))
+    if (N, tile) == (40_000, 2048):
+        mean = sum(work) / 2
+        assert max(work) / mean < 1.003 and max(by_parity.work(r) for r in range(2)) / mean > 1.015
 
 
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not installed")
