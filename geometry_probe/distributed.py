@@ -25,7 +25,8 @@ Under an initialised process group, :func:`geometry_probe.analyze` splits the wo
 
 Same answer: every scalar equals the one-process run on the concatenated rows to float64
 round-off (sums in another order: 1e-12 relative and better; tested at 1e-9), and neighbour lists
-are identical (up to the order of exactly tied similarities).
+are identical: the top-k merges rank exactly tied similarities by the lower row index, so the
+order in which the ranks' candidates are merged does not matter.
 
 Failures: each phase between collectives runs under :func:`synchronised`: an error on any rank
 is announced to every rank at the next synchronisation point, every rank raises (the failing

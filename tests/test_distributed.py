@@ -219,6 +219,23 @@ def test_block_plan_shares_the_half_step_tiles_by_cost(N, tile, world):
         assert max(work) / mean < 1.003 and max(by_parity.work(r) for r in range(2)) / mean > 1.015
 
 
+def test_neighbour_lists_break_ties_by_index_whatever_the_merge_order():
+    """Exactly tied similarities rank the lower row index first, so the lists do not depend on the order
+    in which tiles (or ranks' partial lists) are merged: 30 rows that are the basis vectors e_(i mod 4),
+    k = 5, have cosines exactly 1 (same residue) or 0; the neighbours of row i are the five lowest other
+    rows of its residue, in 7-row tiles fed in order and in reverse."""
+    N, k = 30, 5
+    X = torch.eye(4)[torch.arange(N) % 4]
+    tiles = [pairwise.Tile(t.rows, t.cols, t.cosine.clone()) for t in pairwise.cosine_tiles(X, tile=7)]
+    expected = np.array([[j for j in range(N) if j % 4 == i % 4 and j != i][:k] for i in range(N)])
+    for order in (tiles, tiles[::-1]):
+        lists = NeighbourLists(N, k)
+        for t in order:
+            lists.add_tile(t)
+        np.testing.assert_array_equal(lists.indices.numpy(), expected)
+        np.testing.assert_array_equal(lists.similarities.numpy(), np.ones((N, k), dtype=np.float32))
+
+
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not installed")
 def test_torchrun_cli_gives_the_one_process_answer(tmp_path, dataset):
     """`torchrun --nproc-per-node 2 -m geometry_probe analyze shards/ --labels labels/` = one process; only

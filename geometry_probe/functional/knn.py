@@ -26,7 +26,9 @@ class NeighbourLists:
     Each tile updates its rows (``topk`` along the tile's rows) and its columns (``topk``
     along the rows of a contiguous transposed copy: one tile-sized temporary, faster on CPU
     than a strided ``topk`` down the columns); the k winners merge with the running lists (a
-    (rows, 2k) ``topk``). Self-matches are excluded by position.
+    (rows, 2k) ``topk``) that ranks exactly tied similarities by the lower row index, so the lists do
+    not depend on the order in which candidates are merged (``torch.distributed`` ranks merge them
+    in another order than one process). Self-matches are excluded by position.
 
     Parameters
     ----------
@@ -75,8 +77,17 @@ class NeighbourLists:
     def _merge(self, rows: slice, top: Tensor, pos: Tensor, *, offset: int) -> None:
         values = torch.cat([self.similarities[rows], top], dim=1)
         index = torch.cat([self.indices[rows], pos + offset], dim=1)
-        best, where = values.topk(self.k, dim=1)
-        self.similarities[rows], self.indices[rows] = best, index.gather(1, where)
+        where = _ranking_keys(values, index).topk(self.k, dim=1).indices
+        self.similarities[rows], self.indices[rows] = values.gather(1, where), index.gather(1, where)
+
+
+def _ranking_keys(values: Tensor, index: Tensor) -> Tensor:
+    """int64 keys that order candidates by float32 similarity, exact ties by the lower row index (< 2³²):
+    the float's bits mapped to an order-preserving int32 in the high half, ``2³² − 1 − index`` in the low
+    half. The top k by these keys is the same whatever the order in which candidates were merged."""
+    bits = values.contiguous().view(torch.int32)
+    ordered = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits).to(torch.int64)      # negative floats: reverse their order
+    return (ordered << 32) | (0xFFFFFFFF - index)
 
 
 def knn_search(X: Tensor, k: int, *, tile: int | None = None) -> tuple[Tensor, Tensor]:
