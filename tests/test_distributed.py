@@ -234,6 +234,8 @@ def test_neighbour_lists_break_ties_by_index_whatever_the_merge_order():
             lists.add_tile(t)
         np.testing.assert_array_equal(lists.indices.numpy(), expected)
         np.testing.assert_array_equal(lists.similarities.numpy(), np.ones((N, k), dtype=np.float32))
+    with pytest.raises(ValueError, match="32-bit row index"):             # the tie key holds the index in 32 bits
+        NeighbourLists(0, k, n_candidates=2**32 + 1)
 
 
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not installed")

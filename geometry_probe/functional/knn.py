@@ -46,6 +46,9 @@ class NeighbourLists:
         n_candidates = n_rows if n_candidates is None else n_candidates
         if not 1 <= k < n_candidates:
             raise ValueError(f"k must be in [1, {n_candidates - 1}] for {n_candidates} rows, got {k}.")
+        if n_candidates > 2**32:
+            raise ValueError(f"{n_candidates} rows: neighbour lists rank ties by a 32-bit row index; search fewer "
+                             "than 2**32 rows.")
         self.k = k
         self.similarities = torch.full((n_rows, k), -math.inf, device=device)
         self.indices = torch.zeros((n_rows, k), dtype=torch.long, device=device)
