@@ -12,18 +12,21 @@ Under an initialised process group, :func:`geometry_probe.analyze` splits the wo
   global N) and gives each rank a contiguous run of tile blocks. Each rank first pairs its own
   blocks, then the chunk of rows of another rank goes around a ring (``send``/``recv``), one
   chunk at a time: at step ``s = 1 … ⌊R/2⌋`` rank ``r`` holds the rows of rank ``r+s`` and
-  computes the tiles between the two (both halves of the pair split them by tile parity
-  when ``s = R/2``). Every tile of the upper triangle is computed exactly once, by the same
-  GEMM on the same numbers as in one process; pair sums are all-reduced, and each rank's
-  partial neighbour lists of the visiting rows go back to their owner and are merged by a
-  top-k reduction (the final lists are gathered for the metrics).
+  computes the tiles between the two (when ``s = R/2`` both halves of the pair meet and share
+  those tiles out so that the two ranks' modelled work comes out equal: :class:`BlockPlan`). Every
+  tile of the upper triangle is computed exactly once, by the same GEMM on the same numbers as in
+  one process; pair sums are all-reduced, and each rank's partial neighbour lists of the visiting
+  rows go back to their owner and are merged by a top-k reduction. Each rank keeps the final
+  lists of its own rows only (:class:`RankLists`): the kNN metrics sum their per-row terms
+  (k-occurrence counts, correct votes, TwoNN log ratios) over the ranks in one ``all_reduce``.
 * **Sampled estimators** draw their samples from global row indices with the analysis seed
   (pairs, query rows, batches, the nearest-centre Bernoulli sample), so the draws do not depend
   on the world size; every rank reads the rows it needs from the whole (sharded) input.
 
 Same answer: every scalar equals the one-process run on the concatenated rows to float64
 round-off (sums in another order: 1e-12 relative and better; tested at 1e-9), and neighbour lists
-are identical (up to the order of exactly tied similarities).
+are identical: the top-k merges rank exactly tied similarities by the lower row index, so the
+order in which the ranks' candidates are merged does not matter.
 
 Failures: each phase between collectives runs under :func:`synchronised`: an error on any rank
 is announced to every rank at the next synchronisation point, every rank raises (the failing
@@ -35,8 +38,8 @@ command line starts; gloo usually notices the closed connection at once).
 Communication per rank (bytes, N rows, D features, K classes, k neighbours, R ranks):
 spectrum 8(D² + D + 1); neural collapse 8(D² + K D + 2K) plus the same again for the class
 means of the second pass; orthogonality 8(K D + K); the exact pairwise pass about
-⌊R/2⌋·(N/R)·D·4 for the ring plus 12·k·(N/R)·⌊R/2⌋ for the returned lists and 12·N·k for the
-gathered lists (``docs/guide/distributed.md`` has the cost model).
+⌊R/2⌋·(N/R)·D·4 for the ring plus 12·k·(N/R)·⌊R/2⌋ for the returned lists and 8(N + 3) for the
+kNN metrics' per-row sums (``docs/guide/distributed.md`` has the cost model).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -63,6 +67,7 @@ from geometry_probe.functional.knn import NeighbourLists
 from geometry_probe.pairwise import Tile, _block, _product, inverse_norms, tile_size
 
 DEFAULT_TIMEOUT_S = 1800.0
+ROW_COST = 1250      # modelled work per row a tile touches, in pairs (top-k merges, row-wise reductions; see BlockPlan)
 
 
 class DistributedError(GeometryProbeError, RuntimeError):
@@ -310,7 +315,14 @@ class BlockPlan:
     """The one-process tile grid and which rank owns which blocks of it.
 
     Block ``b`` holds rows ``[bT, min((b+1)T, N))``; rank ``r`` owns blocks
-    ``[⌊rB/R⌋, ⌊(r+1)B/R⌋)`` of the ``B = ⌈N/T⌉`` blocks.
+    ``[⌊rB/R⌋, ⌊(r+1)B/R⌋)`` of the ``B = ⌈N/T⌉`` blocks. Tiles between the blocks of two ranks
+    that meet at the half-way ring step (``2s = R``) are shared out so that the two ranks' work
+    (own triangle, earlier steps and this share) comes out as equal as the tiles allow
+    (:meth:`computes`). The work of a tile is modelled as its pairs plus ``ROW_COST`` = 1,250 per
+    row and column it touches (:meth:`tile_cost`): one thread on CPU, ``contrastive`` and ``knn``
+    with k = 20, took 105 ms for a 2,048 × 2,048 tile, 73 ms for 2,048 × 1,088, 41 ms for
+    1,024 × 1,024 and 80 ms for a 2,048-row diagonal tile (the top-k merges and row-wise reductions
+    cost per row, not per pair).
     """
 
     n_samples: int
@@ -340,7 +352,54 @@ class BlockPlan:
         """Whether ``rank`` computes the tile of blocks ``own`` × ``visiting`` at ring step ``step``."""
         if 2 * step != self.world_size:
             return True                          # 2s < R: the pair meets only at this rank's step s
-        return (own + visiting) % 2 == (0 if rank < (rank + step) % self.world_size else 1)
+        first = min(rank, (rank + step) % self.world_size)
+        pair = (own, visiting) if rank == first else (visiting, own)
+        return (pair in self._half_step_tiles[first]) == (rank == first)
+
+    def work(self, rank: int) -> int:
+        """Modelled work (:meth:`tile_cost`) of the tiles ``rank`` computes."""
+        own = self.blocks(rank)
+        total = sum(self.tile_cost(i, j) for i in own for j in own if j >= i)
+        for step in range(1, self.world_size // 2 + 1):
+            other = self.blocks((rank + step) % self.world_size)
+            total += sum(self.tile_cost(i, j) for i in own for j in other if self.computes(rank, step, i, j))
+        return total
+
+    def tile_cost(self, i: int, j: int) -> int:
+        """Modelled work of the tile of blocks ``i`` × ``j``: ``|I|·|J| + ROW_COST·(|I| + |J|)``, a diagonal
+        tile ``|I|² + ROW_COST·|I|`` (its rows are its columns)."""
+        rows, cols = self.block_rows(i), self.block_rows(j)
+        r, c = rows.stop - rows.start, cols.stop - cols.start
+        return r * c + ROW_COST * (r + (c if i != j else 0))
+
+    @cached_property
+    def _half_step_tiles(self) -> dict[int, frozenset[tuple[int, int]]]:
+        """For each pair of ranks ``a < b = a + R/2`` (even R): the tiles ``(block of a, block of b)`` that
+        ``a`` computes; ``b`` computes the others. Greedy, costliest tiles first, each to the rank with less
+        work so far: every rank runs the same deterministic assignment, so no message is needed."""
+        if self.world_size % 2:
+            return {}
+        half = self.world_size // 2
+        shares = {}
+        for a in range(half):
+            b = a + half
+            load = {}
+            for r in (a, b):
+                own = self.blocks(r)
+                load[r] = sum(self.tile_cost(i, j) for i in own for j in own if j >= i)
+                for step in range(1, half):
+                    load[r] += sum(self.tile_cost(i, j) for i in own
+                                   for j in self.blocks((r + step) % self.world_size))
+            tiles = sorted(((i, j) for i in self.blocks(a) for j in self.blocks(b)),
+                           key=lambda t: (-self.tile_cost(*t), t))
+            mine = set()
+            for i, j in tiles:
+                taker = a if load[a] <= load[b] else b
+                load[taker] += self.tile_cost(i, j)
+                if taker == a:
+                    mine.add((i, j))
+            shares[a] = frozenset(mine)
+        return shares
 
 
 def run_pairwise(emb: Embeddings, analyzers: Sequence[Any], *, device: torch.device,
@@ -364,11 +423,32 @@ def run_pairwise(emb: Embeddings, analyzers: Sequence[Any], *, device: torch.dev
 
 
 @dataclass
-class GatheredLists:
-    """Final neighbour lists of every row (what :class:`~geometry_probe.analyzers.knn.Knn` reads)."""
+class RankLists:
+    """Final neighbour lists of this rank's rows ``[start, start + len)``, what
+    :class:`~geometry_probe.analyzers.knn.Knn` reads (it sums its per-row terms over the ranks)."""
 
     similarities: Tensor
     indices: Tensor
+    start: int
+
+    def gathered(self) -> RankLists:
+        """The lists of all rows, in row order, on every rank (an ``all_gather``: N·k·12 bytes each)."""
+        ctx = context()
+        assert ctx is not None
+        comm = _comm_device()
+        sizes = torch.tensor([self.start, self.indices.shape[0]], dtype=torch.int64, device=comm)
+        spans = [torch.empty_like(sizes) for _ in range(ctx.world_size)]
+        dist.all_gather(spans, sizes)
+        longest = max(int(n) for _, n in spans)
+        parts = []
+        for values, fill in ((self.similarities, -math.inf), (self.indices, 0)):
+            padded = torch.full((longest, values.shape[1]), fill, dtype=values.dtype, device=comm)
+            padded[:values.shape[0]] = values.to(comm)
+            chunks = [torch.empty_like(padded) for _ in range(ctx.world_size)]
+            dist.all_gather(chunks, padded)
+            order = sorted(range(ctx.world_size), key=lambda r: int(spans[r][0]))
+            parts.append(torch.cat([chunks[r][:int(spans[r][1])] for r in order]).to(values.device))
+        return RankLists(*parts, start=0)
 
 
 def ring_pass(emb: Embeddings, consumers: Sequence[Any], *, device: torch.device,
@@ -376,7 +456,7 @@ def ring_pass(emb: Embeddings, consumers: Sequence[Any], *, device: torch.device
     """One distributed walk over the upper-triangle tiles; returns the reduced consumers.
 
     Pair sums come back all-reduced (the same on every rank); neighbour lists come back as
-    :class:`GatheredLists` of all N rows on every rank.
+    :class:`RankLists` of this rank's rows (``.gathered()`` collects all N rows).
     """
     ctx = context()
     assert ctx is not None
@@ -421,7 +501,8 @@ def ring_pass(emb: Embeddings, consumers: Sequence[Any], *, device: torch.device
                     _reduce_pair_sums(part, device) if isinstance(part, PairSums) else _reduce_sums(part, device)
                 out.append(c)
             else:
-                out.append(lists.pop(0).gathered())
+                ring = lists.pop(0)
+                out.append(RankLists(ring.own.similarities, ring.own.indices, ring.lo))
         return out
 
 
@@ -514,16 +595,18 @@ def _reduce_pair_sums(sums: PairSums, device: torch.device) -> PairSums:
     return sums
 
 
-class _RingLists:
+class _RingLists(NeighbourLists):
     """Top-k neighbour lists of this rank's rows, plus partial lists of the visiting rows.
 
-    Tiles arrive with global slices; each updates its rows (top-k along the tile) and its
-    columns (top-k along a transposed copy), exactly as
-    :class:`~geometry_probe.functional.knn.NeighbourLists` does in one process.
+    Tiles arrive with global slices; :meth:`NeighbourLists.add_tile` (inherited: the same top-k
+    along the tile's rows and along a transposed copy for its columns as in one process) hands the
+    winners to :meth:`_merge`, which sends them to the lists of this rank's rows or of the visiting
+    rows. The inherited ``similarities``/``indices`` hold no rows: the lists live in ``own`` and ``guest``.
     """
 
     def __init__(self, k: int, plan: BlockPlan, rank: int, device: torch.device) -> None:
-        self.k, self.plan, self.rank, self.device = k, plan, rank, device
+        super().__init__(0, k, n_candidates=plan.n_samples, device=device)
+        self.plan, self.rank, self.device = plan, rank, device
         self.lo, self.hi = plan.rows(rank)
         self.own = NeighbourLists(self.hi - self.lo, k, n_candidates=plan.n_samples, device=device)
         self.guest: NeighbourLists | None = None
@@ -536,16 +619,6 @@ class _RingLists:
         self.guest_rank = other
         self.guest = NeighbourLists(self.guest_hi - self.guest_lo, self.k, n_candidates=self.plan.n_samples,
                                     device=self.device)
-
-    def add_tile(self, tile: Tile) -> None:
-        sims = tile.cosine
-        if tile.diagonal:
-            sims = sims.clone()
-            sims.fill_diagonal_(-math.inf)
-        self._merge(tile.rows, *sims.topk(min(self.k, sims.shape[1]), dim=1), offset=tile.cols.start)
-        if not tile.diagonal:
-            columns = sims.T.contiguous()
-            self._merge(tile.cols, *columns.topk(min(self.k, sims.shape[0]), dim=1), offset=tile.rows.start)
 
     def _merge(self, rows: slice, top: Tensor, pos: Tensor, *, offset: int) -> None:
         if self.lo <= rows.start < self.hi:
@@ -568,18 +641,3 @@ class _RingLists:
         if n_own:
             self.own._merge(slice(0, n_own), sims_in, index_in, offset=0)
         self.guest = None
-
-    def gathered(self) -> GatheredLists:
-        """Every rank's lists, concatenated in row order, on every rank."""
-        world, longest = self.plan.world_size, max(self.plan.rows(r)[1] - self.plan.rows(r)[0]
-                                                   for r in range(self.plan.world_size))
-        parts = []
-        for values, fill in ((self.own.similarities, -math.inf), (self.own.indices, 0)):
-            comm = _comm_device()
-            padded = torch.full((longest, self.k), fill, dtype=values.dtype, device=comm)
-            padded[:values.shape[0]] = values.to(comm)
-            chunks = [torch.empty_like(padded) for _ in range(world)]
-            dist.all_gather(chunks, padded)
-            sizes = [self.plan.rows(r)[1] - self.plan.rows(r)[0] for r in range(world)]
-            parts.append(torch.cat([c[:n] for c, n in zip(chunks, sizes)]).to(self.device))
-        return GatheredLists(*parts)

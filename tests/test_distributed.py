@@ -20,7 +20,7 @@ import torch.multiprocessing as mp
 import geometry_probe as gp
 import geometry_probe.analyzers.contrastive as contrastive
 import geometry_probe.pairwise as pairwise
-from geometry_probe.distributed import BlockPlan, row_range
+from geometry_probe.distributed import ROW_COST, BlockPlan, row_range
 from geometry_probe.functional.contrastive import PairSums, all_pair_sums
 from geometry_probe.functional.knn import NeighbourLists, knn_search
 
@@ -58,6 +58,9 @@ def _worker(rank, world, port, folder):
     out["sampled"], out["meta"] = sampled.scalars(), sampled.meta
     lists, sums = distributed.ring_pass(emb, [NeighbourLists(emb.n_samples, K), PairSums(t=2.0, threshold=0.5)],
                                         device=torch.device("cpu"), tile=RING_TILE)
+    lo, hi = distributed.BlockPlan(emb.n_samples, RING_TILE, world).rows(rank)
+    assert (lists.start, lists.indices.shape[0]) == (lo, hi - lo)                 # this rank's rows only
+    lists = lists.gathered()
     out["lists"] = (lists.similarities.numpy(), lists.indices.numpy())
     out["sums"] = _pair_sums(sums)
     bad = gp.Embeddings(np.load(folder / "bad.npy"))                  # NaN in the last rank's rows only
@@ -189,6 +192,50 @@ def test_block_plan_computes_every_tile_once():
         B = plan.n_blocks
         assert seen == {(i, j): 1 for i in range(B) for j in range(i, B)}
         assert [plan.rows(r) for r in range(world)][-1][1] == N
+        work = [plan.work(r) for r in range(world)]
+        assert sum(work) == sum(plan.tile_cost(i, j) for i in range(B) for j in range(i, B))
+
+
+@pytest.mark.parametrize("N, tile, world", [(40_000, 2048, 2), (100, 64, 2), (300, 16, 4), (10_000, 333, 2)])
+def test_block_plan_shares_the_half_step_tiles_by_cost(N, tile, world):
+    """Ranks that meet at the half-way step split their tiles so that their modelled work differs by at
+    most one tile's, and the busiest rank has no more than under a split by parity; 40,000 rows in 2048-row
+    tiles leave rank 1 a 1088-row last block: by parity rank 0 gets 5% more tile area than rank 1 (1.8%
+    more modelled work than the mean), by cost 0.3% at most."""
+    plan = BlockPlan(N, tile, world)
+    second = min(tile, N - tile)                                                      # rows of block 1
+    assert plan.tile_cost(0, 1) == tile * second + ROW_COST * (tile + second)         # |I||J| + c(|I| + |J|)
+    assert plan.tile_cost(0, 0) == tile * tile + ROW_COST * tile                      # a diagonal tile
+    work = [plan.work(r) for r in range(world)]
+    for a in range(world // 2):
+        assert abs(work[a] - work[a + world // 2]) <= plan.tile_cost(0, 1)
+    by_parity = BlockPlan(N, tile, world)
+    object.__setattr__(by_parity, "_half_step_tiles", {a: frozenset(
+        (i, j) for i in by_parity.blocks(a) for j in by_parity.blocks(a + world // 2) if (i + j) % 2 == 0)
+        for a in range(world // 2)})
+    assert max(work) <= max(by_parity.work(r) for r in range(world))
+    if (N, tile) == (40_000, 2048):
+        mean = sum(work) / 2
+        assert max(work) / mean < 1.003 and max(by_parity.work(r) for r in range(2)) / mean > 1.015
+
+
+def test_neighbour_lists_break_ties_by_index_whatever_the_merge_order():
+    """Exactly tied similarities rank the lower row index first, so the lists do not depend on the order
+    in which tiles (or ranks' partial lists) are merged: 30 rows that are the basis vectors e_(i mod 4),
+    k = 5, have cosines exactly 1 (same residue) or 0; the neighbours of row i are the five lowest other
+    rows of its residue, in 7-row tiles fed in order and in reverse."""
+    N, k = 30, 5
+    X = torch.eye(4)[torch.arange(N) % 4]
+    tiles = [pairwise.Tile(t.rows, t.cols, t.cosine.clone()) for t in pairwise.cosine_tiles(X, tile=7)]
+    expected = np.array([[j for j in range(N) if j % 4 == i % 4 and j != i][:k] for i in range(N)])
+    for order in (tiles, tiles[::-1]):
+        lists = NeighbourLists(N, k)
+        for t in order:
+            lists.add_tile(t)
+        np.testing.assert_array_equal(lists.indices.numpy(), expected)
+        np.testing.assert_array_equal(lists.similarities.numpy(), np.ones((N, k), dtype=np.float32))
+    with pytest.raises(ValueError, match="32-bit row index"):             # the tie key holds the index in 32 bits
+        NeighbourLists(0, k, n_candidates=2**32 + 1)
 
 
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not installed")

@@ -212,15 +212,17 @@ class ContrastivePass:
 
 
 def _tolerance(emb: Embeddings, device: torch.device) -> tuple[float, float]:
-    """Tolerance (conditional, joint) from per-class sums of unit rows, streamed."""
+    """Tolerance (conditional, joint) from per-class sums of unit rows, streamed (under
+    ``torch.distributed`` each rank its own rows, the sums added over the ranks)."""
     C = emb.n_classes
     sums = torch.zeros((C, emb.n_features), dtype=torch.float64, device=device)
-    counts = np.zeros(C)
-    for X, y, offset in emb.batches(chunk_rows(emb.n_features), device=device):
+    counts = torch.zeros(C, dtype=torch.float64)
+    for X, y, offset in distributed.local_batches(emb, chunk_rows(emb.n_features), device=device):
         U = X.to(torch.float64) * inverse_norms(X, offset=offset).to(torch.float64)[:, None]
         sums.index_add_(0, y.to(device=device, dtype=torch.int64), U)
-        counts += np.bincount(y.cpu().numpy(), minlength=C)
-    return F.tolerance_from_class_sums(sums.cpu().numpy(), counts)
+        counts += torch.bincount(y.cpu(), minlength=C).to(torch.float64)
+    totals = distributed.sum_over_ranks(torch.cat([sums.cpu().flatten(), counts]))
+    return F.tolerance_from_class_sums(totals[:-C].view(C, -1).numpy(), totals[-C:].numpy())
 
 
 def _sampled_distance_cv(cos: torch.Tensor) -> dict[str, float]:

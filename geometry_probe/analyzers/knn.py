@@ -64,39 +64,60 @@ class Knn(PairwiseAnalyzer):
         return self.exact if self.exact is not None else n_samples * (n_samples - 1) / 2 <= self.pair_budget
 
     def start(self, emb: Embeddings, *, device: torch.device) -> F.NeighbourLists | None:
-        """Running neighbour lists of every row for the shared pass, or ``None`` above the budget."""
+        """Running neighbour lists of every row for the shared pass, or ``None`` above the budget
+        (under ``torch.distributed``: lists of no rows that carry ``k``; the ring pass keeps each rank's own)."""
         if not self._exact(emb.n_samples):
             return None
-        return F.NeighbourLists(emb.n_samples, self._k(emb.n_samples), device=device)
+        rows = 0 if distributed.context() is not None else emb.n_samples    # ranks keep their own rows' lists
+        return F.NeighbourLists(rows, self._k(emb.n_samples), n_candidates=emb.n_samples, device=device)
 
-    def finish(self, emb: Embeddings, X: torch.Tensor | None, consumer: F.NeighbourLists | None, *,
+    def finish(self, emb: Embeddings, X: torch.Tensor | None,
+               consumer: F.NeighbourLists | distributed.RankLists | None, *,
                device: torch.device, dtype: torch.dtype) -> Result:
-        """Metrics from the neighbour lists (all rows, or a seeded sample of query rows)."""
+        """Metrics from the neighbour lists (all rows, or a seeded sample of query rows).
+
+        Under ``torch.distributed`` the exact pass leaves each rank the lists of its own rows
+        (:class:`~geometry_probe.distributed.RankLists`): each rank computes the per-row terms of
+        its rows (k-occurrence counts, correct votes, TwoNN's kept rows and log ratios) and one
+        ``all_reduce`` sums them, so no rank reads or receives the lists of all N rows.
+        """
         N = emb.n_samples
         k = min(self.k, N - 1)
         notes: list[str] = []
+        sharded = isinstance(consumer, distributed.RankLists)
         if consumer is not None:
             sims, index, rows = consumer.similarities, consumer.indices, None
+            queries: slice | np.ndarray = slice(consumer.start, consumer.start + len(index)) if sharded else slice(N)
+            n_queries = N
             estimator = "exact, all rows"
         else:
             sims, index, rows = self._sampled(emb, device, dtype)
+            queries, n_queries = rows, len(rows)
             estimator = f"exact neighbours of {len(rows)} sampled query rows"
             notes.append(f"N={N} exceeds the pair budget {self.pair_budget:.3g}: accuracy and TwoNN use the exact "
                          f"neighbours (among all {N} rows) of {len(rows)} seeded random query rows (stderr given); "
                          "hubness counts occurrences in those queries' lists only; pass exact=True (--exact) "
                          "for all rows.")
         occurrence = F.k_occurrence(index[:, :k], N)
-        scalars = {"hubness_skew": F.hubness_skewness(index[:, :k], N),
-                   "k_occurrence_max": float(occurrence.max()),
-                   "twonn_id": F.twonn_dimension(sims) if sims.shape[1] >= 2 else math.nan}
-        if math.isnan(scalars["hubness_skew"]):
-            notes.append("hubness_skew is NaN: every row occurs equally often in the neighbour lists (σ = 0).")
+        kept, log_ratios = F.twonn_sums(sims) if sims.shape[1] >= 2 else (0.0, 0.0)
+        correct = None
         if emb.labels is not None:
             labels = torch.as_tensor(emb.labels, device=sims.device)
-            query_labels = labels if rows is None else labels[torch.as_tensor(rows, device=sims.device)]
+            query_labels = labels[queries] if isinstance(queries, slice) else labels[torch.as_tensor(queries,
+                                                                                                    device=sims.device)]
             correct = F.weighted_knn_correct(sims[:, :k], index[:, :k], labels, query_labels,
                                              int(emb.labels.max()) + 1, temperature=self.temperature)
-            scalars["accuracy"] = float(correct.mean())
+        n_correct = float(correct.sum()) if correct is not None else 0.0
+        if sharded:                                     # this rank's rows: sum the per-row terms over the ranks
+            totals = distributed.sum_over_ranks(torch.from_numpy(np.append(occurrence, [n_correct, kept, log_ratios])))
+            occurrence, (n_correct, kept, log_ratios) = totals[:N].numpy(), totals[N:].tolist()
+        scalars = {"hubness_skew": F.occurrence_skewness(occurrence),
+                   "k_occurrence_max": float(occurrence.max()),
+                   "twonn_id": kept / log_ratios if sims.shape[1] >= 2 and log_ratios > 0 else math.nan}
+        if math.isnan(scalars["hubness_skew"]):
+            notes.append("hubness_skew is NaN: every row occurs equally often in the neighbour lists (σ = 0).")
+        if correct is not None:
+            scalars["accuracy"] = n_correct / n_queries
             if rows is not None:
                 scalars["accuracy_stderr"] = float(correct.std() / math.sqrt(len(rows)))
         else:

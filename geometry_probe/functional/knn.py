@@ -26,7 +26,9 @@ class NeighbourLists:
     Each tile updates its rows (``topk`` along the tile's rows) and its columns (``topk``
     along the rows of a contiguous transposed copy: one tile-sized temporary, faster on CPU
     than a strided ``topk`` down the columns); the k winners merge with the running lists (a
-    (rows, 2k) ``topk``). Self-matches are excluded by position.
+    (rows, 2k) ``topk``) that ranks exactly tied similarities by the lower row index, so the lists do
+    not depend on the order in which candidates are merged (``torch.distributed`` ranks merge them
+    in another order than one process). Self-matches are excluded by position.
 
     Parameters
     ----------
@@ -44,6 +46,9 @@ class NeighbourLists:
         n_candidates = n_rows if n_candidates is None else n_candidates
         if not 1 <= k < n_candidates:
             raise ValueError(f"k must be in [1, {n_candidates - 1}] for {n_candidates} rows, got {k}.")
+        if n_candidates > 2**32:
+            raise ValueError(f"{n_candidates} rows: neighbour lists rank ties by a 32-bit row index; search fewer "
+                             "than 2**32 rows.")
         self.k = k
         self.similarities = torch.full((n_rows, k), -math.inf, device=device)
         self.indices = torch.zeros((n_rows, k), dtype=torch.long, device=device)
@@ -75,8 +80,17 @@ class NeighbourLists:
     def _merge(self, rows: slice, top: Tensor, pos: Tensor, *, offset: int) -> None:
         values = torch.cat([self.similarities[rows], top], dim=1)
         index = torch.cat([self.indices[rows], pos + offset], dim=1)
-        best, where = values.topk(self.k, dim=1)
-        self.similarities[rows], self.indices[rows] = best, index.gather(1, where)
+        where = _ranking_keys(values, index).topk(self.k, dim=1).indices
+        self.similarities[rows], self.indices[rows] = values.gather(1, where), index.gather(1, where)
+
+
+def _ranking_keys(values: Tensor, index: Tensor) -> Tensor:
+    """int64 keys that order candidates by float32 similarity, exact ties by the lower row index (< 2³²):
+    the float's bits mapped to an order-preserving int32 in the high half, ``2³² − 1 − index`` in the low
+    half. The top k by these keys is the same whatever the order in which candidates were merged."""
+    bits = values.contiguous().view(torch.int32)
+    ordered = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits).to(torch.int64)      # negative floats: reverse their order
+    return (ordered << 32) | (0xFFFFFFFF - index)
 
 
 def knn_search(X: Tensor, k: int, *, tile: int | None = None) -> tuple[Tensor, Tensor]:
@@ -191,7 +205,12 @@ def hubness_skewness(indices: Tensor, n_samples: int) -> float:
     >>> hubness_skewness(torch.tensor([[1], [0], [3], [2]]), 4)  # every point occurs once
     nan
     """
-    occurrence = k_occurrence(indices, n_samples)
+    return occurrence_skewness(k_occurrence(indices, n_samples))
+
+
+def occurrence_skewness(occurrence: np.ndarray) -> float:
+    """Population skewness of k-occurrence counts (:func:`k_occurrence`): :func:`hubness_skewness`
+    from counts that may have been summed over the row shards of several processes."""
     centred = occurrence - occurrence.mean()
     sigma = math.sqrt(float((centred**2).mean()))
     return float((centred**3).mean()) / sigma**3 if sigma > 1e-12 else math.nan
@@ -224,7 +243,12 @@ def twonn_dimension(similarities: Tensor) -> float:
     >>> round(twonn_dimension(s), 6) == round(1 / math.log(1.5), 6)
     True
     """
+    kept, log_ratios = twonn_sums(similarities)
+    return kept / log_ratios if log_ratios > 0 else math.nan
+
+
+def twonn_sums(similarities: Tensor) -> tuple[float, float]:
+    r"""``(N', Σ ln(r₂/r₁))`` of :func:`twonn_dimension` (additive over rows: a row shard's share)."""
     r = torch.sqrt((2 - 2 * similarities[:, :2].to(torch.float64)).clamp_min(0))
     keep = r[:, 0] > 0
-    ratio = torch.log(r[keep, 1] / r[keep, 0])
-    return float(keep.sum() / ratio.sum()) if ratio.sum() > 0 else math.nan
+    return float(keep.sum()), float(torch.log(r[keep, 1] / r[keep, 0]).sum())
