@@ -313,3 +313,23 @@ def test_weighted_knn_vote_matches_a_naive_loop_with_ties(n_classes):
         expected.append(float(min(c for c, v in votes.items() if v == top) == int(queries[i])))
     got = weighted_knn_correct(sims, idx, labels, queries, n_classes).numpy()
     np.testing.assert_array_equal(got, expected)
+
+
+def test_pair_means_of_full_size_tiles_match_float64():
+    # 3,000 rows fill 2048² float32 tiles; a whole-tile float32 vector_norm was off by ~2e-4 relative
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((3000, 32)).astype(np.float32)
+    Y = X + 0.3 * rng.standard_normal(X.shape).astype(np.float32)
+    res = gp.analyze(X, ["contrastive", "fmicl"], params={"fmicl": {"views": Y}}, verdicts=False)
+    U = X.astype(np.float64) / np.linalg.norm(X.astype(np.float64), axis=1, keepdims=True)
+    cos = (U @ U.T)[np.triu_indices(len(U), 1)]
+    s = res.scalars()
+    assert s["contrastive/mean_abs_cosine"] == pytest.approx(np.abs(cos).mean(), rel=1e-6)
+    assert s["contrastive/mean_sq_cosine"] == pytest.approx((cos**2).mean(), rel=1e-6)
+    assert s["contrastive/uniformity"] == pytest.approx(np.log(np.exp(-2 * (2 - 2 * cos)).mean()), rel=1e-6)
+    d = np.sqrt(np.clip(2 - 2 * cos, 0, None))
+    assert s["contrastive/distance_cv"] == pytest.approx(d.std() / d.mean(), rel=1e-6)
+    V = Y.astype(np.float64) / np.linalg.norm(Y.astype(np.float64), axis=1, keepdims=True)
+    u_pos, u_neg = np.exp(-((U - V) ** 2).sum(1)), np.exp(-(2 - 2 * cos))     # σ = 1/√2: (2σ²)⁻¹ = 1
+    pearson = (2 * (u_pos - 1)).mean() - (u_neg**2 - 1).mean()
+    assert s["fmicl/objective_pearson"] == pytest.approx(pearson, rel=1e-6)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from geometry_probe.pairwise import Tile, inverse_norms, run_pass
+from geometry_probe.pairwise import Tile, inverse_norms, run_pass, sum64, sum_abs64, sum_sq64
 
 HIST_BINS = 200
 
@@ -71,10 +71,10 @@ class PairSums:
         kernel.exp_()
         if diagonal:
             kernel.fill_diagonal_(0.0)
-        tile_sums[0] = kernel.sum()
+        tile_sums[0] = sum64(kernel)
         if self.full:                     # norms: one read of the tile each, no temporary
-            tile_sums[1] = torch.linalg.vector_norm(cos, ord=1)
-            tile_sums[2] = torch.linalg.vector_norm(cos).square()
+            tile_sums[1] = sum_abs64(cos)
+            tile_sums[2] = sum_sq64(cos)
             if diagonal:
                 tile_sums[1] -= torch.diagonal(cos).abs().sum()
                 tile_sums[2] -= torch.diagonal(cos).square().sum()
@@ -370,8 +370,8 @@ class DistanceSums:
             dev.fill_diagonal_(0.0)
         weight = 0.5 if diagonal else 1.0
         self.count += weight * (cos.numel() - (cos.shape[0] if diagonal else 0))
-        # float32 tile sums (pairwise summation) of small centred values; the zeroed diagonal adds 0
-        self._sums += weight * torch.stack([dev.sum(), torch.linalg.vector_norm(dev).square()]).to(torch.float64)
+        # float32 row sums of small centred values, added in float64; the zeroed diagonal adds 0
+        self._sums += weight * torch.stack([sum64(dev), sum_sq64(dev)])
 
     @property
     def mean(self) -> float:

@@ -50,7 +50,7 @@ import torch
 from torch import Tensor
 
 from geometry_probe.exceptions import InvalidInputError
-from geometry_probe.pairwise import Tile, run_pass, unit_rows
+from geometry_probe.pairwise import Tile, run_pass, sum64, sum_sq64, unit_rows
 
 DIVERGENCES = ("kl", "js", "pearson", "sq_hellinger", "tsallis", "vlc")
 DEFAULT_SIGMA = 1 / math.sqrt(2)        # the paper's vision setting (2σ²)⁻¹ = 1
@@ -167,8 +167,7 @@ class FmiclSums:
         u = torch.clamp(cos, -1.0, 1.0).sub_(1.0).div_(self.sigma**2).exp_().mul_(self.mu)
         weight = 0.5 if diagonal else 1.0
         self.count += weight * (cos.numel() - (cos.shape[0] if diagonal else 0))
-        totals = torch.stack([_summed_conjugate(u, f, self.tsallis_alpha) for f in self.divergences])
-        totals = totals.to(torch.float64)               # float32 sums within the tile, float64 across tiles
+        totals = torch.stack([_summed_conjugate(u, f, self.tsallis_alpha) for f in self.divergences])   # float64
         if diagonal:
             d = torch.diagonal(u)
             totals -= torch.stack([conjugate_of_prime(d, f, tsallis_alpha=self.tsallis_alpha).sum()
@@ -184,20 +183,20 @@ class FmiclSums:
 
 def _summed_conjugate(u: Tensor, f: str, tsallis_alpha: float) -> Tensor:
     """:math:`\\sum f^*(f'(u))` over all entries of ``u``, as one transform and one reduction each
-    (the constants of the closed forms are added once: e.g. Pearson :math:`\\lVert u\\rVert^2 - n`)."""
+    (the constants of the closed forms are added once, in float64: e.g. Pearson :math:`\\lVert u\\rVert^2 - n`)."""
     n = u.numel()
     if f == "kl":
-        return u.sum()
+        return sum64(u)
     if f == "js":
-        return torch.log1p(u).sum() - n * math.log(2)
+        return sum64(torch.log1p(u)) - n * math.log(2)
     if f == "pearson":
-        return torch.linalg.vector_norm(u).square() - n
+        return sum_sq64(u) - n
     if f == "sq_hellinger":
-        return torch.sqrt(u).sum() - n
+        return sum64(torch.sqrt(u)) - n
     if f == "tsallis":
-        return torch.pow(u, tsallis_alpha).sum()
+        return sum64(torch.pow(u, tsallis_alpha))
     # VLC: 3 − 8/(1+u) + 4/(1+u)² = 4 (1/(1+u) − 1)² − 1
-    return 4 * torch.linalg.vector_norm(torch.add(u, 1.0).reciprocal_().sub_(1.0)).square() - n
+    return 4 * sum_sq64(torch.add(u, 1.0).reciprocal_().sub_(1.0)) - n
 
 
 def objectives(positive_sq_dist: np.ndarray | Tensor, negative_means: dict[str, float], *,
