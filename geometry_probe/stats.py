@@ -166,14 +166,16 @@ def _row_ranges(n_rows: int) -> list[slice]:
 
 
 def map_parallel(work: Callable[[Any], T], parts: list[Any]) -> list[T]:
-    """``work`` on every part (row ranges, matrices), on a shared thread pool when there are several.
+    """``work`` on every part (row ranges, matrices), on a shared thread pool when there are several
+    and torch may use more than one thread (``torch.set_num_threads``, ``OMP_NUM_THREADS``: the
+    budget every rank of ``torchrun`` gets).
 
     The pool's threads run NumPy work that releases the GIL (element-wise passes, BLAS on one
     thread), so a batch's NumPy work uses every core without waking BLAS's own thread pool.
     """
     global _POOL
-    if len(parts) == 1:
-        return [work(parts[0])]
+    if len(parts) == 1 or torch.get_num_threads() == 1:
+        return [work(part) for part in parts]
     if _POOL is None:
         _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="geometry_probe_rows")
     return list(_POOL.map(work, parts))
