@@ -28,46 +28,17 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
+from bench_pairwise import PeakAnon
 
 DA, DB = 1024, 768
 BATCH = 16384
 DATA = Path(os.environ.get("GEOPROBE_BENCH_DIR", "/tmp/geoprobe_bench_compare"))
 RESULTS = Path(__file__).parent / "results"
 RECALL_N, RECALL_D = 100_000, 256
-
-
-def _rss_anon():
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("RssAnon"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-class PeakAnon:
-    """High-water mark of RssAnon over its starting value, sampled every 5 ms by a thread."""
-
-    def __enter__(self):
-        self.base = self.peak = _rss_anon()
-        self._stop = False
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-        return self
-
-    def _watch(self):
-        while not self._stop:
-            self.peak = max(self.peak, _rss_anon())
-            time.sleep(0.005)
-
-    def __exit__(self, *exc):
-        self._stop = True
-        self._thread.join()
-        self.growth = self.peak - self.base
 
 
 def make_files(rows):
@@ -129,7 +100,7 @@ def case_cka(which, rows):
         elapsed = time.perf_counter() - start
     if which != "geoprobe":
         elapsed = elapsed_gemm
-    return {"seconds": elapsed, "peak_anon_mb": peak.growth / 2**20, "cka": cka}
+    return {"seconds": elapsed, "peak_anon_mb": peak.extra / 2**20, "cka": cka}
 
 
 def paired_data(n, d, seed=0):
@@ -169,7 +140,7 @@ def case_recall(which):
                     hits[f"{k}_{direction}"] = (found[:, :k] == truth).any(axis=1)
         elapsed = time.perf_counter() - start
     np.savez(DATA / f"hits_{which}.npz", **hits)
-    return {"seconds": elapsed, "peak_anon_mb": peak.growth / 2**20,
+    return {"seconds": elapsed, "peak_anon_mb": peak.extra / 2**20,
             "recall": {key: float(value.mean()) for key, value in hits.items()}}
 
 
