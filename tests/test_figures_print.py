@@ -16,6 +16,7 @@ from geometry_probe.layer_sweep import LayerSweep
 from geometry_probe.reporting import figure_style, paper_figures, static
 from geometry_probe.reporting.figure_inputs import read_runs
 from geometry_probe.trajectory import track, write_track_json
+from tests._cli import run_cli
 
 ODD = r"$\undefinedcmd$"
 POINTS_PER_INCH = 72
@@ -223,20 +224,6 @@ def test_bad_size_and_dpi_are_refused(results):
     assert figure_style.check_dpi(300.0) == 300
 
 
-def _geoprobe(args, capsys):
-    import sys
-
-    from geometry_probe.cli.main import main
-
-    saved, sys.argv = sys.argv, ["geoprobe", *map(str, args)]
-    try:
-        with pytest.raises(SystemExit) as info:
-            main()
-    finally:
-        sys.argv = saved
-    return info.value.code, capsys.readouterr()
-
-
 def test_cli_compare_overlays_runs_named_by_file_or_json(results, tmp_path, capsys):
     for stem in ("simclr", "byol"):
         results.to_json(tmp_path / f"{stem}.json")
@@ -244,18 +231,18 @@ def test_cli_compare_overlays_runs_named_by_file_or_json(results, tmp_path, caps
     named["name"] = "VICReg $λ$"
     (tmp_path / "third.json").write_text(json.dumps(named))
     runs = [tmp_path / f"{stem}.json" for stem in ("simclr", "byol", "third")]
-    code, out = _geoprobe(["figures", *runs, "--compare", "-o", tmp_path / "f", "--format", "svg", "--size", "full"],
+    code, _, err = run_cli(["figures", *runs, "--compare", "-o", tmp_path / "f", "--format", "svg", "--size", "full"],
                           capsys)
-    assert code == 0, out.err
+    assert code == 0, err
     written = sorted(p.name for p in (tmp_path / "f").iterdir())
     assert written == ["alignment_uniformity.svg", "compare_cosine_histogram.svg", "compare_metrics.svg",
                        "compare_spectra.svg"]
     svg = (tmp_path / "f" / "compare_spectra.svg").read_text()
     assert all(f">{name}</text>" in svg for name in ("simclr", "byol", "VICReg $λ$"))
     assert re.search(r'width="486pt"', svg)                                   # 6.75 in
-    code, out = _geoprobe(["figures", *runs[:2], "--compare", "--name", "A", "--name", "B $x$", "-o",
+    code, _, err = run_cli(["figures", *runs[:2], "--compare", "--name", "A", "--name", "B $x$", "-o",
                            tmp_path / "g", "--format", "svg"], capsys)
-    assert code == 0, out.err
+    assert code == 0, err
     svg = (tmp_path / "g" / "compare_spectra.svg").read_text()
     assert ">A</text>" in svg and ">B $x$</text>" in svg and ">simclr</text>" not in svg
 
@@ -263,13 +250,13 @@ def test_cli_compare_overlays_runs_named_by_file_or_json(results, tmp_path, caps
 def test_cli_layer_sweep_and_trajectory_files(results, trajectory, sweep_rows, tmp_path, capsys):
     layer_results = {row["layer"]: results for row in sweep_rows}
     LayerSweep(sweep_rows, layer_results, {"n_samples": 100}).to_json(tmp_path / "layers.json")
-    code, out = _geoprobe(["figures", tmp_path / "layers.json", "-o", tmp_path / "l", "--format", "png", "--dpi",
+    code, _, err = run_cli(["figures", tmp_path / "layers.json", "-o", tmp_path / "l", "--format", "png", "--dpi",
                            "100"], capsys)
-    assert code == 0, out.err
+    assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "l").iterdir()) == ["layer_curves.png", "layer_spectra.png"]
     assert _png_size((tmp_path / "l" / "layer_curves.png").read_bytes())[0] == 325          # 3.25 in x 100 dpi
     write_track_json(trajectory, tmp_path / "t.json")
-    code, out = _geoprobe(["figures", tmp_path / "t.json", "-o", tmp_path / "t", "--format", "png"], capsys)
+    code, _, err = run_cli(["figures", tmp_path / "t.json", "-o", tmp_path / "t", "--format", "png"], capsys)
     assert code == 0 and sorted(p.name for p in (tmp_path / "t").iterdir()) == ["alignment_uniformity.png",
                                                                               "trajectory.png"]
     runs = read_runs([tmp_path / "t.json", tmp_path / "t.json"])
@@ -304,7 +291,7 @@ def test_cli_bad_figure_options_are_one_line_exit_2(results, trajectory, tmp_pat
     results.to_json(tmp_path / "b")
     write_track_json(trajectory, tmp_path / "t")
     (tmp_path / "bad").write_text(json.dumps({"rows": [{"layer": "x", "spectrum/rankme": "high"}], "results": {}}))
-    code, out = _geoprobe(["figures", *[tmp_path / a if a in ("a", "b", "t", "bad") else a for a in args], "-o",
+    code, _, err = run_cli(["figures", *[tmp_path / a if a in ("a", "b", "t", "bad") else a for a in args], "-o",
                            tmp_path / "out"], capsys)
-    assert code == 2 and message in out.err and len(out.err.strip().splitlines()) == 1
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

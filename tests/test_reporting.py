@@ -13,6 +13,7 @@ import geometry_probe as gp
 from geometry_probe.baselines import uniformity_uniform_sphere
 from geometry_probe.reporting import interactive, static
 from geometry_probe.reporting.html_report import script_json, write_report
+from tests._cli import run_cli
 
 HOSTILE = "</script><script>document.title='pwned'</script>"
 
@@ -253,39 +254,25 @@ def test_report_renders_in_headless_chromium(results, report, tmp_path):
     assert ok_green.sum() > 500
 
 
-def _geoprobe(args, capsys):
-    import sys
-
-    from geometry_probe.cli.main import main
-
-    saved, sys.argv = sys.argv, ["geoprobe", *map(str, args)]
-    try:
-        with pytest.raises(SystemExit) as info:
-            main()
-    finally:
-        sys.argv = saved
-    return info.value.code, capsys.readouterr()
-
-
 def test_cli_analyze_report_figures_and_report(tmp_path, capsys):
     X, y = gp.datasets.make_simplex_etf(3, 8, 40, noise=0.3)
     np.save(tmp_path / "x.npy", X.astype(np.float32))
     np.save(tmp_path / "y.npy", y)
-    code, _ = _geoprobe(["analyze", tmp_path / "x.npy", "--labels", tmp_path / "y.npy", "--analyzers",
+    code, _, _ = run_cli(["analyze", tmp_path / "x.npy", "--labels", tmp_path / "y.npy", "--analyzers",
                          "spectrum,orthogonality", "--json", tmp_path / "r.json", "--report", tmp_path / "a.html",
                          "--project", "pca"], capsys)
     assert code == 0
     specs = _figure_specs((tmp_path / "a.html").read_text())
     assert {"figure-spectrum-spectrum", "figure-projection-projection", "figure-orthogonality-simo"} <= set(specs)
-    code, out = _geoprobe(["figures", tmp_path / "r.json", "-o", tmp_path / "figs", "--format", "png"], capsys)
+    code, _, err = run_cli(["figures", tmp_path / "r.json", "-o", tmp_path / "figs", "--format", "png"], capsys)
     assert code == 0 and sorted(p.name for p in (tmp_path / "figs").iterdir()) == [
         "class_mean_cosine.png", "projection.png", "simo.png", "spectrum.png", "verdicts.png"]
-    code, _ = _geoprobe(["report", tmp_path / "r.json", "-o", tmp_path / "b.html", "--static"], capsys)
+    code, _, _ = run_cli(["report", tmp_path / "r.json", "-o", tmp_path / "b.html", "--static"], capsys)
     assert code == 0 and "<script" not in (tmp_path / "b.html").read_text()
-    code, out = _geoprobe(["report", tmp_path / "r.json", "-o", tmp_path / "r.json"], capsys)
-    assert code == 2 and "refusing to overwrite an input" in out.err
-    code, out = _geoprobe(["figures", tmp_path / "r.json", "-o", tmp_path / "figs", "--format", "jpg"], capsys)
-    assert code == 2 and "jpg" in out.err
+    code, _, err = run_cli(["report", tmp_path / "r.json", "-o", tmp_path / "r.json"], capsys)
+    assert code == 2 and "refusing to overwrite an input" in err
+    code, _, err = run_cli(["figures", tmp_path / "r.json", "-o", tmp_path / "figs", "--format", "jpg"], capsys)
+    assert code == 2 and "jpg" in err
 
 
 def test_cli_figures_of_a_trajectory_marks_onsets(tmp_path, capsys):
@@ -296,7 +283,7 @@ def test_cli_figures_of_a_trajectory_marks_onsets(tmp_path, capsys):
                                   for s in range(4)], "onsets": {"over_fusion": {"path": "e2", "step": 2}}}
     assert _figure_data.trajectory_keys(trajectory) == ["spectrum/rankme"]
     (tmp_path / "t.json").write_text(json.dumps(trajectory))
-    code, _ = _geoprobe(["figures", tmp_path / "t.json", "-o", tmp_path / "figs", "--format", "svg"], capsys)
+    code, _, _ = run_cli(["figures", tmp_path / "t.json", "-o", tmp_path / "figs", "--format", "svg"], capsys)
     assert code == 0 and [p.name for p in (tmp_path / "figs").iterdir()] == ["trajectory.svg"]
     svg = (tmp_path / "figs" / "trajectory.svg").read_text()
     assert ">over_fusion onset, epoch 2</text>" in svg and ">rankme</text>" in svg   # unit: paths e0..e3
